@@ -1,0 +1,154 @@
+"""Keys, addresses and domain-separated Ed25519 signatures (DESIGN.md section 3).
+
+A signature covers `b"pocnet/v1/" + chain_id + b"/" + kind + b"/" + sha256(encoding without signature)`.
+The chain id comes from the genesis and the kind names the structure, so a signature made for one
+network, or for one kind of message, is worthless anywhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
+
+import nacl.bindings
+import nacl.exceptions
+import nacl.signing
+
+from protocols.encoding import Len, unsigned_digest, wire
+
+ADDRESS_LEN = 20
+Address = Annotated[bytes, Len(ADDRESS_LEN)]
+PublicKey = Annotated[bytes, Len(32)]
+SignatureBytes = Annotated[bytes, Len(64)]
+ZERO_ADDRESS = bytes(ADDRESS_LEN)
+SIGNATURE_PREFIX = b"pocnet/v1/"
+
+
+def address_of(public_key: bytes) -> bytes:
+    """Address = the first 20 bytes of SHA-256 of the Ed25519 public key."""
+    return hashlib.sha256(public_key).digest()[:ADDRESS_LEN]
+
+
+def hex_address(address: bytes) -> str:
+    return "0x" + address.hex()
+
+
+def parse_address(text: str) -> bytes:
+    """Parse `0x` + 40 hex digits, with an error that says what was wrong."""
+    body = text[2:] if text.startswith(("0x", "0X")) else text
+    try:
+        raw = bytes.fromhex(body)
+    except ValueError:
+        raise ValueError(f"address {text!r} is not hexadecimal") from None
+    if len(raw) != ADDRESS_LEN:
+        raise ValueError(f"address {text!r} has {len(raw)} bytes, expected {ADDRESS_LEN}")
+    return raw
+
+
+def signing_message(chain_id: str, kind: str, payload_digest: bytes) -> bytes:
+    return SIGNATURE_PREFIX + chain_id.encode() + b"/" + kind.encode() + b"/" + payload_digest
+
+
+@wire(tag=1)
+@dataclass(frozen=True)
+class Signature:
+    """An Ed25519 signature together with the key that made it (the signer's address derives from the key)."""
+
+    public_key: PublicKey
+    signature: SignatureBytes
+
+    @property
+    def signer(self) -> bytes:
+        return address_of(self.public_key)
+
+
+EMPTY_SIGNATURE = Signature(bytes(32), bytes(64))
+
+
+class Keypair:
+    """A node's Ed25519 key: libp2p identity, account and signer at once."""
+
+    def __init__(self, seed: bytes) -> None:
+        self._key = nacl.signing.SigningKey(seed)
+        self.seed = seed
+        self.public_key = bytes(self._key.verify_key)
+        self.address = address_of(self.public_key)
+
+    @classmethod
+    def generate(cls) -> Keypair:
+        return cls(bytes(nacl.signing.SigningKey.generate()))
+
+    @classmethod
+    def from_name(cls, name: str) -> Keypair:
+        """A deterministic key for tests and simulations; never for real funds."""
+        return cls(hashlib.sha256(b"pocnet-test-key/" + name.encode()).digest())
+
+    def sign_raw(self, message: bytes) -> Signature:
+        return Signature(self.public_key, self._key.sign(message).signature)
+
+    def sign_digest(self, chain_id: str, kind: str, payload_digest: bytes) -> Signature:
+        return self.sign_raw(signing_message(chain_id, kind, payload_digest))
+
+
+def verify_raw(signature: Signature, message: bytes) -> bool:
+    try:
+        nacl.bindings.crypto_sign_open(signature.signature + message, signature.public_key)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError, TypeError):
+        return False
+    return True
+
+
+class SignedMixin:
+    """For wire types whose last field is `signature: Signature` over the rest of the encoding.
+
+    Subclasses set `SIGNATURE_KIND`, the domain-separation word in the signed message.
+    """
+
+    SIGNATURE_KIND = ""
+    __wire_signed__ = True
+    signature: Signature
+
+    @property
+    def payload_digest(self) -> bytes:
+        """SHA-256 of the encoding without the signature: what the signature covers, and the object's id."""
+        return unsigned_digest(self)
+
+    @property
+    def signer(self) -> bytes:
+        return self.signature.signer
+
+
+def sign(keypair: Keypair, chain_id: str, unsigned: Any) -> Any:
+    """Return a copy of `unsigned` (whose signature field is a placeholder) signed by `keypair`."""
+    sig = keypair.sign_digest(chain_id, unsigned.SIGNATURE_KIND, unsigned_digest(unsigned))
+    return replace(unsigned, signature=sig)
+
+
+class SignatureVerifier:
+    """Verifies signed wire objects for one chain, remembering results so each signature is checked once.
+
+    Orders travel many times (gossip, re-announcements, inside MatchOrders); Ed25519 verification is the
+    dominant cost of handling them, so the outcome is cached by (payload digest, key, signature). The cache
+    is bounded; eviction only costs a re-verification.
+    """
+
+    def __init__(self, chain_id: str, capacity: int = 100_000) -> None:
+        self.chain_id = chain_id
+        self._capacity = capacity
+        self._cache: OrderedDict[tuple[bytes, bytes, bytes], bool] = OrderedDict()
+        self.verifications = 0
+
+    def verify(self, obj: SignedMixin) -> bool:
+        sig = obj.signature
+        key = (obj.payload_digest, sig.public_key, sig.signature)
+        known = self._cache.get(key)
+        if known is not None:
+            return known
+        self.verifications += 1
+        ok = verify_raw(sig, signing_message(self.chain_id, obj.SIGNATURE_KIND, key[0]))
+        self._cache[key] = ok
+        if len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
+        return ok

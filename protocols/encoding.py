@@ -1,0 +1,347 @@
+"""Canonical msgpack encoding of frozen dataclasses ("wire types").
+
+Every structure that crosses the network or goes to storage is a frozen dataclass registered with
+`@wire(tag)`. Its one encoding is a msgpack array `[tag, version, field_1, ..., field_n]` in declaration
+order; a nested wire value is a nested array of the same shape, so a field may hold one of several wire
+types (a union) and the tag says which.
+
+Decoding is strict, because every byte from the network is untrusted:
+- the input is bounded in size, containers in length, and maps, extension types and floats are refused;
+- the bytes must be the canonical encoding of what they decode to (re-encoding gives them back), so one
+  value has exactly one encoding and one hash;
+- every field must have its exact declared type (`True` is not an int, a list is not bytes) and satisfy
+  the constraints attached with `typing.Annotated` (`Len`, `MaxLen`, `Range`);
+- no missing or unknown fields, no trailing bytes.
+Anything else raises `DecodeError` with a reason. Depth is bounded by the schema itself: no wire type is
+recursive, so a value nests at most as deep as its declared type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import msgpack
+
+# py-libp2p silently drops gossip payloads over 1 MiB (reference/py-libp2p.md), so no message we accept
+# may be larger; bulk data travels over streams in chunks below this bound.
+MAX_MESSAGE_BYTES = 1 << 20
+# The largest container a wire type may hold unless its field says less: a block's transaction list
+# is the biggest legitimate one.
+MAX_CONTAINER_LEN = 10_000
+# Strings are names, descriptions and params; a longer one is abuse.
+MAX_STR_LEN = 64 * 1024
+UINT64_MAX = (1 << 64) - 1
+
+
+class DecodeError(ValueError):
+    """Raised for any input that is not the canonical encoding of a valid wire value."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Len:
+    """Exact length of a bytes field."""
+
+    n: int
+
+
+@dataclass(frozen=True)
+class MaxLen:
+    """Maximum length of a bytes, str or tuple field."""
+
+    n: int
+
+
+@dataclass(frozen=True)
+class Range:
+    """Inclusive bounds of an int field."""
+
+    lo: int
+    hi: int
+
+
+U64 = Annotated[int, Range(0, UINT64_MAX)]
+Bytes32 = Annotated[bytes, Len(32)]
+
+Converter = Callable[[Any], Any]
+T = TypeVar("T")
+
+_REGISTRY: dict[int, type] = {}
+
+
+def wire(tag: int, version: int = 1) -> Callable[[type[T]], type[T]]:
+    """Register a frozen dataclass as a wire type with a unique tag and a schema version.
+
+    The decoder for the class is built lazily on first use, so classes may refer to each other in any order.
+    """
+
+    def register(cls: type[T]) -> type[T]:
+        if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            raise TypeError(f"{cls.__name__} must be a frozen dataclass to be a wire type")
+        if tag in _REGISTRY:
+            raise TypeError(f"wire tag {tag} of {cls.__name__} is already used by {_REGISTRY[tag].__name__}")
+        _REGISTRY[tag] = cls
+        cls.__wire_tag__ = tag  # type: ignore[attr-defined]
+        cls.__wire_version__ = version  # type: ignore[attr-defined]
+        cls.__wire_fields__ = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[attr-defined]
+        return cls
+
+    return register
+
+
+def is_wire_type(cls: object) -> bool:
+    return isinstance(cls, type) and hasattr(cls, "__wire_tag__")
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+
+def _to_list(obj: Any) -> list[Any]:
+    """msgpack `default` hook: a wire value becomes its array; msgpack recurses into the fields."""
+    cls = type(obj)
+    try:
+        names = cls.__wire_fields__
+    except AttributeError:
+        raise TypeError(f"cannot encode a value of type {cls.__name__}") from None
+    return [cls.__wire_tag__, cls.__wire_version__, *[getattr(obj, name) for name in names]]
+
+
+def encode(obj: Any) -> bytes:
+    """The canonical encoding of a wire value."""
+    return msgpack.packb(obj, default=_to_list, use_bin_type=True)
+
+
+def encode_unsigned(obj: Any) -> bytes:
+    """The encoding of a wire value without its last field, which for signed types is the signature."""
+    return msgpack.packb(_to_list(obj)[:-1], default=_to_list, use_bin_type=True)
+
+
+def unsigned_digest(obj: Any) -> bytes:
+    """SHA-256 of `encode_unsigned(obj)`, memoised on the object (decoded values get it for free)."""
+    cached = obj.__dict__.get("_unsigned_digest")
+    if cached is None:
+        cached = hashlib.sha256(encode_unsigned(obj)).digest()
+        object.__setattr__(obj, "_unsigned_digest", cached)
+    return cached
+
+
+def digest(obj: Any) -> bytes:
+    """SHA-256 of the canonical encoding."""
+    return hashlib.sha256(encode(obj)).digest()
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def decode(expected: Any, data: bytes, max_size: int = MAX_MESSAGE_BYTES) -> Any:
+    """Decode `data` as `expected` (a wire type, or a union of wire types), strictly.
+
+    Raises DecodeError for anything that is not the canonical encoding of a valid value.
+    """
+    if type(data) is not bytes:
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_size:
+        raise DecodeError(f"message of {len(data)} bytes exceeds the limit of {max_size}")
+    try:
+        raw = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_str_len=MAX_STR_LEN,
+            max_bin_len=max_size,
+            max_array_len=MAX_CONTAINER_LEN,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except Exception as exc:  # msgpack raises a zoo of types (ExtraData, ValueError, UnicodeDecodeError...)
+        raise DecodeError(f"malformed msgpack: {type(exc).__name__}: {exc}") from None
+    if type(raw) is not list:
+        raise DecodeError(f"top level must be an array, got {type(raw).__name__}")
+    if msgpack.packb(raw, use_bin_type=True) != data:
+        raise DecodeError("non-canonical encoding")
+    return converter_for(expected)(raw)
+
+
+def validated(obj: T) -> T:
+    """Check that a locally built value is a valid wire value (it decodes back to itself), or raise DecodeError."""
+    back = decode(type(obj), encode(obj))
+    if back != obj:
+        raise DecodeError(f"{type(obj).__name__} does not survive a round trip")
+    return obj
+
+
+_CONVERTERS: dict[Any, Converter] = {}
+
+
+def converter_for(expected: Any) -> Converter:
+    conv = _CONVERTERS.get(expected)
+    if conv is None:
+        conv = _build(expected, ())
+        _CONVERTERS[expected] = conv
+    return conv
+
+
+def _build(hint: Any, constraints: tuple[Any, ...]) -> Converter:
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        base, *extra = typing.get_args(hint)
+        return _build(base, constraints + tuple(extra))
+    if origin in (typing.Union, types.UnionType):
+        return _build_union(typing.get_args(hint), constraints)
+    if origin is tuple:
+        return _build_tuple(typing.get_args(hint), constraints)
+    if hint is int:
+        return _int_converter(constraints)
+    if hint is bool:
+        return _bool_converter
+    if hint is bytes:
+        return _sized_converter(bytes, constraints, MAX_MESSAGE_BYTES)
+    if hint is str:
+        return _sized_converter(str, constraints, MAX_STR_LEN)
+    if is_wire_type(hint):
+        return _wire_converter(hint)
+    raise TypeError(f"no wire converter for type hint {hint!r}")
+
+
+def _int_converter(constraints: tuple[Any, ...]) -> Converter:
+    ranges = [c for c in constraints if isinstance(c, Range)]
+    lo, hi = (ranges[0].lo, ranges[0].hi) if ranges else (0, UINT64_MAX)
+
+    def convert(value: Any) -> int:
+        if type(value) is not int:
+            raise DecodeError(f"expected int, got {type(value).__name__}")
+        if not lo <= value <= hi:
+            raise DecodeError(f"int {value} outside [{lo}, {hi}]")
+        return value
+
+    return convert
+
+
+def _bool_converter(value: Any) -> bool:
+    if type(value) is not bool:
+        raise DecodeError(f"expected bool, got {type(value).__name__}")
+    return value
+
+
+def _sized_converter(kind: type, constraints: tuple[Any, ...], default_max: int) -> Converter:
+    exact = next((c.n for c in constraints if isinstance(c, Len)), None)
+    most = next((c.n for c in constraints if isinstance(c, MaxLen)), default_max)
+    name = kind.__name__
+
+    def convert(value: Any) -> Any:
+        if type(value) is not kind:
+            raise DecodeError(f"expected {name}, got {type(value).__name__}")
+        if exact is not None and len(value) != exact:
+            raise DecodeError(f"expected {name} of length {exact}, got {len(value)}")
+        if len(value) > most:
+            raise DecodeError(f"{name} of length {len(value)} exceeds {most}")
+        return value
+
+    return convert
+
+
+def _build_tuple(args: tuple[Any, ...], constraints: tuple[Any, ...]) -> Converter:
+    if len(args) == 2 and args[1] is Ellipsis:
+        item = _build(args[0], ())
+        most = next((c.n for c in constraints if isinstance(c, MaxLen)), MAX_CONTAINER_LEN)
+
+        def convert_seq(value: Any) -> tuple[Any, ...]:
+            if type(value) is not list:
+                raise DecodeError(f"expected array, got {type(value).__name__}")
+            if len(value) > most:
+                raise DecodeError(f"array of length {len(value)} exceeds {most}")
+            return tuple([item(v) for v in value])
+
+        return convert_seq
+    items = [_build(a, ()) for a in args]
+
+    def convert_fixed(value: Any) -> tuple[Any, ...]:
+        if type(value) is not list or len(value) != len(items):
+            raise DecodeError(f"expected array of {len(items)} items")
+        return tuple([conv(v) for conv, v in zip(items, value)])
+
+    return convert_fixed
+
+
+def _build_union(args: tuple[Any, ...], constraints: tuple[Any, ...]) -> Converter:
+    allows_none = type(None) in args
+    members = [a for a in args if a is not type(None)]
+    if len(members) == 1:
+        inner = _build(members[0], constraints)
+    elif all(is_wire_type(m) for m in members):
+        by_tag = {m.__wire_tag__: _wire_converter(m) for m in members}
+
+        def inner(value: Any) -> Any:
+            if type(value) is not list or not value:
+                raise DecodeError("expected a tagged array")
+            conv = by_tag.get(value[0])
+            if conv is None:
+                raise DecodeError(f"tag {value[0]!r} is not one of {sorted(by_tag)}")
+            return conv(value)
+
+    else:
+        raise TypeError(f"unions must be of wire types (and None), got {args!r}")
+    if not allows_none:
+        return inner
+
+    def optional(value: Any) -> Any:
+        return None if value is None else inner(value)
+
+    return optional
+
+
+def _wire_converter(cls: type) -> Converter:
+    """Converter for one wire class; built once, fields resolved on first call (classes may be defined later)."""
+    cached = _CONVERTERS.get(cls)
+    if cached is not None:
+        return cached
+    state: dict[str, Any] = {}
+
+    def convert(value: Any) -> Any:
+        fields = state.get("fields")
+        if fields is None:
+            hints = typing.get_type_hints(cls, include_extras=True)
+            fields = state["fields"] = [_build(hints[name], ()) for name in cls.__wire_fields__]
+        if type(value) is not list:
+            raise DecodeError(f"{cls.__name__}: expected array, got {type(value).__name__}")
+        if len(value) != len(fields) + 2:
+            raise DecodeError(f"{cls.__name__}: expected {len(fields)} fields, got {len(value) - 2}")
+        if value[0] != cls.__wire_tag__ or type(value[0]) is not int:
+            raise DecodeError(f"{cls.__name__}: wrong tag {value[0]!r}")
+        if value[1] != cls.__wire_version__ or type(value[1]) is not int:
+            raise DecodeError(f"{cls.__name__}: unsupported version {value[1]!r}")
+        try:
+            args = [conv(v) for conv, v in zip(fields, value[2:])]
+        except DecodeError as exc:
+            raise DecodeError(f"{cls.__name__}.{_failing_field(cls, fields, value)}: {exc.reason}") from None
+        try:
+            obj = cls(*args)
+        except (ValueError, TypeError) as exc:  # a __post_init__ invariant of the class
+            raise DecodeError(f"{cls.__name__}: {exc}") from None
+        if getattr(cls, "__wire_signed__", False):
+            unsigned = msgpack.packb(value[:-1], use_bin_type=True)
+            object.__setattr__(obj, "_unsigned_digest", hashlib.sha256(unsigned).digest())
+        return obj
+
+    _CONVERTERS[cls] = convert
+    return convert
+
+
+def _failing_field(cls: type, fields: list[Converter], value: list[Any]) -> str:
+    """Name the first field that does not convert, for an error message a user can act on."""
+    for name, conv, item in zip(cls.__wire_fields__, fields, value[2:]):
+        try:
+            conv(item)
+        except DecodeError:
+            return name
+    return "?"

@@ -1,0 +1,134 @@
+"""The four PoCo orders (reference/poco.md section 1), signed by their owners.
+
+Field names follow PoCo's `IexecLibOrders_v5` in snake case. An order's id is its payload digest, the
+SHA-256 of its encoding without the signature; the ledger counts consumed volume against that id.
+Restrictions use the zero address for "anyone"; PoCo's ERC-734 group restrictions have no equivalent here
+because pocnet has no contracts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from protocols.crypto import EMPTY_SIGNATURE, Address, Signature, SignedMixin
+from protocols.encoding import U64, Bytes32, MaxLen, Range, wire
+
+# params is PoCo's JSON string (iexec_args, input files...); iexec-sdk requests stay far below this.
+MAX_PARAMS_LEN = 4096
+# Volume is a task count; 2^32 keeps price * volume well inside the ledger's 64-bit amounts check.
+MAX_VOLUME = (1 << 32) - 1
+Volume = Annotated[int, Range(1, MAX_VOLUME)]
+Trust = Annotated[int, Range(0, 1 << 16)]
+Salt = Annotated[bytes, MaxLen(32)]
+
+TAG_LEN = 32
+NO_TAG = bytes(TAG_LEN)
+TEE_BIT = 1  # bit 0 of the tag (reference/poco.md section 5)
+# Bits 1-3 name the TEE framework; a dataset's framework bits do not constrain the deal (rule 06).
+DATASET_IGNORED_BITS = 0x0E
+
+
+def tag_int(tag: bytes) -> int:
+    return int.from_bytes(tag, "big")
+
+
+def tag_bytes(value: int) -> bytes:
+    return value.to_bytes(TAG_LEN, "big")
+
+
+@wire(tag=10)
+@dataclass(frozen=True)
+class AppOrder(SignedMixin):
+    SIGNATURE_KIND = "app-order"
+
+    app: Address
+    app_price: U64
+    volume: Volume
+    tag: Bytes32
+    dataset_restrict: Address
+    workerpool_restrict: Address
+    requester_restrict: Address
+    salt: Salt
+    signature: Signature = EMPTY_SIGNATURE
+
+
+@wire(tag=11)
+@dataclass(frozen=True)
+class DatasetOrder(SignedMixin):
+    SIGNATURE_KIND = "dataset-order"
+
+    dataset: Address
+    dataset_price: U64
+    volume: Volume
+    tag: Bytes32
+    app_restrict: Address
+    workerpool_restrict: Address
+    requester_restrict: Address
+    salt: Salt
+    signature: Signature = EMPTY_SIGNATURE
+
+
+@wire(tag=12)
+@dataclass(frozen=True)
+class WorkerpoolOrder(SignedMixin):
+    SIGNATURE_KIND = "workerpool-order"
+
+    workerpool: Address
+    workerpool_price: U64
+    volume: Volume
+    tag: Bytes32
+    category: U64
+    trust: Trust
+    app_restrict: Address
+    dataset_restrict: Address
+    requester_restrict: Address
+    salt: Salt
+    signature: Signature = EMPTY_SIGNATURE
+
+
+@wire(tag=13)
+@dataclass(frozen=True)
+class RequestOrder(SignedMixin):
+    SIGNATURE_KIND = "request-order"
+
+    app: Address
+    app_max_price: U64
+    dataset: Address
+    dataset_max_price: U64
+    workerpool: Address
+    workerpool_max_price: U64
+    requester: Address
+    volume: Volume
+    tag: Bytes32
+    category: U64
+    trust: Trust
+    beneficiary: Address
+    callback: Address
+    params: Annotated[str, MaxLen(MAX_PARAMS_LEN)]
+    salt: Salt
+    signature: Signature = EMPTY_SIGNATURE
+
+
+Order = AppOrder | DatasetOrder | WorkerpoolOrder | RequestOrder
+
+
+def order_asset(order: Order) -> bytes:
+    """The address whose owner must sign the order (the requester for a request order)."""
+    if isinstance(order, AppOrder):
+        return order.app
+    if isinstance(order, DatasetOrder):
+        return order.dataset
+    if isinstance(order, WorkerpoolOrder):
+        return order.workerpool
+    return order.requester
+
+
+def order_price(order: Order) -> int:
+    if isinstance(order, AppOrder):
+        return order.app_price
+    if isinstance(order, DatasetOrder):
+        return order.dataset_price
+    if isinstance(order, WorkerpoolOrder):
+        return order.workerpool_price
+    return order.app_max_price + order.dataset_max_price + order.workerpool_max_price
