@@ -1,0 +1,50 @@
+"""Consensus parameters. Same for every validator of a chain (they come from the genesis)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ConsensusConfig:
+    """Durations in milliseconds.
+
+    Timeouts grow linearly with the round (`base + round * delta`), as in the paper, so that once the
+    network settles some round is long enough for every correct validator to hear the others. The
+    defaults are CometBFT's (3 s propose, 1 s prevote/precommit, +0.5 s per round) scaled down, because
+    a loopback devnet's delays are milliseconds, not the internet's hundreds of milliseconds.
+    """
+
+    timeout_propose: int = 1_000
+    timeout_propose_delta: int = 500
+    timeout_prevote: int = 500
+    timeout_prevote_delta: int = 250
+    timeout_precommit: int = 500
+    timeout_precommit_delta: int = 250
+    # py-libp2p gossip drops messages silently (reference/py-libp2p.md): the paper's gossip property is
+    # restored by re-sending our own messages of the current round this often until the height is decided.
+    rebroadcast_interval: int = 1_000
+    # An empty block is only made when something waits on time, and not more often than this.
+    empty_block_interval: int = 1_000
+    # A fresh proposal whose time is further than this from our clock is not prevoted (CometBFT's
+    # PBTS precision + message delay are of this order; a loopback devnet's clocks agree far better).
+    max_clock_drift: int = 2_000
+    max_block_txs: int = 1_000
+    # Stays well under the 1 MiB gossip limit together with the proposal's envelope.
+    max_block_bytes: int = 900_000
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if type(value) is not int or value < 0:
+                raise ValueError(f"consensus config {name} must be a non-negative int, got {value!r}")
+        if self.rebroadcast_interval == 0:
+            raise ValueError("rebroadcast_interval must be positive")
+
+    def propose_timeout(self, round: int) -> int:
+        return self.timeout_propose + round * self.timeout_propose_delta
+
+    def prevote_timeout(self, round: int) -> int:
+        return self.timeout_prevote + round * self.timeout_prevote_delta
+
+    def precommit_timeout(self, round: int) -> int:
+        return self.timeout_precommit + round * self.timeout_precommit_delta

@@ -1,0 +1,1 @@
+"""The replicated ledger: records, state, transactions and the transition function."""

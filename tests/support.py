@@ -1,0 +1,170 @@
+"""A small market on a fresh ledger, for tests: funded actors, registered assets, and helpers to drive PoCo."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocols.attestation import sign_enclave_result
+from protocols.crypto import Keypair
+from protocols.genesis import Allocation, Category, Genesis, Validator
+from protocols.ledger.escrow import KITTY_ADDRESS
+from protocols.ledger.ledger import Ledger, TxOutcome
+from protocols.ledger.poco import result_hash, result_seal
+from protocols.ledger.records import Account, Deal, Task
+from protocols.ledger.state import ACCOUNT, DEAL, TASK
+from protocols.ledger.transactions import (
+    Contribute,
+    InitializeTask,
+    MatchOrders,
+    RegisterApp,
+    RegisterDataset,
+    RegisterWorkerpool,
+    Reveal,
+    Transaction,
+    TxBody,
+    WorkerAuthorization,
+)
+from protocols.matching import task_id_for
+from protocols.orders import AppOrder, DatasetOrder, RequestOrder, WorkerpoolOrder
+from protocols.wallet import Wallet
+
+CHAIN_ID = "test-chain"
+CATEGORY = 0
+T_MS = 1_000  # the test category's time reference
+RLC = 10**9
+START_BALANCE = 1_000 * RLC
+APP_PRICE, DATASET_PRICE, POOL_PRICE = 3 * RLC, 2 * RLC, 10 * RLC
+ACTORS = ("requester", "appdev", "provider", "manager", "w1", "w2", "w3", "w4", "poor")
+
+
+def make_genesis(names: tuple[str, ...] = ACTORS) -> Genesis:
+    return Genesis(
+        chain_id=CHAIN_ID,
+        genesis_time_ms=0,
+        validators=(Validator(Keypair.from_name("manager").public_key, "manager"),),
+        allocations=tuple(
+            Allocation(Keypair.from_name(n).address, START_BALANCE) for n in names if n != "poor"
+        ),
+        categories=(Category(CATEGORY, "XS", T_MS), Category(1, "S", 4 * T_MS)),
+        attestation_authorities=(),
+        empty_block_interval_ms=1000,
+    )
+
+
+@dataclass
+class Market:
+    """Actors with wallets, a ledger, and registered app, dataset and workerpool."""
+
+    ledger: Ledger
+    wallets: dict[str, Wallet]
+    now: int = 1_000
+    app: bytes = b""
+    dataset: bytes = b""
+    pool: bytes = b""
+    enclave_keys: dict[str, Keypair] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, seed: int = 0) -> Market:
+        rng = random.Random(seed)
+        entropy = rng.randbytes
+        wallets = {n: Wallet(Keypair.from_name(n), CHAIN_ID, entropy) for n in ACTORS}
+        market = cls(Ledger.from_genesis(make_genesis()), wallets)
+        market.app = market.ok("appdev", RegisterApp("hello", b"\x11" * 32)).created
+        market.dataset = market.ok("provider", RegisterDataset("secret", b"\x22" * 32)).created
+        market.pool = market.ok("manager", RegisterWorkerpool("pool")).created
+        return market
+
+    def addr(self, name: str) -> bytes:
+        return self.wallets[name].address
+
+    def submit(self, name: str, body: TxBody) -> TxOutcome:
+        """Sign with the actor's next nonce and apply; the nonce only advances if the ledger took it."""
+        wallet = self.wallets[name]
+        outcome = self.ledger.apply(wallet.tx(body), self.now)
+        if not outcome.ok:
+            wallet.nonce -= 1
+        return outcome
+
+    def ok(self, name: str, body: TxBody) -> TxOutcome:
+        outcome = self.submit(name, body)
+        assert outcome.ok, f"{type(body).__name__} by {name} rejected: {outcome.code} {outcome.detail}"
+        return outcome
+
+    def signed(self, name: str, body: TxBody) -> Transaction:
+        return self.wallets[name].tx(body)
+
+    # Orders -------------------------------------------------------------------------------------
+
+    def app_order(self, **fields: Any) -> AppOrder:
+        return self.wallets["appdev"].app_order(fields.pop("app", self.app), fields.pop("app_price", APP_PRICE), **fields)
+
+    def dataset_order(self, **fields: Any) -> DatasetOrder:
+        dataset, price = fields.pop("dataset", self.dataset), fields.pop("dataset_price", DATASET_PRICE)
+        return self.wallets["provider"].dataset_order(dataset, price, **fields)
+
+    def pool_order(self, **fields: Any) -> WorkerpoolOrder:
+        pool, price = fields.pop("workerpool", self.pool), fields.pop("workerpool_price", POOL_PRICE)
+        category, trust = fields.pop("category", CATEGORY), fields.pop("trust", 3)
+        return self.wallets["manager"].workerpool_order(pool, price, category, trust, **fields)
+
+    def request_order(self, **fields: Any) -> RequestOrder:
+        fields.setdefault("dataset", self.dataset)
+        fields.setdefault("dataset_max_price", DATASET_PRICE)
+        fields.setdefault("workerpool_max_price", POOL_PRICE)
+        app, price = fields.pop("app", self.app), fields.pop("app_max_price", APP_PRICE)
+        wallet = self.wallets[fields.pop("by", "requester")]
+        return wallet.request_order(app, price, fields.pop("category", CATEGORY), **fields)
+
+    def match(self, trust: int = 1, volume: int = 1) -> bytes:
+        """Match a fresh set of orders; return the deal id."""
+        body = MatchOrders(
+            self.app_order(), self.dataset_order(), self.pool_order(volume=volume),
+            self.request_order(trust=trust, volume=volume),
+        )
+        return self.ok("requester", body).created
+
+    # PoCo ---------------------------------------------------------------------------------------
+
+    def start_task(self, trust: int = 1) -> bytes:
+        deal_id = self.match(trust=trust)
+        return self.ok("manager", InitializeTask(deal_id, 0)).created
+
+    def contribution(self, worker: str, task_id: bytes, digest: bytes) -> Contribute:
+        """A contribution authorized by the pool manager and signed by a fresh enclave key."""
+        enclave = Keypair.from_name(f"enclave/{worker}/{task_id.hex()}")
+        self.enclave_keys[worker] = enclave
+        address = self.addr(worker)
+        rhash, rseal = result_hash(task_id, digest), result_seal(address, task_id, digest)
+        auth = self.wallets["manager"].sign(WorkerAuthorization(address, task_id, enclave.public_key)).signature
+        attestation = sign_enclave_result(enclave, CHAIN_ID, rhash, rseal)
+        return Contribute(task_id, rhash, rseal, enclave.public_key, attestation, auth)
+
+    def contribute(self, worker: str, task_id: bytes, digest: bytes) -> TxOutcome:
+        return self.submit(worker, self.contribution(worker, task_id, digest))
+
+    def reveal(self, worker: str, task_id: bytes, digest: bytes) -> TxOutcome:
+        return self.submit(worker, Reveal(task_id, digest))
+
+    # Reading state ------------------------------------------------------------------------------
+
+    def account(self, name_or_address: str | bytes) -> Account:
+        address = self.addr(name_or_address) if isinstance(name_or_address, str) else name_or_address
+        return self.ledger.state.view().account(address)
+
+    def task(self, task_id: bytes) -> Task:
+        return self.ledger.state.get(TASK + task_id)
+
+    def deal(self, deal_id: bytes) -> Deal:
+        return self.ledger.state.get(DEAL + deal_id)
+
+    def task_id(self, deal_id: bytes, index: int = 0) -> bytes:
+        return task_id_for(deal_id, index)
+
+    def kitty(self) -> int:
+        return self.account(KITTY_ADDRESS).frozen
+
+
+def total_supply(ledger: Ledger) -> int:
+    return sum(a.balance + a.frozen for _, a in ledger.state.items_with_prefix(ACCOUNT))
