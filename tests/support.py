@@ -120,7 +120,7 @@ class Market:
     def match(self, trust: int = 1, volume: int = 1) -> bytes:
         """Match a fresh set of orders; return the deal id."""
         body = MatchOrders(
-            self.app_order(), self.dataset_order(), self.pool_order(volume=volume),
+            self.app_order(), self.dataset_order(), self.pool_order(volume=volume, trust=max(trust, 3)),
             self.request_order(trust=trust, volume=volume),
         )
         return self.ok("requester", body).created
