@@ -1,17 +1,23 @@
 """An order book and the matching engine that proposes deals from it (DESIGN.md section 4).
 
 The book is one node's view of open orders, built from gossip: it keeps orders whose signature verifies,
-once each, in arrival order. The engine proposes for each request order the cheapest compatible set of
-app, dataset and workerpool orders (ties go to the earliest arrivals), and keeps track of the volume its own
-proposals consume so two proposals in one block never count on the same remaining volume. `explain` tells a
-requester, for every candidate, which rules it breaks.
+once each, indexed so that the candidates for a request are found without scanning the book: app orders by
+app, dataset orders by dataset, workerpool orders by category, each list sorted by (price, arrival).
+
+The engine proposes for each request order the cheapest compatible set of app, dataset and workerpool
+orders, ties going to the earliest arrivals. It walks candidates lazily in price order and stops at the
+first that passes every rule, so a deep book costs a request only the candidates cheaper than its match.
+It tracks the volume its own proposals consume, so two proposals in one block never count on the same
+remaining volume. `explain` tells a requester, for every candidate, which rules it breaks.
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from protocols.crypto import ZERO_ADDRESS, SignatureVerifier
 from protocols.ledger.transactions import MatchOrders
@@ -25,10 +31,11 @@ MAX_CANDIDATES_PER_REQUEST = 2_000
 MAX_BOOK_ORDERS = 100_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class BookEntry:
-    order: Order
+    price: int
     seq: int  # arrival position in this book: the tie-break after price
+    order: Order = field(compare=False)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,9 @@ class OrderBook:
         self.verifier = verifier
         self.capacity = capacity
         self._entries: dict[bytes, BookEntry] = {}
+        self._apps: dict[bytes, list[BookEntry]] = {}
+        self._datasets: dict[bytes, list[BookEntry]] = {}
+        self._pools: dict[int, list[BookEntry]] = {}
         self._seq = 0
 
     def __len__(self) -> int:
@@ -51,6 +61,16 @@ class OrderBook:
 
     def __contains__(self, order_hash: bytes) -> bool:
         return order_hash in self._entries
+
+    def _index(self, order: Order) -> list[BookEntry] | None:
+        """The sorted list an order lives in (requests live only in `_entries`, in arrival order)."""
+        if isinstance(order, AppOrder):
+            return self._apps.setdefault(order.app, [])
+        if isinstance(order, DatasetOrder):
+            return self._datasets.setdefault(order.dataset, [])
+        if isinstance(order, WorkerpoolOrder):
+            return self._pools.setdefault(order.category, [])
+        return None
 
     def add(self, order: Order) -> str | None:
         """Add an order; return None, or why it was not added ("duplicate", "bad-signature")."""
@@ -60,26 +80,44 @@ class OrderBook:
         if not self.verifier.verify(order):
             return "bad-signature"
         self._seq += 1
-        self._entries[order_hash] = BookEntry(order, self._seq)
+        entry = BookEntry(order_price(order), self._seq, order)
+        self._entries[order_hash] = entry
+        index = self._index(order)
+        if index is not None:
+            bisect.insort(index, entry)
         if len(self._entries) > self.capacity:
-            del self._entries[next(iter(self._entries))]
+            self.remove(next(iter(self._entries)))
         return None
 
     def remove(self, order_hash: bytes) -> None:
-        self._entries.pop(order_hash, None)
+        entry = self._entries.pop(order_hash, None)
+        if entry is None:
+            return
+        index = self._index(entry.order)
+        if index is not None:
+            index.pop(bisect.bisect_left(index, entry))
 
     def prune(self, view: MarketView) -> int:
         """Drop orders with no volume left on the ledger; return how many."""
         spent = [h for h, e in self._entries.items() if view.consumed(h) >= e.order.volume]
         for order_hash in spent:
-            del self._entries[order_hash]
+            self.remove(order_hash)
         return len(spent)
 
-    def entries(self, kind: type) -> Iterator[BookEntry]:
-        return (e for e in self._entries.values() if type(e.order) is kind)
+    def orders(self) -> Iterator[Order]:
+        return (e.order for e in self._entries.values())
 
     def requests(self) -> list[RequestOrder]:
-        return [e.order for e in self.entries(RequestOrder)]  # type: ignore[misc]
+        return [e.order for e in self._entries.values() if isinstance(e.order, RequestOrder)]
+
+    def app_entries(self, app: bytes) -> list[BookEntry]:
+        return self._apps.get(app, [])
+
+    def dataset_entries(self, dataset: bytes) -> list[BookEntry]:
+        return self._datasets.get(dataset, [])
+
+    def pool_entries(self, category: int) -> list[BookEntry]:
+        return self._pools.get(category, [])
 
 
 class _PendingConsumption:
@@ -104,34 +142,41 @@ class _PendingConsumption:
                 self.pending[order.payload_digest] = self.pending.get(order.payload_digest, 0) + volume
 
 
-def _candidates(
-    request: RequestOrder, book: OrderBook
-) -> Iterator[tuple[AppOrder, DatasetOrder | None, WorkerpoolOrder]]:
-    """Plausible combinations for a request, cheapest total first, then earliest arrivals."""
-    apps = [e for e in book.entries(AppOrder) if e.order.app == request.app]
-    if request.dataset == ZERO_ADDRESS:
-        datasets: list[BookEntry | None] = [None]
-    else:
-        datasets = [e for e in book.entries(DatasetOrder) if e.order.dataset == request.dataset]
-    pools = [
+Combo = tuple[AppOrder, DatasetOrder | None, WorkerpoolOrder]
+
+
+def _candidates(request: RequestOrder, book: OrderBook, view: MarketView) -> Iterator[Combo]:
+    """Combinations for a request that are not already spent, cheapest total first, then earliest."""
+
+    def live(entries: list[BookEntry]) -> list[BookEntry]:
+        return [e for e in entries if view.consumed(e.order.payload_digest) < e.order.volume]
+
+    apps = live(book.app_entries(request.app))
+    datasets: list[BookEntry | None] = [None] if request.dataset == ZERO_ADDRESS else live(book.dataset_entries(request.dataset))  # type: ignore[assignment]
+    pools = (
         e
-        for e in book.entries(WorkerpoolOrder)
-        if e.order.category == request.category and request.workerpool in (ZERO_ADDRESS, e.order.workerpool)
-    ]
-    combos = itertools.islice(itertools.product(apps, datasets, pools), MAX_CANDIDATES_PER_REQUEST)
+        for e in book.pool_entries(request.category)
+        if request.workerpool in (ZERO_ADDRESS, e.order.workerpool)
+        and view.consumed(e.order.payload_digest) < e.order.volume
+    )
+    pool_list = list(pools)
 
-    def rank(combo: tuple[BookEntry, BookEntry | None, BookEntry]) -> tuple[int, list[int]]:
-        present = [e for e in combo if e is not None]
-        return sum(order_price(e.order) for e in present), sorted((e.seq for e in present), reverse=True)
+    def walk(app: BookEntry, dataset: BookEntry | None) -> Iterator[tuple[int, list[int], Combo]]:
+        fixed = app.price + (dataset.price if dataset else 0)
+        for pool in pool_list:
+            seqs = sorted((app.seq, dataset.seq if dataset else 0, pool.seq), reverse=True)
+            yield fixed + pool.price, seqs, (app.order, dataset.order if dataset else None, pool.order)  # type: ignore[misc]
 
-    for app, dataset, pool in sorted(combos, key=rank):
-        yield app.order, dataset.order if dataset else None, pool.order  # type: ignore[misc]
+    walks = [walk(a, d) for a, d in itertools.product(apps, datasets)]
+    merged = heapq.merge(*walks, key=lambda item: (item[0], item[1]))
+    for _, _, combo in itertools.islice(merged, MAX_CANDIDATES_PER_REQUEST):
+        yield combo
 
 
 def best_match(
     request: RequestOrder, book: OrderBook, view: MarketView, verifier: SignatureVerifier
 ) -> tuple[MatchOrders, MatchTerms] | None:
-    for app, dataset, pool in _candidates(request, book):
+    for app, dataset, pool in _candidates(request, book, view):
         terms = check_match(app, dataset, pool, request, view, verifier)
         if isinstance(terms, MatchTerms):
             return MatchOrders(app, dataset, pool, request), terms
@@ -147,6 +192,8 @@ def propose_matches(
     for request in book.requests():
         if len(proposals) >= limit:
             break
+        if pending.consumed(request.payload_digest) >= request.volume:
+            continue
         found = best_match(request, book, pending, verifier)
         if found is not None:
             match, terms = found
@@ -158,18 +205,19 @@ def propose_matches(
 def explain(
     request: RequestOrder, book: OrderBook, view: MarketView, verifier: SignatureVerifier
 ) -> list[CandidateReport]:
-    """For every candidate combination in the book, the rules it breaks (empty for a valid match).
+    """For every combination of orders in the book, the rules it breaks with this request (none: a match).
 
     Unlike the engine this does not pre-filter by app, dataset or category, so a requester also learns why
     an order for another app or category is not a candidate.
     """
-    apps = [e.order for e in book.entries(AppOrder)]
-    datasets: list[DatasetOrder | None] = [e.order for e in book.entries(DatasetOrder)] or [None]  # type: ignore[misc]
-    if request.dataset == ZERO_ADDRESS:
+    orders = list(book.orders())
+    apps = [o for o in orders if isinstance(o, AppOrder)]
+    pools = [o for o in orders if isinstance(o, WorkerpoolOrder)]
+    datasets: list[DatasetOrder | None] = [o for o in orders if isinstance(o, DatasetOrder)]
+    if request.dataset == ZERO_ADDRESS or not datasets:
         datasets = [None]
-    pools = [e.order for e in book.entries(WorkerpoolOrder)]
     reports = []
     for app, dataset, pool in itertools.islice(itertools.product(apps, datasets, pools), MAX_CANDIDATES_PER_REQUEST):
-        violations = tuple(match_violations(app, dataset, pool, request, view, verifier))  # type: ignore[arg-type]
-        reports.append(CandidateReport(app, dataset, pool, violations))  # type: ignore[arg-type]
+        violations = tuple(match_violations(app, dataset, pool, request, view, verifier))
+        reports.append(CandidateReport(app, dataset, pool, violations))
     return reports

@@ -38,7 +38,7 @@ from tests.support import RLC, T_MS, Market, total_supply
 
 WORKERS = ("w1", "w2", "w3", "w4", "poor")
 DIGESTS = (b"\x01" * 32, b"\x02" * 32)
-EXAMPLES = int(os.environ.get("POCNET_STATEFUL_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("POCNET_STATEFUL_EXAMPLES", "150"))
 
 
 class LedgerMachine(RuleBasedStateMachine):
