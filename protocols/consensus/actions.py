@@ -1,0 +1,70 @@
+"""What the consensus state machine asks its shell to do. Frozen values; the shell performs them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from protocols.consensus.messages import Block, Certificate, DuplicateVoteEvidence, Proposal, Vote
+
+
+class TimeoutKind(enum.Enum):
+    PROPOSE = "propose"  # Algorithm 1 line 57
+    PREVOTE = "prevote"  # line 61
+    PRECOMMIT = "precommit"  # line 65
+    # Not in the paper: re-send our messages because gossip loses some (see ConsensusConfig).
+    REBROADCAST = "rebroadcast"
+    # Not in the paper: wake up when the application's next deadline makes an empty block worth making.
+    WAIT = "wait"
+
+
+@dataclass(frozen=True)
+class Timeout:
+    kind: TimeoutKind
+    height: int
+    round: int
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """Send to every validator (gossip on `pocnet/<chain>/consensus`). We have already counted it ourselves."""
+
+    message: Proposal | Vote
+
+
+@dataclass(frozen=True)
+class ScheduleTimeout:
+    """Call `on_timeout(timeout, now)` once the clock reaches `at` (ms). Stale timeouts are harmless."""
+
+    timeout: Timeout
+    at: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    """`block` is decided, with `certificate` as proof; the application has already applied it.
+
+    The shell stores both (a follower or a lagging validator will ask for them over sync) before it
+    acts on anything later, so that a restart never forgets a decision.
+    """
+
+    block: Block
+    certificate: Certificate
+
+
+@dataclass(frozen=True)
+class RecordEvidence:
+    """A validator signed two different votes for one (height, round, step): keep and gossip the proof."""
+
+    evidence: DuplicateVoteEvidence
+
+
+@dataclass(frozen=True)
+class RequestSync:
+    """We are behind: fetch decided blocks from `from_height` on, with certificates, and feed them to
+    `on_decided_block` in order."""
+
+    from_height: int
+
+
+Action = Broadcast | ScheduleTimeout | Commit | RecordEvidence | RequestSync
