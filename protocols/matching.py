@@ -8,7 +8,6 @@ the market through `MarketView`, so the ledger, the order book and tests can all
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,10 +62,110 @@ def deal_tag(app: AppOrder, dataset: DatasetOrder | None, request: RequestOrder)
     return tag_int(app.tag) | dataset_tag | tag_int(request.tag)
 
 
-def _restriction(code: str, restrict: bytes, actual: bytes, what: str) -> Iterator[Violation]:
-    """Zero means anyone; otherwise only the named address (PoCo _checkIdentity without ERC-734 groups)."""
-    if restrict != ZERO_ADDRESS and restrict != actual:
-        yield Violation(code, f"{what} is restricted to 0x{restrict.hex()}, got 0x{actual.hex()}")
+def _restriction_pairs(
+    app: AppOrder, dataset: DatasetOrder | None, workerpool: WorkerpoolOrder, request: RequestOrder
+) -> tuple[tuple[str, bytes, bytes], ...]:
+    """PoCo's ten restriction pairs (codes 12-1b) as (code, restriction, actual address)."""
+    dataset_address = dataset.dataset if dataset else ZERO_ADDRESS
+    pool, requester = workerpool.workerpool, request.requester
+    pairs = (
+        ("app-dataset-restricted", app.dataset_restrict, dataset_address),
+        ("app-workerpool-restricted", app.workerpool_restrict, pool),
+        ("app-requester-restricted", app.requester_restrict, requester),
+    )
+    if dataset is not None:
+        pairs += (
+            ("dataset-app-restricted", dataset.app_restrict, app.app),
+            ("dataset-workerpool-restricted", dataset.workerpool_restrict, pool),
+            ("dataset-requester-restricted", dataset.requester_restrict, requester),
+        )
+    return pairs + (
+        ("workerpool-app-restricted", workerpool.app_restrict, app.app),
+        ("workerpool-dataset-restricted", workerpool.dataset_restrict, dataset_address),
+        ("workerpool-requester-restricted", workerpool.requester_restrict, requester),
+        ("workerpool-restricted", request.workerpool, pool),
+    )
+
+
+def _evaluate(
+    app: AppOrder,
+    dataset: DatasetOrder | None,
+    workerpool: WorkerpoolOrder,
+    request: RequestOrder,
+    view: MarketView,
+    verifier: SignatureVerifier,
+) -> tuple[list[Violation], MatchTerms | None]:
+    """Every rule, in PoCo's order of checks (codes 00 to 60); the terms if none is broken.
+
+    One pass that looks each owner and consumed volume up once: the matching engine runs this for every
+    candidate, so it is on the hot path of order handling.
+    """
+    found: list[Violation] = []
+    add = found.append
+    # 00, 01: same category, and it exists.
+    if request.category != workerpool.category:
+        add(Violation("category-mismatch", f"request category {request.category} != pool {workerpool.category}"))
+    elif not view.category_exists(request.category):
+        add(Violation("category-unknown", f"category {request.category} is not in the genesis"))
+    # 02: the pool offers at least the trust the request needs.
+    if request.trust > workerpool.trust:
+        add(Violation("trust-too-low", f"request needs trust {request.trust}, pool offers {workerpool.trust}"))
+    # 03-05: prices within the request's ceilings.
+    if app.app_price > request.app_max_price:
+        add(Violation("app-price-too-high", f"app costs {app.app_price} > max {request.app_max_price}"))
+    dataset_price = dataset.dataset_price if dataset else 0
+    if dataset_price > request.dataset_max_price:
+        add(Violation("dataset-price-too-high", f"dataset costs {dataset_price} > max {request.dataset_max_price}"))
+    if workerpool.workerpool_price > request.workerpool_max_price:
+        add(Violation(
+            "workerpool-price-too-high",
+            f"workerpool costs {workerpool.workerpool_price} > max {request.workerpool_max_price}",
+        ))
+    # 06: the pool covers every feature bit the deal needs.
+    tag = deal_tag(app, dataset, request)
+    missing = tag & ~tag_int(workerpool.tag) & FULL_MASK
+    if missing:
+        add(Violation("tag-not-covered", f"workerpool tag lacks bits 0x{missing:x}"))
+    # 07: a TEE dataset or request needs a TEE app.
+    if (tag & TEE_BIT) != (tag_int(app.tag) & TEE_BIT):
+        add(Violation("tee-bit-mismatch", "the dataset or request needs TEE but the app order is not TEE"))
+    # 10, 11: the request names exactly these assets.
+    if request.app != app.app:
+        add(Violation("app-mismatch", f"request wants app 0x{request.app.hex()}, order is for 0x{app.app.hex()}"))
+    dataset_address = dataset.dataset if dataset else ZERO_ADDRESS
+    if request.dataset != dataset_address:
+        code = "dataset-missing" if dataset is None else "dataset-mismatch"
+        add(Violation(code, f"request wants dataset 0x{request.dataset.hex()}, got 0x{dataset_address.hex()}"))
+    # 12-1b: the ten restriction pairs. Zero means anyone, else only that address (no ERC-734 groups here).
+    for code, restrict, actual in _restriction_pairs(app, dataset, workerpool, request):
+        if restrict != ZERO_ADDRESS and restrict != actual:
+            add(Violation(code, f"restricted to 0x{restrict.hex()}, got 0x{actual.hex()}"))
+    # 20/30/40 registered, 21/31/41/50 signed by the owner.
+    app_owner = _owner_signed(found, app, "app", app.app, view, verifier)
+    dataset_owner = _owner_signed(found, dataset, "dataset", dataset.dataset, view, verifier) if dataset else ZERO_ADDRESS
+    pool_owner = _owner_signed(found, workerpool, "workerpool", workerpool.workerpool, view, verifier)
+    if not verifier.verify(request) or request.signer != request.requester:
+        add(Violation("request-bad-signature", "request order is not signed by its requester"))
+    # 60: volume left on every order.
+    volume = remaining_volume(app, dataset, workerpool, request, view)
+    if volume <= 0:
+        add(Violation("volume-exhausted", "an order has no volume left (consumed or cancelled)"))
+    if found:
+        return found, None
+    return found, MatchTerms(volume, tag_bytes(tag), max(request.trust, 1), app_owner, dataset_owner, pool_owner)
+
+
+def _owner_signed(
+    found: list[Violation], order: Order, kind: str, address: bytes, view: MarketView, verifier: SignatureVerifier
+) -> bytes:
+    """The asset's owner; records a violation if it is unregistered or did not sign the order."""
+    owner = view.asset_owner(kind, address)
+    if owner is None:
+        found.append(Violation(f"{kind}-not-registered", f"{kind} 0x{address.hex()} is not registered"))
+        return ZERO_ADDRESS
+    if not verifier.verify(order) or order.signer != owner:
+        found.append(Violation(f"{kind}-bad-signature", f"{kind} order is not signed by the {kind}'s owner"))
+    return owner
 
 
 def match_violations(
@@ -76,81 +175,9 @@ def match_violations(
     request: RequestOrder,
     view: MarketView,
     verifier: SignatureVerifier,
-) -> Iterator[Violation]:
-    """Every rule broken, in PoCo's order of checks (codes 00 to 60)."""
-    # 00, 01: same category, and it exists.
-    if request.category != workerpool.category:
-        yield Violation("category-mismatch", f"request category {request.category} != pool {workerpool.category}")
-    elif not view.category_exists(request.category):
-        yield Violation("category-unknown", f"category {request.category} is not in the genesis")
-    # 02: the pool offers at least the trust the request needs.
-    if request.trust > workerpool.trust:
-        yield Violation("trust-too-low", f"request needs trust {request.trust}, pool offers {workerpool.trust}")
-    # 03-05: prices within the request's ceilings.
-    if app.app_price > request.app_max_price:
-        yield Violation("app-price-too-high", f"app costs {app.app_price} > max {request.app_max_price}")
-    dataset_price = dataset.dataset_price if dataset else 0
-    if dataset_price > request.dataset_max_price:
-        yield Violation("dataset-price-too-high", f"dataset costs {dataset_price} > max {request.dataset_max_price}")
-    if workerpool.workerpool_price > request.workerpool_max_price:
-        yield Violation(
-            "workerpool-price-too-high",
-            f"workerpool costs {workerpool.workerpool_price} > max {request.workerpool_max_price}",
-        )
-    # 06: the pool covers every feature bit the deal needs.
-    tag = deal_tag(app, dataset, request)
-    missing = tag & ~tag_int(workerpool.tag) & FULL_MASK
-    if missing:
-        yield Violation("tag-not-covered", f"workerpool tag lacks bits 0x{missing:x}")
-    # 07: a TEE dataset or request needs a TEE app.
-    if (tag & TEE_BIT) != (tag_int(app.tag) & TEE_BIT):
-        yield Violation("tee-bit-mismatch", "the dataset or request needs TEE but the app order is not TEE")
-    # 10, 11: the request names exactly these assets.
-    if request.app != app.app:
-        yield Violation("app-mismatch", f"request wants app 0x{request.app.hex()}, order is for 0x{app.app.hex()}")
-    dataset_address = dataset.dataset if dataset else ZERO_ADDRESS
-    if request.dataset != dataset_address:
-        code = "dataset-missing" if dataset is None else "dataset-mismatch"
-        yield Violation(code, f"request wants dataset 0x{request.dataset.hex()}, got 0x{dataset_address.hex()}")
-    # 12-1b: the ten restriction pairs.
-    pool = workerpool.workerpool
-    yield from _restriction("app-dataset-restricted", app.dataset_restrict, dataset_address, "app order's dataset")
-    yield from _restriction("app-workerpool-restricted", app.workerpool_restrict, pool, "app order's workerpool")
-    yield from _restriction("app-requester-restricted", app.requester_restrict, request.requester, "app order's requester")
-    if dataset is not None:
-        yield from _restriction("dataset-app-restricted", dataset.app_restrict, app.app, "dataset order's app")
-        yield from _restriction("dataset-workerpool-restricted", dataset.workerpool_restrict, pool, "dataset order's workerpool")
-        yield from _restriction(
-            "dataset-requester-restricted", dataset.requester_restrict, request.requester, "dataset order's requester"
-        )
-    yield from _restriction("workerpool-app-restricted", workerpool.app_restrict, app.app, "workerpool order's app")
-    yield from _restriction(
-        "workerpool-dataset-restricted", workerpool.dataset_restrict, dataset_address, "workerpool order's dataset"
-    )
-    yield from _restriction(
-        "workerpool-requester-restricted", workerpool.requester_restrict, request.requester, "workerpool order's requester"
-    )
-    yield from _restriction("workerpool-restricted", request.workerpool, pool, "request's workerpool")
-    # 20/30/40 registered, 21/31/41/50 signed by the owner.
-    yield from _signed_by_owner(app, "app", app.app, view, verifier)
-    if dataset is not None:
-        yield from _signed_by_owner(dataset, "dataset", dataset.dataset, view, verifier)
-    yield from _signed_by_owner(workerpool, "workerpool", pool, view, verifier)
-    if not verifier.verify(request) or request.signer != request.requester:
-        yield Violation("request-bad-signature", "request order is not signed by its requester")
-    # 60: volume left on every order.
-    if remaining_volume(app, dataset, workerpool, request, view) <= 0:
-        yield Violation("volume-exhausted", "an order has no volume left (consumed or cancelled)")
-
-
-def _signed_by_owner(
-    order: Order, kind: str, address: bytes, view: MarketView, verifier: SignatureVerifier
-) -> Iterator[Violation]:
-    owner = view.asset_owner(kind, address)
-    if owner is None:
-        yield Violation(f"{kind}-not-registered", f"{kind} 0x{address.hex()} is not registered")
-    elif not verifier.verify(order) or order.signer != owner:
-        yield Violation(f"{kind}-bad-signature", f"{kind} order is not signed by the {kind}'s owner")
+) -> list[Violation]:
+    """Every rule the orders break, in PoCo's order of checks; empty if they match."""
+    return _evaluate(app, dataset, workerpool, request, view, verifier)[0]
 
 
 def remaining_volume(
@@ -160,8 +187,11 @@ def remaining_volume(
     request: RequestOrder,
     view: MarketView,
 ) -> int:
-    orders: list[Order] = [app, workerpool, request] + ([dataset] if dataset else [])
-    return min(o.volume - view.consumed(o.payload_digest) for o in orders)
+    volume = min(app.volume - view.consumed(app.payload_digest), workerpool.volume - view.consumed(workerpool.payload_digest))
+    volume = min(volume, request.volume - view.consumed(request.payload_digest))
+    if dataset is not None:
+        volume = min(volume, dataset.volume - view.consumed(dataset.payload_digest))
+    return volume
 
 
 def check_match(
@@ -172,18 +202,9 @@ def check_match(
     view: MarketView,
     verifier: SignatureVerifier,
 ) -> MatchTerms | Violation:
-    """The terms of the deal these orders make, or the first rule they break."""
-    for violation in match_violations(app, dataset, workerpool, request, view, verifier):
-        return violation
-    dataset_owner = view.asset_owner("dataset", dataset.dataset) if dataset else ZERO_ADDRESS
-    return MatchTerms(
-        volume=remaining_volume(app, dataset, workerpool, request, view),
-        tag=tag_bytes(deal_tag(app, dataset, request)),
-        trust=max(request.trust, 1),
-        app_owner=view.asset_owner("app", app.app) or ZERO_ADDRESS,
-        dataset_owner=dataset_owner or ZERO_ADDRESS,
-        workerpool_owner=view.asset_owner("workerpool", workerpool.workerpool) or ZERO_ADDRESS,
-    )
+    """The terms of the deal these orders make, or the first rule they break (what PoCo would revert with)."""
+    found, terms = _evaluate(app, dataset, workerpool, request, view, verifier)
+    return terms if terms is not None else found[0]
 
 
 def deal_id_for(request_hash: bytes, consumed_before: int) -> bytes:

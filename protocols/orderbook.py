@@ -16,8 +16,10 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from protocols.crypto import ZERO_ADDRESS, SignatureVerifier
 from protocols.ledger.transactions import MatchOrders
@@ -31,11 +33,13 @@ MAX_CANDIDATES_PER_REQUEST = 2_000
 MAX_BOOK_ORDERS = 100_000
 
 
-@dataclass(frozen=True, order=True)
-class BookEntry:
+class BookEntry(NamedTuple):
+    """Sorted as a plain tuple by (price, seq); seq is unique, so `order` is never compared. A tuple and
+    not a dataclass because comparisons happen on every insertion into the sorted indexes."""
+
     price: int
     seq: int  # arrival position in this book: the tie-break after price
-    order: Order = field(compare=False)
+    order: Order
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,30 @@ class OrderBook:
         if index is not None:
             index.pop(bisect.bisect_left(index, entry))
 
+    @contextmanager
+    def hiding(self) -> Iterator[Callable[[Order], None]]:
+        """Within the block, `hide(order)` takes an app, dataset or workerpool order out of the candidate
+        indexes; on exit every hidden order is back. The engine hides what its own proposals used up, so the
+        next requests of a batch do not walk past spent orders (which would make a batch quadratic)."""
+        hidden: list[BookEntry] = []
+
+        def hide(order: Order) -> None:
+            entry = self._entries.get(order.payload_digest)
+            index = self._index(order)
+            if entry is not None and index is not None:
+                position = bisect.bisect_left(index, entry)
+                if position < len(index) and index[position] is entry:
+                    index.pop(position)
+                    hidden.append(entry)
+
+        try:
+            yield hide
+        finally:
+            for entry in hidden:
+                index = self._index(entry.order)
+                if index is not None and entry.order.payload_digest in self._entries:
+                    bisect.insort(index, entry)
+
     def prune(self, view: MarketView) -> int:
         """Drop orders with no volume left on the ledger; return how many."""
         spent = [h for h, e in self._entries.items() if view.consumed(h) >= e.order.volume]
@@ -153,22 +181,23 @@ def _candidates(request: RequestOrder, book: OrderBook, view: MarketView) -> Ite
 
     apps = live(book.app_entries(request.app))
     datasets: list[BookEntry | None] = [None] if request.dataset == ZERO_ADDRESS else live(book.dataset_entries(request.dataset))  # type: ignore[assignment]
-    pools = (
-        e
-        for e in book.pool_entries(request.category)
-        if request.workerpool in (ZERO_ADDRESS, e.order.workerpool)
-        and view.consumed(e.order.payload_digest) < e.order.volume
-    )
-    pool_list = list(pools)
+    pools = book.pool_entries(request.category)
 
     def walk(app: BookEntry, dataset: BookEntry | None) -> Iterator[tuple[int, list[int], Combo]]:
         fixed = app.price + (dataset.price if dataset else 0)
-        for pool in pool_list:
+        for pool in pools:
+            if request.workerpool not in (ZERO_ADDRESS, pool.order.workerpool):
+                continue
+            if view.consumed(pool.order.payload_digest) >= pool.order.volume:
+                continue
             seqs = sorted((app.seq, dataset.seq if dataset else 0, pool.seq), reverse=True)
             yield fixed + pool.price, seqs, (app.order, dataset.order if dataset else None, pool.order)  # type: ignore[misc]
 
     walks = [walk(a, d) for a, d in itertools.product(apps, datasets)]
-    merged = heapq.merge(*walks, key=lambda item: (item[0], item[1]))
+    if not walks:
+        return
+    # One (app, dataset) pair is the common case: its walk is already in order, no merge needed.
+    merged = walks[0] if len(walks) == 1 else heapq.merge(*walks, key=lambda item: (item[0], item[1]))
     for _, _, combo in itertools.islice(merged, MAX_CANDIDATES_PER_REQUEST):
         yield combo
 
@@ -189,16 +218,22 @@ def propose_matches(
     """Up to `limit` matches, one per request order in arrival order, none counting on the same volume."""
     pending = _PendingConsumption(view)
     proposals: list[MatchOrders] = []
-    for request in book.requests():
-        if len(proposals) >= limit:
-            break
-        if pending.consumed(request.payload_digest) >= request.volume:
-            continue
-        found = best_match(request, book, pending, verifier)
-        if found is not None:
+    with book.hiding() as hide:
+        for request in book.requests():
+            if len(proposals) >= limit:
+                break
+            if pending.consumed(request.payload_digest) >= request.volume:
+                continue
+            found = best_match(request, book, pending, verifier)
+            if found is None:
+                continue
             match, terms = found
-            pending.consume((match.app_order, match.dataset_order, match.workerpool_order, request), terms.volume)
+            used = (match.app_order, match.dataset_order, match.workerpool_order)
+            pending.consume((*used, request), terms.volume)
             proposals.append(match)
+            for order in used:
+                if order is not None and pending.consumed(order.payload_digest) >= order.volume:
+                    hide(order)
     return proposals
 
 

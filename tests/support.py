@@ -34,7 +34,7 @@ CHAIN_ID = "test-chain"
 CATEGORY = 0
 T_MS = 1_000  # the test category's time reference
 RLC = 10**9
-START_BALANCE = 1_000 * RLC
+START_BALANCE = 1_000_000 * RLC
 APP_PRICE, DATASET_PRICE, POOL_PRICE = 3 * RLC, 2 * RLC, 10 * RLC
 ACTORS = ("requester", "appdev", "provider", "manager", "w1", "w2", "w3", "w4", "poor")
 

@@ -9,7 +9,7 @@ from protocols.crypto import ZERO_ADDRESS
 from protocols.ledger.context import TxContext
 from protocols.ledger.escrow import Reject, lock
 from protocols.ledger.records import App, Dataset, Deal, Resource, Workerpool
-from protocols.ledger.state import APP, DATASET, DEAL, WORKERPOOL, StateView
+from protocols.ledger.state import APP, CONSUMED, DATASET, DEAL, WORKERPOOL, StateView
 from protocols.ledger.transactions import (
     CancelOrder,
     MatchOrders,
@@ -47,7 +47,8 @@ class LedgerMarketView:
         return category in self.categories
 
     def consumed(self, order_hash: bytes) -> int:
-        return self.view.consumed(order_hash)
+        record = self.view.get(CONSUMED + order_hash)
+        return record.volume if record is not None else 0
 
 
 def transfer(ctx: TxContext, body: Transfer) -> bytes:

@@ -99,11 +99,14 @@ class StateView:
     def __init__(self, base: LedgerState) -> None:
         self.base = base
         self.writes: Writes = {}
+        self._base_entries = base._entries
 
     def get(self, key: bytes) -> Any:
-        if key in self.writes:
-            return self.writes[key]
-        return self.base.get(key)
+        # Reads are the ledger's and the matching engine's hot path: two dict lookups, no further calls.
+        writes = self.writes
+        if key in writes:
+            return writes[key]
+        return self._base_entries.get(key)
 
     def put(self, key: bytes, value: Any) -> None:
         self.writes[key] = value
