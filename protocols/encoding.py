@@ -297,53 +297,58 @@ def _build_union(args: tuple[Any, ...], constraints: tuple[Any, ...]) -> Convert
 
 
 def _wire_converter(cls: type) -> Converter:
-    """Converter for one wire class; built once, fields resolved on first call (classes may be defined later)."""
+    """Converter for one wire class; built once, on first call (classes may refer to ones defined later).
+
+    The happy path is one generated function (`_compile_fast`); when it declines a value, `_checked` goes
+    through the same rules field by field to raise an error that names the field and the problem.
+    """
     cached = _CONVERTERS.get(cls)
     if cached is not None:
         return cached
     state: dict[str, Any] = {}
-    names = cls.__wire_fields__
-    has_post_init = hasattr(cls, "__post_init__")
-    signed = getattr(cls, "__wire_signed__", False)
-    new = object.__new__
 
     def convert(value: Any) -> Any:
-        fields = state.get("fields")
-        if fields is None:
+        fast = state.get("fast")
+        if fast is None:
             hints = typing.get_type_hints(cls, include_extras=True)
-            fields = state["fields"] = [_build(hints[name], ()) for name in cls.__wire_fields__]
-            state["fast"] = _compile_fields(cls, [hints[name] for name in names], fields)
-        if type(value) is not list:
-            raise DecodeError(f"{cls.__name__}: expected array, got {type(value).__name__}")
-        if len(value) != len(fields) + 2:
-            raise DecodeError(f"{cls.__name__}: expected {len(fields)} fields, got {len(value) - 2}")
-        if value[0] != cls.__wire_tag__ or type(value[0]) is not int:
-            raise DecodeError(f"{cls.__name__}: wrong tag {value[0]!r}")
-        if value[1] != cls.__wire_version__ or type(value[1]) is not int:
-            raise DecodeError(f"{cls.__name__}: unsupported version {value[1]!r}")
+            state["fields"] = [_build(hints[name], ()) for name in cls.__wire_fields__]
+            fast = state["fast"] = _compile_fast(cls, [hints[name] for name in cls.__wire_fields__], state["fields"])
         try:
-            args = state["fast"](value)
-            if args is None:  # a field failed a check; the per-field converters say which and why
-                args = [conv(v) for conv, v in zip(fields, value[2:])]
-        except DecodeError as exc:
-            raise DecodeError(f"{cls.__name__}.{_failing_field(cls, fields, value)}: {exc.reason}") from None
-        if has_post_init:
-            try:
-                obj = cls(*args)
-            except (ValueError, TypeError) as exc:  # a __post_init__ invariant of the class
-                raise DecodeError(f"{cls.__name__}: {exc}") from None
-        else:
-            # Equivalent to cls(*args) for a frozen dataclass without __post_init__, at a third of the cost
-            # (the generated __init__ goes through object.__setattr__ once per field).
-            obj = new(cls)
-            obj.__dict__.update(zip(names, args))
-        if signed:
-            # The signed payload is exactly these bytes without the signature: hash them now, once.
-            obj.__dict__["payload_digest"] = hashlib.sha256(msgpack.packb(value[:-1], use_bin_type=True)).digest()
-        return obj
+            obj = fast(value)
+        except DecodeError:
+            obj = None
+        return obj if obj is not None else _checked(cls, state["fields"], value)
 
     _CONVERTERS[cls] = convert
     return convert
+
+
+def _checked(cls: type, fields: list[Converter], value: Any) -> Any:
+    """The slow path: every check one by one, raising DecodeError with the first problem found."""
+    if type(value) is not list:
+        raise DecodeError(f"{cls.__name__}: expected array, got {type(value).__name__}")
+    if len(value) != len(fields) + 2:
+        raise DecodeError(f"{cls.__name__}: expected {len(fields)} fields, got {len(value) - 2}")
+    if value[0] != cls.__wire_tag__ or type(value[0]) is not int:
+        raise DecodeError(f"{cls.__name__}: wrong tag {value[0]!r}")
+    if value[1] != cls.__wire_version__ or type(value[1]) is not int:
+        raise DecodeError(f"{cls.__name__}: unsupported version {value[1]!r}")
+    try:
+        args = [conv(v) for conv, v in zip(fields, value[2:])]
+    except DecodeError as exc:
+        raise DecodeError(f"{cls.__name__}.{_failing_field(cls, fields, value)}: {exc.reason}") from None
+    try:
+        obj = cls(*args)
+    except (ValueError, TypeError) as exc:  # a __post_init__ invariant of the class
+        raise DecodeError(f"{cls.__name__}: {exc}") from None
+    if getattr(cls, "__wire_signed__", False):
+        object.__setattr__(obj, "payload_digest", _unsigned_digest_of(value))
+    return obj
+
+
+def _unsigned_digest_of(value: list[Any]) -> bytes:
+    """A signed value's payload digest from its raw array: the same bytes minus the signature, hashed."""
+    return hashlib.sha256(msgpack.packb(value[:-1], use_bin_type=True)).digest()
 
 
 def _primitive_condition(hint: Any, var: str) -> str | None:
@@ -366,29 +371,55 @@ def _primitive_condition(hint: Any, var: str) -> str | None:
     return None
 
 
-def _compile_fields(cls: type, hints: list[Any], converters: list[Converter]) -> Callable[[list[Any]], Any]:
-    """Generate one function that checks and converts all fields of `cls` from its raw array.
+def _compile_fast(cls: type, hints: list[Any], converters: list[Converter]) -> Callable[[Any], Any]:
+    """Generate the happy path of decoding `cls` from its raw array as one function.
 
-    Primitive fields are checked inline and composite ones go through their converters. Decoding a signed
-    order is on the hot path of order handling, and calling one closure per field cost more than the
-    checks themselves. The function returns None when an inline check fails; the caller then runs the
-    per-field converters, which raise the precise error.
+    Primitive fields are checked inline and composite ones go through their converters; the object is
+    built without the dataclass __init__ (which calls object.__setattr__ once per field) unless the class
+    has a __post_init__ invariant. Decoding signed orders is on the hot path of order handling, where one
+    closure call per field cost more than the checks themselves. The function returns None when any check
+    fails; the caller then runs `_checked` for the precise error.
     """
-    lines = [f"def fields_of_{cls.__name__}(value):"]
-    names = []
+    n = len(hints)
+    signed = getattr(cls, "__wire_signed__", False)
+    lines = [
+        "def fast(value):",
+        f"    if type(value) is not list or len(value) != {n + 2}: return None",
+        "    tag = value[0]; version = value[1]",
+        f"    if type(tag) is not int or tag != {cls.__wire_tag__} or type(version) is not int"
+        f" or version != {cls.__wire_version__}: return None",
+    ]
     for i, hint in enumerate(hints):
-        var = f"f{i}"
-        names.append(var)
-        lines.append(f"    {var} = value[{i + 2}]")
-        condition = _primitive_condition(hint, var)
+        lines.append(f"    f{i} = value[{i + 2}]")
+        condition = _primitive_condition(hint, f"f{i}")
         if condition is None:
-            lines.append(f"    {var} = converters[{i}]({var})")
+            lines.append(f"    f{i} = converters[{i}](f{i})")
         else:
             lines.append(f"    if not ({condition}): return None")
-    lines.append(f"    return ({', '.join(names)}{',' if len(names) == 1 else ''})")
-    namespace: dict[str, Any] = {"converters": converters}
+    if hasattr(cls, "__post_init__"):
+        lines += [
+            "    try:",
+            f"        obj = cls({', '.join(f'f{i}' for i in range(n))})",
+            "    except (ValueError, TypeError):",
+            "        return None",
+        ]
+        if signed:
+            lines.append("    setattr(obj, 'payload_digest', unsigned_digest_of(value))")
+    else:
+        entries = [f"{name!r}: f{i}" for i, name in enumerate(cls.__wire_fields__)]
+        if signed:
+            entries.append("'payload_digest': unsigned_digest_of(value)")
+        lines += ["    obj = new(cls)", f"    setattr(obj, '__dict__', {{{', '.join(entries)}}})"]
+    lines.append("    return obj")
+    namespace: dict[str, Any] = {
+        "converters": converters,
+        "cls": cls,
+        "new": object.__new__,
+        "setattr": object.__setattr__,
+        "unsigned_digest_of": _unsigned_digest_of,
+    }
     exec("\n".join(lines), namespace)  # noqa: S102 - code built only from our own type hints
-    return namespace[f"fields_of_{cls.__name__}"]
+    return namespace["fast"]
 
 
 def _failing_field(cls: type, fields: list[Converter], value: list[Any]) -> str:

@@ -14,6 +14,7 @@ from typing import Protocol
 from protocols.crypto import ZERO_ADDRESS, SignatureVerifier
 from protocols.orders import (
     DATASET_IGNORED_BITS,
+    NO_TAG,
     TEE_BIT,
     AppOrder,
     DatasetOrder,
@@ -58,8 +59,23 @@ class MatchTerms:
 
 def deal_tag(app: AppOrder, dataset: DatasetOrder | None, request: RequestOrder) -> int:
     """PoCo rule 06: the deal's tag is A.tag | (D.tag & ~0x0E) | R.tag."""
+    if app.tag == NO_TAG and request.tag == NO_TAG and (dataset is None or dataset.tag == NO_TAG):
+        return 0  # the common case, without five big-int conversions
     dataset_tag = tag_int(dataset.tag) & ~DATASET_IGNORED_BITS & FULL_MASK if dataset else 0
     return tag_int(app.tag) | dataset_tag | tag_int(request.tag)
+
+
+def _has_restrictions(
+    app: AppOrder, dataset: DatasetOrder | None, workerpool: WorkerpoolOrder, request: RequestOrder
+) -> bool:
+    """Most orders restrict nothing; this cheap test spares them building the ten pairs."""
+    restricts = (
+        app.dataset_restrict, app.workerpool_restrict, app.requester_restrict,
+        workerpool.app_restrict, workerpool.dataset_restrict, workerpool.requester_restrict, request.workerpool,
+    )
+    if dataset is not None:
+        restricts += (dataset.app_restrict, dataset.workerpool_restrict, dataset.requester_restrict)
+    return restricts.count(ZERO_ADDRESS) != len(restricts)
 
 
 def _restriction_pairs(
@@ -123,7 +139,7 @@ def _evaluate(
         ))
     # 06: the pool covers every feature bit the deal needs.
     tag = deal_tag(app, dataset, request)
-    missing = tag & ~tag_int(workerpool.tag) & FULL_MASK
+    missing = tag & ~tag_int(workerpool.tag) & FULL_MASK if tag else 0
     if missing:
         add(Violation("tag-not-covered", f"workerpool tag lacks bits 0x{missing:x}"))
     # 07: a TEE dataset or request needs a TEE app.
@@ -137,9 +153,10 @@ def _evaluate(
         code = "dataset-missing" if dataset is None else "dataset-mismatch"
         add(Violation(code, f"request wants dataset 0x{request.dataset.hex()}, got 0x{dataset_address.hex()}"))
     # 12-1b: the ten restriction pairs. Zero means anyone, else only that address (no ERC-734 groups here).
-    for code, restrict, actual in _restriction_pairs(app, dataset, workerpool, request):
-        if restrict != ZERO_ADDRESS and restrict != actual:
-            add(Violation(code, f"restricted to 0x{restrict.hex()}, got 0x{actual.hex()}"))
+    if _has_restrictions(app, dataset, workerpool, request):
+        for code, restrict, actual in _restriction_pairs(app, dataset, workerpool, request):
+            if restrict != ZERO_ADDRESS and restrict != actual:
+                add(Violation(code, f"restricted to 0x{restrict.hex()}, got 0x{actual.hex()}"))
     # 20/30/40 registered, 21/31/41/50 signed by the owner.
     app_owner = _owner_signed(found, app, "app", app.app, view, verifier)
     dataset_owner = _owner_signed(found, dataset, "dataset", dataset.dataset, view, verifier) if dataset else ZERO_ADDRESS

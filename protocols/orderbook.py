@@ -181,23 +181,30 @@ def _candidates(request: RequestOrder, book: OrderBook, view: MarketView) -> Ite
 
     apps = live(book.app_entries(request.app))
     datasets: list[BookEntry | None] = [None] if request.dataset == ZERO_ADDRESS else live(book.dataset_entries(request.dataset))  # type: ignore[assignment]
-    pools = book.pool_entries(request.category)
+    wanted_pool = request.workerpool
+    pools = (
+        e
+        for e in itertools.islice(book.pool_entries(request.category), MAX_CANDIDATES_PER_REQUEST)
+        if (wanted_pool == ZERO_ADDRESS or wanted_pool == e.order.workerpool)
+        and view.consumed(e.order.payload_digest) < e.order.volume
+    )
+    pairs = [(a, d) for a in apps for d in datasets]
+    if len(pairs) == 1:
+        # The common case: one app order and one dataset order; pools are already in (price, seq) order,
+        # and are walked lazily: usually the first live one matches.
+        app, dataset = pairs[0]
+        for pool in pools:
+            yield app.order, dataset.order if dataset else None, pool.order
+        return
+    pool_list = list(pools)
 
     def walk(app: BookEntry, dataset: BookEntry | None) -> Iterator[tuple[int, list[int], Combo]]:
         fixed = app.price + (dataset.price if dataset else 0)
-        for pool in pools:
-            if request.workerpool not in (ZERO_ADDRESS, pool.order.workerpool):
-                continue
-            if view.consumed(pool.order.payload_digest) >= pool.order.volume:
-                continue
+        for pool in pool_list:
             seqs = sorted((app.seq, dataset.seq if dataset else 0, pool.seq), reverse=True)
-            yield fixed + pool.price, seqs, (app.order, dataset.order if dataset else None, pool.order)  # type: ignore[misc]
+            yield fixed + pool.price, seqs, (app.order, dataset.order if dataset else None, pool.order)
 
-    walks = [walk(a, d) for a, d in itertools.product(apps, datasets)]
-    if not walks:
-        return
-    # One (app, dataset) pair is the common case: its walk is already in order, no merge needed.
-    merged = walks[0] if len(walks) == 1 else heapq.merge(*walks, key=lambda item: (item[0], item[1]))
+    merged = heapq.merge(*(walk(a, d) for a, d in pairs), key=lambda item: (item[0], item[1]))
     for _, _, combo in itertools.islice(merged, MAX_CANDIDATES_PER_REQUEST):
         yield combo
 
