@@ -35,11 +35,11 @@ from protocols.consensus.actions import (
 )
 from protocols.consensus.blocks import ChainTip, genesis_tip, verify_certificate
 from protocols.consensus.mempool import Mempool
-from protocols.consensus.messages import Block, Certificate, ConsensusMessage, DuplicateVoteEvidence, Proposal, Vote, block_id
+from protocols.consensus.messages import Block, Certificate, DuplicateVoteEvidence, Proposal, Vote, block_id, decode_message
 from protocols.consensus.tendermint import InvalidMessage, Tendermint
 from protocols.consensus.validators import ValidatorSet
 from protocols.crypto import Keypair, SignatureVerifier
-from protocols.encoding import DecodeError, decode, encode
+from protocols.encoding import DecodeError, encode
 from protocols.sim.byzantine import ByzantineSender
 from protocols.sim.kvapp import KVApp
 from protocols.sim.scenario import GENESIS_TIME, Scenario
@@ -183,7 +183,7 @@ class Simulation:
             return
         height = node.machine.height
         try:
-            msg = decode(ConsensusMessage, data)
+            msg = decode_message(data)
             actions = node.machine.on_message(msg, self._local(node))
         except (DecodeError, InvalidMessage):
             node.rejected += 1
