@@ -278,7 +278,7 @@ def _build_union(args: tuple[Any, ...], constraints: tuple[Any, ...]) -> Convert
         by_tag = {m.__wire_tag__: _wire_converter(m) for m in members}
 
         def inner(value: Any) -> Any:
-            if type(value) is not list or not value:
+            if type(value) is not list or not value or type(value[0]) is not int:
                 raise DecodeError("expected a tagged array")
             conv = by_tag.get(value[0])
             if conv is None:
