@@ -1,0 +1,147 @@
+"""The ledger as consensus sees it: `LedgerApplication` implements `consensus.application.Application`.
+
+Consensus moves opaque transaction bytes; this adapter decodes them, checks them for the mempool against
+the committed state plus what the mempool already admitted (so a sender may queue nonces n, n+1, ...),
+dry-runs blocks, commits them, and tells consensus when an empty block is worth making: when a task
+deadline passes, because claims, reopens and late finalizations only become valid with block time.
+
+A block is valid only if every one of its transactions applies successfully in order: the chain holds
+no failed transactions, and proposers drop conflicting ones before proposing.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import ChainMap
+from dataclasses import dataclass
+
+from protocols.encoding import DecodeError, decode
+from protocols.ledger.ledger import Ledger, TxOutcome, apply
+from protocols.ledger.records import Task, TaskStatus
+from protocols.ledger.state import TASK, LedgerState, Writes
+from protocols.ledger.transactions import Transaction
+
+# A transaction on the wire: one signed envelope around one body. MatchOrders carries four orders with
+# their signatures, which stays well under this.
+MAX_TX_BYTES = 16 * 1024
+
+
+class _Overlay(LedgerState):
+    """Pending writes layered over a committed state, for dry runs of several transactions in sequence."""
+
+    def __init__(self, base: LedgerState) -> None:
+        super().__init__()
+        self._writes: dict[bytes, object] = {}
+        self._entries = ChainMap(self._writes, base._entries)  # type: ignore[assignment]
+
+    def apply_writes(self, writes: Writes) -> None:
+        self._writes.update(writes)
+
+    @property
+    def writes(self) -> Writes:
+        return self._writes
+
+
+@dataclass(frozen=True)
+class CommittedBlock:
+    """What committing a block did: per-transaction outcomes and the state writes to persist."""
+
+    time: int
+    outcomes: tuple[TxOutcome, ...]
+    writes: Writes
+
+
+def decode_tx(data: bytes) -> Transaction:
+    return decode(Transaction, data, max_size=MAX_TX_BYTES)
+
+
+class LedgerApplication:
+    def __init__(self, ledger: Ledger, last_block_time: int = 0) -> None:
+        self.ledger = ledger
+        self.last_block_time = last_block_time
+        self._mempool_state = _Overlay(ledger.state)
+        self._deadlines: list[int] = []
+        self._validated: tuple[tuple[bytes, ...], int, tuple[TxOutcome, ...], Writes] | None = None
+        self.track_deadlines(task for _, task in ledger.state.items_with_prefix(TASK))
+
+    # --- Application protocol --------------------------------------------------------------------
+
+    def state_digest(self) -> bytes:
+        return self.ledger.state.digest()
+
+    def check_tx(self, tx: bytes) -> str | None:
+        try:
+            transaction = decode_tx(tx)
+        except DecodeError as exc:
+            return f"undecodable: {exc.reason}"
+        outcome = apply(self.ledger.rules, self._mempool_state, transaction, self._mempool_time())
+        if not outcome.ok:
+            return outcome.code
+        self._mempool_state.apply_writes(outcome.writes or {})
+        return None
+
+    def validate_block_txs(self, txs: tuple[bytes, ...], block_time: int) -> str | None:
+        result = self._dry_run(txs, block_time)
+        return result if isinstance(result, str) else None
+
+    def commit_block(self, txs: tuple[bytes, ...], block_time: int) -> None:
+        self.commit(txs, block_time)
+
+    def next_deadline(self) -> int | None:
+        while self._deadlines and self._deadlines[0] <= self.last_block_time:
+            heapq.heappop(self._deadlines)
+        return self._deadlines[0] if self._deadlines else None
+
+    # --- beyond the protocol ---------------------------------------------------------------------
+
+    def commit(self, txs: tuple[bytes, ...], block_time: int) -> CommittedBlock:
+        """Apply a decided block; return what it did (the node stores the writes and reports outcomes)."""
+        result = self._dry_run(txs, block_time)
+        if isinstance(result, str):
+            # Consensus only decides blocks that validated; reaching here means the state diverged.
+            raise AssertionError(f"committing an invalid block: {result}")
+        outcomes, writes = result
+        self.ledger.state.apply_writes(writes)
+        self.last_block_time = block_time
+        self._mempool_state = _Overlay(self.ledger.state)
+        self._validated = None
+        self.track_deadlines(v for k, v in writes.items() if k.startswith(TASK))
+        return CommittedBlock(block_time, outcomes, writes)
+
+    def track_deadlines(self, tasks: object) -> None:
+        """Remember the deadlines of open tasks, each a time at which an empty block is worth making."""
+        for task in tasks:  # type: ignore[attr-defined]
+            if isinstance(task, Task) and task.status in (TaskStatus.ACTIVE, TaskStatus.REVEALING):
+                for deadline in (task.contribution_deadline, task.reveal_deadline, task.final_deadline):
+                    if deadline > self.last_block_time:
+                        heapq.heappush(self._deadlines, deadline)
+
+    def _mempool_time(self) -> int:
+        # A transaction waiting in the mempool will land in a block at least 1 ms after the last one.
+        return self.last_block_time + 1
+
+    def _dry_run(self, txs: tuple[bytes, ...], block_time: int) -> str | tuple[tuple[TxOutcome, ...], Writes]:
+        """Apply `txs` in order on an overlay; a reason if any fails, else outcomes and merged writes.
+
+        The last successful dry run is remembered: consensus validates a proposal and then commits the same
+        block, and the proposer validates what it proposes, so this saves re-applying every block.
+        """
+        cached = self._validated
+        if cached is not None and cached[0] == txs and cached[1] == block_time:
+            return cached[2], cached[3]
+        if block_time <= self.last_block_time:
+            return "block-time-not-increasing"
+        overlay = _Overlay(self.ledger.state)
+        outcomes = []
+        for index, data in enumerate(txs):
+            try:
+                tx = decode_tx(data)
+            except DecodeError as exc:
+                return f"tx {index} undecodable: {exc.reason}"
+            outcome = apply(self.ledger.rules, overlay, tx, block_time)
+            if not outcome.ok:
+                return f"tx {index} rejected: {outcome.code}"
+            overlay.apply_writes(outcome.writes or {})
+            outcomes.append(outcome)
+        self._validated = (txs, block_time, tuple(outcomes), overlay.writes)
+        return tuple(outcomes), overlay.writes
