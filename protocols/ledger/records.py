@@ -149,3 +149,7 @@ class Contribution:
 CONTRIBUTION_DEADLINE_RATIO = 7
 REVEAL_DEADLINE_RATIO = 2
 FINAL_DEADLINE_RATIO = 10
+
+
+# Any value the ledger state holds: what the node's storage decodes when it loads the state.
+Record = Account | App | Dataset | Workerpool | Consumed | Deal | Task | Contribution

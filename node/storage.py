@@ -1,0 +1,173 @@
+"""The node's durable store: SQLite in WAL mode (DESIGN.md section 9).
+
+One SQLite transaction per committed block holds the block, its certificate, the ledger state writes and
+the transaction outcomes, so a crash leaves either all of a block or none of it and a restart resumes at
+the last committed height. Consensus messages this node signed are stored before they are sent, so a
+restarted validator never signs a conflicting vote for a height it already voted in. Every value is the
+canonical msgpack encoding of a wire type.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protocols.chain import CommittedBlock
+from protocols.consensus.blocks import ChainTip
+from protocols.consensus.messages import Block, Certificate, Proposal, Vote, block_id
+from protocols.encoding import decode, encode
+from protocols.ledger.records import Record
+from protocols.orders import Order
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    height INTEGER PRIMARY KEY, block_id BLOB NOT NULL, time INTEGER NOT NULL,
+    block BLOB NOT NULL, certificate BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tx_results (
+    tx_id BLOB PRIMARY KEY, height INTEGER NOT NULL, position INTEGER NOT NULL,
+    code TEXT NOT NULL, created BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (hash BLOB PRIMARY KEY, order_bytes BLOB NOT NULL, seen_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS signed_messages (height INTEGER NOT NULL, message BLOB NOT NULL);
+"""
+
+
+class StoreError(Exception):
+    """The data directory cannot be used (another chain's data, or an unreadable database)."""
+
+
+@dataclass(frozen=True)
+class TxResult:
+    height: int
+    position: int
+    code: str
+    created: bytes
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a block reported committed survives power loss too; blocks are rare enough to afford it.
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the node database {path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _tx(self) -> Any:
+        """A write transaction: `with self._tx(): ...` commits on success, rolls back on any error."""
+        return _Transaction(self.db)
+
+    # --- identity -----------------------------------------------------------------------------------
+
+    def bind_genesis(self, genesis_hash: bytes) -> None:
+        """Refuse a data directory that belongs to another chain; record the genesis on first use."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'genesis_hash'").fetchone()
+        if row is None:
+            with self._tx():
+                self.db.execute("INSERT INTO meta VALUES ('genesis_hash', ?)", (genesis_hash,))
+        elif bytes(row[0]) != genesis_hash:
+            raise StoreError(
+                f"this data directory belongs to genesis 0x{bytes(row[0]).hex()[:16]}..., "
+                f"not 0x{genesis_hash.hex()[:16]}...: use another --data-dir"
+            )
+
+    # --- chain ----------------------------------------------------------------------------------------
+
+    def tip(self) -> ChainTip | None:
+        row = self.db.execute(
+            "SELECT height, block_id, time, certificate FROM blocks ORDER BY height DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return ChainTip(row[0], bytes(row[1]), row[2], decode(Certificate, bytes(row[3])))
+
+    def commit_block(self, block: Block, certificate: Certificate, committed: CommittedBlock, tx_ids: list[bytes]) -> None:
+        """Store a decided block and everything it changed, atomically."""
+        with self._tx():
+            self.db.execute(
+                "INSERT INTO blocks VALUES (?, ?, ?, ?, ?)",
+                (block.height, block_id(block), block.time, encode(block), encode(certificate)),
+            )
+            for key, value in committed.writes.items():
+                if value is None:
+                    self.db.execute("DELETE FROM state WHERE key = ?", (key,))
+                else:
+                    self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, encode(value)))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO tx_results VALUES (?, ?, ?, ?, ?)",
+                [
+                    (tx_id, block.height, i, outcome.code, outcome.created)
+                    for i, (tx_id, outcome) in enumerate(zip(tx_ids, committed.outcomes))
+                ],
+            )
+            self.db.execute("DELETE FROM signed_messages WHERE height <= ?", (block.height,))
+
+    def decided_block(self, height: int) -> tuple[Block, Certificate] | None:
+        row = self.db.execute("SELECT block, certificate FROM blocks WHERE height = ?", (height,)).fetchone()
+        if row is None:
+            return None
+        return decode(Block, bytes(row[0])), decode(Certificate, bytes(row[1]))
+
+    def block_hashes(self) -> list[tuple[int, bytes]]:
+        return [(h, bytes(b)) for h, b in self.db.execute("SELECT height, block_id FROM blocks ORDER BY height")]
+
+    def tx_result(self, tx_id: bytes) -> TxResult | None:
+        row = self.db.execute("SELECT height, position, code, created FROM tx_results WHERE tx_id = ?", (tx_id,)).fetchone()
+        return TxResult(row[0], row[1], row[2], bytes(row[3])) if row else None
+
+    def load_state(self) -> Iterator[tuple[bytes, Any]]:
+        for key, value in self.db.execute("SELECT key, value FROM state"):
+            yield bytes(key), decode(Record, bytes(value))
+
+    # --- consensus messages we signed ----------------------------------------------------------------
+
+    def save_signed(self, height: int, message: Proposal | Vote) -> None:
+        with self._tx():
+            self.db.execute("INSERT INTO signed_messages VALUES (?, ?)", (height, encode(message)))
+
+    def signed_messages(self) -> list[Proposal | Vote]:
+        rows = self.db.execute("SELECT message FROM signed_messages ORDER BY rowid")
+        return [decode(Proposal | Vote, bytes(m)) for (m,) in rows]
+
+    # --- order book -------------------------------------------------------------------------------------
+
+    def save_orders(self, orders: Iterable[tuple[Order, int]]) -> None:
+        with self._tx():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO orders VALUES (?, ?, ?)",
+                [(order.payload_digest, encode(order), seen) for order, seen in orders],
+            )
+
+    def delete_orders(self, hashes: Iterable[bytes]) -> None:
+        with self._tx():
+            self.db.executemany("DELETE FROM orders WHERE hash = ?", [(h,) for h in hashes])
+
+    def load_orders(self) -> list[tuple[Order, int]]:
+        rows = self.db.execute("SELECT order_bytes, seen_ms FROM orders ORDER BY seen_ms")
+        return [(decode(Order, bytes(o)), seen) for o, seen in rows]
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")

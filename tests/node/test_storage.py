@@ -1,0 +1,73 @@
+"""The node's SQLite store: blocks, state and outcomes survive a reopen; another chain's directory is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.storage import Store, StoreError
+from protocols.chain import LedgerApplication
+from protocols.consensus.messages import Block, Certificate, block_id
+from protocols.encoding import encode
+from protocols.ledger.ledger import Ledger
+from protocols.ledger.state import LedgerState
+from protocols.ledger.transactions import Transfer
+from tests.support import RLC, Market
+
+
+def decided(height: int, txs: tuple[bytes, ...], time: int) -> tuple[Block, Certificate]:
+    block = Block(height, time, bytes(32), bytes(32), txs, None)
+    return block, Certificate(height, 0, block_id(block), ())
+
+
+def test_committed_block_and_state_survive_a_reopen(tmp_path: Path) -> None:
+    market = Market.create()
+    app = LedgerApplication(market.ledger, last_block_time=market.now)
+    tx = market.signed("w1", Transfer(market.addr("poor"), RLC))
+    store = Store(tmp_path / "node.db")
+    store.bind_genesis(b"g" * 32)
+    for key, value in market.ledger.state.items():  # what the node writes at genesis
+        store.db.execute("INSERT INTO state VALUES (?, ?)", (key, encode(value)))
+    block, cert = decided(1, (encode(tx),), market.now + 1)
+    committed = app.commit(block.txs, block.time)
+    store.commit_block(block, cert, committed, [tx.tx_id])
+    store.close()
+
+    reopened = Store(tmp_path / "node.db")
+    reopened.bind_genesis(b"g" * 32)
+    tip = reopened.tip()
+    assert tip is not None and tip.height == 1 and tip.block_id == block_id(block)
+    state = LedgerState(dict(reopened.load_state()))
+    assert state.digest() == market.ledger.state.digest()
+    result = reopened.tx_result(tx.tx_id)
+    assert result is not None and result.code == "ok" and result.height == 1
+    assert reopened.decided_block(1) == (block, cert)
+
+
+def test_another_chains_directory_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "node.db")
+    store.bind_genesis(b"a" * 32)
+    with pytest.raises(StoreError, match="another --data-dir"):
+        store.bind_genesis(b"b" * 32)
+
+
+def test_orders_and_signed_messages_round_trip(tmp_path: Path) -> None:
+    market = Market.create()
+    store = Store(tmp_path / "node.db")
+    orders = [(market.app_order(), 5), (market.request_order(), 7)]
+    store.save_orders(orders)
+    assert store.load_orders() == orders
+    store.delete_orders([orders[0][0].payload_digest])
+    assert store.load_orders() == orders[1:]
+
+
+def test_failed_block_write_leaves_nothing(tmp_path: Path) -> None:
+    market = Market.create()
+    store = Store(tmp_path / "node.db")
+    block, cert = decided(1, (), 5)
+    committed = LedgerApplication(Ledger(market.ledger.rules, LedgerState()), 0).commit((), 5)
+    store.commit_block(block, cert, committed, [])
+    with pytest.raises(Exception):
+        store.commit_block(block, cert, committed, [])  # same height twice: the insert fails
+    assert store.block_hashes() == [(1, block_id(block))]
