@@ -82,6 +82,9 @@ class Scenario:
     txs_per_batch: int = 4
     # Every k-th batch also registers a timer due a little later, so empty blocks get made (0: never).
     timer_every: int = 5
+    # Share of client transactions that are compare-and-sets on a few hot keys (often stale: invalid
+    # transactions, conflicts inside a block, evictions); the rest always apply.
+    cas_share: float = 0.5
     clock_skew: int = 40
     sync_delay: int = 20
     consensus: ConsensusConfig = field(default=SIM_CONSENSUS)

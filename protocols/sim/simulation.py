@@ -204,7 +204,7 @@ class Simulation:
         for _ in range(sc.txs_per_batch):
             self._tx_counter += 1
             c = self._tx_counter
-            if self.rng.random() < 0.5:
+            if self.rng.random() >= sc.cas_share:
                 txs.append(f"set k{c} {c}".encode())
             else:  # a compare-and-set that is often stale: conflicts, evictions, invalid blocks
                 txs.append(f"cas c{c % 3} {self.rng.randrange(3)} {self.rng.randrange(3)}".encode())
