@@ -1,0 +1,240 @@
+"""The local control API: typed requests over a Unix socket in the data directory (DESIGN.md section 9).
+
+Filesystem permissions on the socket are the access control: whoever can open it acts as the node's
+account. Frames are a 4-byte big-endian length and one canonical wire value; a request is one of the
+`*Request` types, the answer one of the result types or `ControlError`. The node signs on the caller's
+behalf, so nonces are managed in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import trio
+
+from protocols.crypto import Address
+from protocols.encoding import U64, Bytes32, DecodeError, MaxLen, decode, encode, wire
+from protocols.ledger.transactions import TxBody
+from protocols.orders import Order
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "control.sock"
+# Requests are small; answers carry at most an order book page or a few blocks.
+MAX_FRAME = 8 * 1024 * 1024
+# A client that connects and then says nothing is dropped after this long.
+REQUEST_TIMEOUT_S = 30
+Text = Annotated[str, MaxLen(1024)]
+
+
+@wire(tag=90)
+@dataclass(frozen=True)
+class StatusRequest:
+    pass
+
+
+@wire(tag=91)
+@dataclass(frozen=True)
+class NodeStatus:
+    peer_id: Text
+    address: Address
+    roles: tuple[Text, ...]
+    listen_addrs: tuple[Text, ...]
+    height: U64
+    tip_hash: Annotated[bytes, MaxLen(32)]
+    tip_time: U64
+    peers: U64
+    mempool: U64
+    orders: U64
+    validator: bool
+
+
+@wire(tag=92)
+@dataclass(frozen=True)
+class AccountRequest:
+    address: Annotated[bytes, MaxLen(20)]  # empty: the node's own account
+
+
+@wire(tag=93)
+@dataclass(frozen=True)
+class AccountInfo:
+    address: Address
+    balance: U64
+    frozen: U64
+    nonce: U64
+    score: U64
+
+
+@wire(tag=94)
+@dataclass(frozen=True)
+class SubmitRequest:
+    """Sign `body` with the node's key and the next nonce, admit it to the mempool and gossip it."""
+
+    body: TxBody
+
+
+@wire(tag=95)
+@dataclass(frozen=True)
+class TxSubmitted:
+    tx_id: Bytes32
+    nonce: U64
+
+
+@wire(tag=96)
+@dataclass(frozen=True)
+class TxResultRequest:
+    tx_id: Bytes32
+
+
+@wire(tag=97)
+@dataclass(frozen=True)
+class TxResultInfo:
+    """`height` 0 means not committed yet (`code` then says "pending" or why the mempool dropped it)."""
+
+    height: U64
+    code: Text
+    created: Annotated[bytes, MaxLen(32)]
+
+
+@wire(tag=98)
+@dataclass(frozen=True)
+class OrderbookRequest:
+    kind: Text  # "app", "dataset", "workerpool", "request" or "" for all
+
+
+@wire(tag=99)
+@dataclass(frozen=True)
+class OrderList:
+    orders: tuple[Order, ...]
+
+
+@wire(tag=100)
+@dataclass(frozen=True)
+class PublishOrderRequest:
+    """Sign `order` (its signature field is ignored) with the node's key and publish it."""
+
+    order: Order
+
+
+@wire(tag=101)
+@dataclass(frozen=True)
+class OrderPublished:
+    order_hash: Bytes32
+
+
+@wire(tag=102)
+@dataclass(frozen=True)
+class ControlError:
+    message: Text
+
+
+ControlRequest = StatusRequest | AccountRequest | SubmitRequest | TxResultRequest | OrderbookRequest | PublishOrderRequest
+ControlResponse = NodeStatus | AccountInfo | TxSubmitted | TxResultInfo | OrderList | OrderPublished | ControlError
+Handler = Callable[[object], Awaitable[object]]
+
+
+class ControlRejected(Exception):
+    """Raised by handlers to answer with a ControlError (bad input, not the node's fault)."""
+
+
+def socket_path(data_dir: Path) -> Path:
+    return data_dir / SOCKET_NAME
+
+
+async def serve(path: Path, handle: Handler, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve requests on a Unix socket until cancelled; one task per connection."""
+    path.unlink(missing_ok=True)
+    listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    await listener.bind(str(path))
+    path.chmod(0o600)
+    listener.listen(16)
+    listeners = [trio.SocketListener(listener)]
+    log.info("event=control-listening path=%s", path)
+    try:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            await trio.serve_listeners(lambda stream: _serve_one(stream, handle), listeners, handler_nursery=nursery)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+async def _serve_one(stream: trio.abc.Stream, handle: Handler) -> None:
+    async with stream:
+        while True:
+            with trio.move_on_after(REQUEST_TIMEOUT_S):
+                data = await _read_frame(stream)
+            if not data:
+                return
+            try:
+                request = decode(ControlRequest, data, max_size=MAX_FRAME)
+                response = await handle(request)
+            except DecodeError as exc:
+                response = ControlError(f"malformed request: {exc.reason}")
+            except ControlRejected as exc:
+                response = ControlError(str(exc))
+            except Exception as exc:  # a handler bug must not take the node down; the caller learns of it
+                log.exception("event=control-handler-failed request=%s", type(request).__name__)
+                response = ControlError(f"internal error: {type(exc).__name__}: {exc}")
+            payload = encode(response)
+            await stream.send_all(struct.pack(">I", len(payload)) + payload)
+
+
+async def _read_frame(stream: trio.abc.ReceiveStream) -> bytes:
+    header = await _read_exactly(stream, 4)
+    if len(header) < 4:
+        return b""
+    (length,) = struct.unpack(">I", header)
+    if length > MAX_FRAME:
+        return b""
+    return await _read_exactly(stream, length)
+
+
+async def _read_exactly(stream: trio.abc.ReceiveStream, n: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < n:
+        chunk = await stream.receive_some(n - len(chunks))
+        if not chunk:
+            return b""
+        chunks += chunk
+    return bytes(chunks)
+
+
+class ControlClient:
+    """A blocking client for the CLI: one request, one answer."""
+
+    def __init__(self, data_dir: Path, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        self.path = socket_path(data_dir)
+        self.timeout_s = timeout_s
+
+    def call(self, request: object) -> object:
+        """Send a request; return the answer, or raise ControlRejected with the node's error message."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(self.timeout_s)
+            try:
+                sock.connect(str(self.path))
+            except (FileNotFoundError, ConnectionRefusedError):
+                raise ConnectionError(f"no node is running with its control socket at {self.path}") from None
+            payload = encode(request)
+            sock.sendall(struct.pack(">I", len(payload)) + payload)
+            header = _recv_exactly(sock, 4)
+            (length,) = struct.unpack(">I", header)
+            response = decode(ControlResponse, _recv_exactly(sock, length), max_size=MAX_FRAME)
+        if isinstance(response, ControlError):
+            raise ControlRejected(response.message)
+        return response
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("the node closed the control connection")
+        data += chunk
+    return bytes(data)

@@ -1,0 +1,43 @@
+"""The node's Ed25519 key: created on first start, kept in the data directory, readable by its owner only.
+
+The same key is the libp2p identity, the ledger account and the signer of orders, votes and transactions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from protocols.crypto import Keypair, hex_address
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "node.key"
+SEED_LEN = 32
+
+
+class KeyFileError(Exception):
+    """The key file exists but cannot be used."""
+
+
+def load_or_create_key(data_dir: Path) -> Keypair:
+    path = data_dir / KEY_FILE
+    if path.exists():
+        seed = path.read_bytes()
+        if len(seed) != SEED_LEN:
+            raise KeyFileError(f"{path} holds {len(seed)} bytes, expected a {SEED_LEN}-byte Ed25519 seed")
+        if path.stat().st_mode & 0o077:
+            log.warning("event=key-permissions path=%s mode=%o fix='chmod 600'", path, path.stat().st_mode & 0o777)
+        return Keypair(seed)
+    keypair = Keypair.generate()
+    write_key(path, keypair)
+    log.info("event=key-created path=%s address=%s", path, hex_address(keypair.address))
+    return keypair
+
+
+def write_key(path: Path, keypair: Keypair) -> None:
+    """Write the seed with mode 0600 from the start (never world-readable, not even for an instant)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(keypair.seed)
