@@ -17,7 +17,12 @@ class Application(Protocol):
         ...
 
     def check_tx(self, tx: bytes) -> str | None:
-        """Mempool admission against the current state: None if acceptable, else a reason code."""
+        """Mempool admission against the current state: None if acceptable, else a reason code.
+
+        The mempool calls it once per new transaction and, after every `commit_block`, again for each
+        transaction still pending, in arrival order. An application may therefore keep a pending view
+        (queued nonces) on top of the committed state, provided `commit_block` resets it.
+        """
         ...
 
     def validate_block_txs(self, txs: tuple[bytes, ...], block_time: int) -> str | None:

@@ -8,12 +8,13 @@ from protocols.consensus.actions import Broadcast, Commit, RecordEvidence, Reque
 from protocols.consensus.blocks import verify_certificate
 from protocols.consensus.evidence import check_duplicate_vote
 from protocols.consensus.messages import NIL, Proposal, Step, Vote, block_id
-from protocols.consensus.tendermint import InvalidMessage
+from protocols.consensus.blocks import genesis_tip
+from protocols.consensus.tendermint import InvalidMessage, Tendermint
 from protocols.consensus.votes import FUTURE_ROUND_WINDOW
 from protocols.crypto import Keypair, SignatureVerifier, sign
 from protocols.sim.kvapp import KVApp
 
-from tests.consensus.helpers import CHAIN, CONFIG, T0, block, certificate, keys, machine, proposal, validator_set, vote
+from tests.consensus.helpers import CHAIN, CONFIG, GENESIS_HASH, T0, block, certificate, keys, machine, proposal, validator_set, vote
 
 K = keys(4)
 TX = b"set a 1"
@@ -332,3 +333,17 @@ def test_a_restarted_validator_keeps_its_lock_and_never_signs_twice() -> None:
     prevotes = [v for v in broadcasts(out) if isinstance(v, Vote) and v.step == Step.PREVOTE]
     assert prevotes in ([], [vote(K[3], 1, 0, Step.PREVOTE, block_id(b))])
     assert fresh.snapshot()[2] >= Step.PREVOTE
+
+
+def test_a_follower_decides_from_gossip_without_voting() -> None:
+    follower = Tendermint(
+        chain_id=CHAIN, validators=validator_set(4), app=KVApp(), config=CONFIG, tip=genesis_tip(GENESIS_HASH, T0)
+    )
+    follower.start(T0)
+    assert follower.me is None
+    b = block(time=T0 + 10, txs=(TX,))
+    out = follower.on_message(proposal(K[0], b), T0 + 20)
+    for k in K[:3]:
+        out += follower.on_message(vote(k, 1, 0, Step.PRECOMMIT, block_id(b)), T0 + 30)
+    assert broadcasts(out) == []
+    assert [a.block for a in out if isinstance(a, Commit)] == [b] and follower.height == 2
