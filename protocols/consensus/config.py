@@ -22,7 +22,8 @@ class ConsensusConfig:
     timeout_precommit: int = 500
     timeout_precommit_delta: int = 250
     # py-libp2p gossip drops messages silently (reference/py-libp2p.md): the paper's gossip property is
-    # restored by re-sending our own messages of the current round this often until the height is decided.
+    # restored by re-sending our messages of the current round when a whole interval passed without
+    # progress. A few times the usual message delay: shorter only adds traffic, longer adds latency.
     rebroadcast_interval: int = 1_000
     # An empty block is only made when something waits on time, and not more often than this.
     empty_block_interval: int = 1_000

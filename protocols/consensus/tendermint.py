@@ -10,8 +10,8 @@ proposer, with a bad signature or a malformed block raises `InvalidMessage` and 
 was (the shell then lowers the sender's peer score). Stale messages are ignored without error.
 
 Additions to the paper, each for a stated reason:
-- Re-broadcast of our own messages every `rebroadcast_interval` and `RequestSync` when f+1 validators
-  are at a higher height: py-libp2p gossip loses messages, so the paper's gossip property needs help.
+- Re-broadcast of our own messages (and of the votes others need from us) when we made no progress for
+  a `rebroadcast_interval`, and `RequestSync` when f+1 validators are at a higher height: py-libp2p gossip loses messages, so the paper's gossip property needs help.
   `on_decided_block` accepts a block with a valid certificate from the sync protocol.
 - Waiting before round 0 of a height until there is a transaction, a due deadline of the application, a
   proposal, or f+1 validators already at work on the height (CometBFT's `create_empty_blocks = false`): blocks are
@@ -113,6 +113,8 @@ class Tendermint:
         self._signed_before: dict[tuple[int, int, int], Proposal | Vote] = {}
         self._out: list[Action] = []
         self._now = 0
+        # (height, round, step, started) at the last re-broadcast tick: we only re-send when stuck.
+        self._last_tick: tuple[int, int, int, bool] | None = None
         self._reset_height(tip)
         self._restore(restore)
 
@@ -144,7 +146,10 @@ class Tendermint:
         self._now = now
         kind = timeout.kind
         if kind is TimeoutKind.REBROADCAST:
-            self._rebroadcast()
+            marker = (self.height, self.round, self.step, self.started)
+            if marker == self._last_tick:
+                self._rebroadcast()  # no progress for a whole interval: something may have been lost
+            self._last_tick = marker
             self._schedule(TimeoutKind.REBROADCAST, self.config.rebroadcast_interval, height=0, round=0)
             return self._finish()
         if timeout.height != self.height:

@@ -289,10 +289,13 @@ def test_rebroadcast_resends_our_messages_and_the_last_certificate() -> None:
     b = block(time=T0 + 10, txs=(TX,))
     m.on_message(proposal(K[0], b), T0 + 20)
     out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 250)
-    assert vote(K[1], 1, 0, Step.PREVOTE, block_id(b)) in broadcasts(out)
-    assert any(isinstance(a, ScheduleTimeout) and a.timeout.kind is TimeoutKind.REBROADCAST for a in out)
-    m.on_decided_block(b, certificate(b, K[:3]), T0 + 300)
+    assert broadcasts(out) == []  # first tick: we made progress since the start
     out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 500)
+    assert vote(K[1], 1, 0, Step.PREVOTE, block_id(b)) in broadcasts(out)  # stuck for an interval
+    assert any(isinstance(a, ScheduleTimeout) and a.timeout.kind is TimeoutKind.REBROADCAST for a in out)
+    m.on_decided_block(b, certificate(b, K[:3]), T0 + 600)
+    m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 750)
+    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1000)
     assert {v.signature for v in broadcasts(out)} == set(certificate(b, K[:3]).signatures)
 
 
