@@ -8,6 +8,7 @@ network, or for one kind of message, is worthless anywhere else.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ PublicKey = Annotated[bytes, Len(32)]
 SignatureBytes = Annotated[bytes, Len(64)]
 ZERO_ADDRESS = bytes(ADDRESS_LEN)
 SIGNATURE_PREFIX = b"pocnet/v1/"
+HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 
 def address_of(public_key: bytes) -> bytes:
@@ -39,10 +41,9 @@ def hex_address(address: bytes) -> str:
 def parse_address(text: str) -> bytes:
     """Parse `0x` + 40 hex digits, with an error that says what was wrong."""
     body = text[2:] if text.startswith(("0x", "0X")) else text
-    try:
-        raw = bytes.fromhex(body)
-    except ValueError:
-        raise ValueError(f"address {text!r} is not hexadecimal") from None
+    if not HEX_DIGITS.fullmatch(body) or len(body) % 2:
+        raise ValueError(f"address {text!r} is not hexadecimal (0x and 40 hex digits)")
+    raw = bytes.fromhex(body)
     if len(raw) != ADDRESS_LEN:
         raise ValueError(f"address {text!r} has {len(raw)} bytes, expected {ADDRESS_LEN}")
     return raw

@@ -170,7 +170,11 @@ def decode(expected: Any, data: bytes, max_size: int = MAX_MESSAGE_BYTES) -> Any
 
 def validated(obj: T) -> T:
     """Check that a locally built value is a valid wire value (it decodes back to itself), or raise DecodeError."""
-    back = decode(type(obj), encode(obj))
+    try:
+        data = encode(obj)
+    except (TypeError, OverflowError, ValueError) as exc:  # e.g. an int beyond msgpack's 64 bits
+        raise DecodeError(f"{type(obj).__name__} cannot be encoded: {exc}") from None
+    back = decode(type(obj), data)
     if back != obj:
         raise DecodeError(f"{type(obj).__name__} does not survive a round trip")
     return obj
@@ -278,9 +282,9 @@ def _build_union(args: tuple[Any, ...], constraints: tuple[Any, ...]) -> Convert
         by_tag = {m.__wire_tag__: _wire_converter(m) for m in members}
 
         def inner(value: Any) -> Any:
-            if type(value) is not list or not value or type(value[0]) is not int:
+            if type(value) is not list or not value:
                 raise DecodeError("expected a tagged array")
-            conv = by_tag.get(value[0])
+            conv = by_tag.get(value[0]) if type(value[0]) is int else None
             if conv is None:
                 raise DecodeError(f"tag {value[0]!r} is not one of {sorted(by_tag)}")
             return conv(value)

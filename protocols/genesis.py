@@ -13,14 +13,25 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from protocols.crypto import Address, PublicKey, address_of, hex_address, parse_address
-from protocols.encoding import U64, MaxLen, Range, digest, validated, wire
+from protocols.encoding import U64, UINT64_MAX, MaxLen, Range, digest, validated, wire
 
-CHAIN_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CHAIN_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # Amounts are nRLC (1 RLC = 10^9 nRLC). Keeping the whole supply below 2^62 means no sum of balances,
 # stakes and escrow can leave the 64-bit range the wire encoding carries.
 MAX_TOTAL_SUPPLY = 1 << 62
 NRLC_PER_RLC = 10**9
 MAX_VALIDATORS = 100
+
+
+GENESIS_KEYS = (
+    "chain_id",
+    "genesis_time_ms",
+    "empty_block_interval_ms",
+    "validators",
+    "allocations",
+    "categories",
+    "attestation_authorities",
+)
 
 
 class GenesisError(ValueError):
@@ -67,7 +78,7 @@ class Genesis:
     empty_block_interval_ms: Annotated[int, Range(1, 1 << 32)]
 
     def __post_init__(self) -> None:
-        if not CHAIN_ID_PATTERN.match(self.chain_id):
+        if not CHAIN_ID_PATTERN.fullmatch(self.chain_id):
             raise ValueError(f"chain_id {self.chain_id!r} must be lowercase letters, digits and '-', 1-63 chars")
         if not self.validators:
             raise ValueError("validators: at least one validator is needed")
@@ -116,20 +127,22 @@ def parse_genesis(text: str) -> Genesis:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise GenesisError(f"genesis is not valid JSON: {exc}") from None
-    reader = _Reader(doc, "genesis")
+    except RecursionError:
+        raise GenesisError("genesis is nested too deeply to be a genesis") from None
+    reader = _Reader(doc, "genesis", GENESIS_KEYS)
     try:
         genesis = Genesis(
             chain_id=reader.str("chain_id"),
             genesis_time_ms=reader.int("genesis_time_ms"),
             validators=tuple(
-                Validator(public_key=v.hex("public_key", 32), name=v.str("name")) for v in reader.list("validators")
+                Validator(public_key=v.hex("public_key", 32), name=v.str("name")) for v in reader.list("validators", ("name", "public_key"))
             ),
             allocations=tuple(
-                Allocation(address=a.address("address"), amount=a.int("amount")) for a in reader.list("allocations")
+                Allocation(address=a.address("address"), amount=a.int("amount")) for a in reader.list("allocations", ("address", "amount"))
             ),
             categories=tuple(
                 Category(id=c.int("id"), name=c.str("name"), work_clock_time_ref_ms=c.int("work_clock_time_ref_ms"))
-                for c in reader.list("categories")
+                for c in reader.list("categories", ("id", "name", "work_clock_time_ref_ms"))
             ),
             attestation_authorities=tuple(
                 _hex_value(k, f"genesis.attestation_authorities[{i}]", 32)
@@ -160,9 +173,12 @@ def _hex_value(value: Any, where: str, length: int) -> bytes:
 class _Reader:
     """Typed access to one JSON object, with errors that carry the path of the field."""
 
-    def __init__(self, doc: Any, where: str) -> None:
+    def __init__(self, doc: Any, where: str, keys: tuple[str, ...]) -> None:
         if not isinstance(doc, dict):
             raise GenesisError(f"{where} must be an object")
+        unknown = sorted(set(doc) - set(keys))
+        if unknown:
+            raise GenesisError(f"{where} has unknown field(s) {', '.join(unknown)}; expected {', '.join(keys)}")
         self.doc = doc
         self.where = where
 
@@ -179,16 +195,17 @@ class _Reader:
 
     def int(self, key: str) -> int:
         value = self._get(key)
-        if type(value) is not int or value < 0:
-            raise GenesisError(f"{self.where}.{key} must be a non-negative integer, got {value!r}")
+        if type(value) is not int or not 0 <= value <= UINT64_MAX:
+            raise GenesisError(f"{self.where}.{key} must be an integer from 0 to 2^64-1, got {value!r}")
         return value
 
     def hex(self, key: str, length: int) -> bytes:
         return _hex_value(self._get(key), f"{self.where}.{key}", length)
 
     def address(self, key: str) -> bytes:
+        text = self.str(key)
         try:
-            return parse_address(self.str(key))
+            return parse_address(text)
         except ValueError as exc:
             raise GenesisError(f"{self.where}.{key}: {exc}") from None
 
@@ -198,5 +215,5 @@ class _Reader:
             raise GenesisError(f"{self.where}.{key} must be a list")
         return value
 
-    def list(self, key: str) -> list[_Reader]:
-        return [_Reader(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(self.raw_list(key))]
+    def list(self, key: str, keys: tuple[str, ...]) -> list[_Reader]:
+        return [_Reader(item, f"{self.where}.{key}[{i}]", keys) for i, item in enumerate(self.raw_list(key))]

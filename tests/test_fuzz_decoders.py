@@ -49,13 +49,6 @@ from tests.test_encoding import EXAMPLES, TX_BODY_TYPES, WIRE_TYPES, fuzz_settin
 DECODE_TARGETS: list[tuple[str, Any]] = [(cls.__name__, cls) for cls in WIRE_TYPES] + [("Order", Order), ("TxBody", TxBody)]
 
 
-def _is_known_union_tag_bug(exc: BaseException) -> bool:
-    """The one non-DecodeError the decoder is known to raise: a list or map where a union expects its tag
-    (`by_tag.get(value[0])` hashes it). Pinned by test_encoding.py::test_union_with_unhashable_tag_is_a_decode_error
-    (strict xfail); tolerated here only so the fuzzers keep searching past it. Delete with the fix."""
-    return type(exc) is TypeError and str(exc).startswith("unhashable type")
-
-
 def decode_or_none(expected: Any, data: bytes) -> Any | None:
     """The decoder's whole contract on untrusted bytes: a DecodeError with a reason, or a value whose
     canonical encoding is the input. None stands for a rejection."""
@@ -64,10 +57,6 @@ def decode_or_none(expected: Any, data: bytes) -> Any | None:
     except DecodeError as exc:
         assert exc.reason, "a DecodeError must say what was wrong"
         return None
-    except TypeError as exc:
-        if _is_known_union_tag_bug(exc):
-            return None
-        raise
     assert encode(value) == data, "decoded bytes must be the canonical encoding of the value"
     return value
 

@@ -123,14 +123,14 @@ def test_missing_nested_key(path: str) -> None:
 MALFORMED: list[tuple[str, Callable[[Doc], Any], str]] = [
     # wrong types
     ("chain-id-int", setter("chain_id", 5), "genesis.chain_id must be a string"),
-    ("time-str", setter("genesis_time_ms", "0"), "genesis.genesis_time_ms must be a non-negative integer, got '0'"),
-    ("time-bool", setter("genesis_time_ms", True), "genesis.genesis_time_ms must be a non-negative integer, got True"),
-    ("time-float", setter("genesis_time_ms", 1.5), "genesis.genesis_time_ms must be a non-negative integer, got 1.5"),
-    ("interval-null", setter("empty_block_interval_ms", None), "genesis.empty_block_interval_ms must be a non-negative integer"),
+    ("time-str", setter("genesis_time_ms", "0"), "genesis.genesis_time_ms must be an integer from 0 to 2^64-1, got '0'"),
+    ("time-bool", setter("genesis_time_ms", True), "genesis.genesis_time_ms must be an integer from 0 to 2^64-1, got True"),
+    ("time-float", setter("genesis_time_ms", 1.5), "genesis.genesis_time_ms must be an integer from 0 to 2^64-1, got 1.5"),
+    ("interval-null", setter("empty_block_interval_ms", None), "genesis.empty_block_interval_ms must be an integer from 0 to 2^64-1"),
     ("validators-object", setter("validators", {}), "genesis.validators must be a list"),
     ("validator-string", setter("validators.0", KEY), "genesis.validators[0] must be an object"),
     ("allocations-null", setter("allocations", None), "genesis.allocations must be a list"),
-    ("amount-str", setter("allocations.0.amount", "1"), "genesis.allocations[0].amount must be a non-negative integer"),
+    ("amount-str", setter("allocations.0.amount", "1"), "genesis.allocations[0].amount must be an integer from 0 to 2^64-1"),
     ("category-name-int", setter("categories.0.name", 3), "genesis.categories[0].name must be a string"),
     ("authorities-str", setter("attestation_authorities", KEY), "genesis.attestation_authorities must be a list"),
     ("authority-int", setter("attestation_authorities", [3]), "genesis.attestation_authorities[0] must be a hex string"),
@@ -163,12 +163,12 @@ MALFORMED: list[tuple[str, Callable[[Doc], Any], str]] = [
     ("chain-id-slash", setter("chain_id", "a/b"), "chain_id 'a/b' must be"),  # '/' separates the signed message
     ("chain-id-too-long", setter("chain_id", "a" * 64), "chain_id 'aaaa"),
     # negative numbers
-    ("negative-time", setter("genesis_time_ms", -1), "genesis.genesis_time_ms must be a non-negative integer, got -1"),
-    ("negative-interval", setter("empty_block_interval_ms", -5), "genesis.empty_block_interval_ms must be a non-negative integer"),
-    ("negative-amount", setter("allocations.0.amount", -1), "genesis.allocations[0].amount must be a non-negative integer, got -1"),
-    ("negative-category", setter("categories.0.id", -1), "genesis.categories[0].id must be a non-negative integer"),
+    ("negative-time", setter("genesis_time_ms", -1), "genesis.genesis_time_ms must be an integer from 0 to 2^64-1, got -1"),
+    ("negative-interval", setter("empty_block_interval_ms", -5), "genesis.empty_block_interval_ms must be an integer from 0 to 2^64-1"),
+    ("negative-amount", setter("allocations.0.amount", -1), "genesis.allocations[0].amount must be an integer from 0 to 2^64-1, got -1"),
+    ("negative-category", setter("categories.0.id", -1), "genesis.categories[0].id must be an integer from 0 to 2^64-1"),
     ("negative-time-ref", setter("categories.0.work_clock_time_ref_ms", -1),
-     "genesis.categories[0].work_clock_time_ref_ms must be a non-negative integer"),
+     "genesis.categories[0].work_clock_time_ref_ms must be an integer from 0 to 2^64-1"),
     # out of the wire ranges
     ("zero-interval", setter("empty_block_interval_ms", 0), "Genesis.empty_block_interval_ms: int 0 outside"),
     ("zero-time-ref", setter("categories.0.work_clock_time_ref_ms", 0), "Category.work_clock_time_ref_ms: int 0 outside"),
@@ -200,33 +200,28 @@ def test_top_level_must_be_an_object(text: str) -> None:
 # --- bugs -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="ints beyond 64 bits reach encode() in validated(), which raises TypeError")
 @pytest.mark.parametrize("path", ["genesis_time_ms", "allocations.0.amount", "categories.0.id"])
 def test_integers_too_large_for_the_wire_are_a_genesis_error(path: str) -> None:
     """2**64 passes the JSON reader's non-negative check; it must then fail as GenesisError, not TypeError."""
     assert path.split(".")[-1] in parse_error(setter(path, 1 << 64))
 
 
-@pytest.mark.xfail(strict=True, reason="_Reader.address re-wraps the GenesisError of _Reader.str, repeating the path")
 @pytest.mark.parametrize("mutate", [deleter("allocations.0.address"), setter("allocations.0.address", 3)], ids=["missing", "int"])
 def test_address_errors_name_the_field_once(mutate: Callable[[Doc], Any]) -> None:
     """'genesis.allocations[0].address: genesis.allocations[0].address is missing' says it twice."""
     assert parse_error(mutate).count("genesis.allocations[0].address") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="CHAIN_ID_PATTERN uses `$` with re.match, which also matches before a trailing newline")
 def test_chain_id_with_trailing_newline_is_rejected() -> None:
     """'test-chain\\n' is accepted as a chain id, and a newline then enters every signed message."""
     assert "chain_id" in parse_error(setter("chain_id", "test-chain\n"))
 
 
-@pytest.mark.xfail(strict=True, reason="json.loads raises RecursionError on deep nesting; only JSONDecodeError is caught")
 def test_deeply_nested_json_is_a_genesis_error() -> None:
     with pytest.raises(GenesisError):
         parse_genesis("[" * 100_000)
 
 
-@pytest.mark.xfail(strict=True, reason="parse_genesis ignores unknown keys although the module promises strict parsing")
 @pytest.mark.parametrize("path", ["max_validators", "validators.0.power", "allocations.0.frozen"])
 def test_unknown_keys_are_rejected(path: str) -> None:
     """A key the parser does not know is most likely a setting the operator thinks is in force."""
