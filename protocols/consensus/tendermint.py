@@ -495,7 +495,9 @@ class Tendermint:
                     self._out.append(RequestSync(self.height))
                 continue
             if not self._valid(p.block):  # line 50
-                log.error("quorum precommitted an invalid block height=%d reason=%s", self.height, self._validity(p.block))
+                if bid not in self._invalid_decisions:  # more than f faulty, or our application diverged
+                    self._invalid_decisions.add(bid)
+                    log.error("quorum precommitted an invalid block height=%d reason=%s", self.height, self._validity(p.block))
                 continue
             certificate = make_certificate(self._msgs.votes_for(r, Step.PRECOMMIT, bid))
             self._decide(p.block, certificate)  # lines 51-54
@@ -554,6 +556,7 @@ class Tendermint:
         self._msgs = HeightMessages(self.validators.quorum)
         self._fired: set[tuple[int, int]] = set()
         self._valid_cache: dict[bytes, str | None] = {}
+        self._invalid_decisions: set[bytes] = set()
         self._own: dict[tuple[int, int], Proposal | Vote] = {}
         self._evidence_seen: set[tuple[int, int, int]] = set()
         self._buffer: dict[int, list[Proposal | Vote]] = {}

@@ -64,7 +64,8 @@ class SimNode:
     alive: bool = True
     epoch: int = 0  # bumped by a crash: timers of an older epoch died with the process
     chain: list[tuple[Block, Certificate]] = field(default_factory=list)
-    wal: list[Proposal | Vote] = field(default_factory=list)
+    # The write-ahead log of the current height: messages sent and accepted, by signature (no duplicates).
+    wal: dict[bytes, Proposal | Vote] = field(default_factory=dict)
     evidence: list[DuplicateVoteEvidence] = field(default_factory=list)
     rejected: int = 0
     commit_times: list[int] = field(default_factory=list)
@@ -189,7 +190,7 @@ class Simulation:
             node.rejected += 1
             return
         if msg.height == height:
-            node.wal.append(msg)
+            node.wal[msg.signature.signature] = msg
         self._perform(node, actions)
 
     def _on_timeout(self, payload: object) -> None:
@@ -230,7 +231,7 @@ class Simulation:
         node = self.nodes[int(index)]  # type: ignore[call-overload]
         node.alive = True
         node.mempool = Mempool(node.app)
-        node.machine = self._new_machine(node.keypair, node.app, node.mempool, node.tip, list(node.wal))
+        node.machine = self._new_machine(node.keypair, node.app, node.mempool, node.tip, list(node.wal.values()))
         self._perform(node, node.machine.start(self._local(node)))
 
     def _on_sync(self, payload: object) -> None:
@@ -251,7 +252,7 @@ class Simulation:
     def _perform(self, node: SimNode, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Broadcast):
-                node.wal.append(action.message)
+                node.wal[action.message.signature.signature] = action.message
                 self._broadcast(node, action.message)
             elif isinstance(action, ScheduleTimeout):
                 self._push(action.at - node.skew, "timeout", (node.index, node.epoch, action.timeout))
@@ -307,7 +308,7 @@ class Simulation:
     def _on_commit(self, node: SimNode, block: Block, cert: Certificate) -> None:
         node.chain.append((block, cert))
         node.commit_times.append(self.now)
-        node.wal = [m for m in node.wal if m.height > block.height]
+        node.wal = {k: m for k, m in node.wal.items() if m.height > block.height}
         if node.index in self.scenario.byzantine_nodes:
             return
         bid = block_id(block)
