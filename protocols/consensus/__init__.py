@@ -1,10 +1,13 @@
 """BFT consensus among workerpool managers (DESIGN.md section 5): Tendermint, sans-IO.
 
-- `messages`: the signed wire types (proposals, votes) and blocks, certificates, evidence.
+- `messages`: the wire types (tags 60-65): blocks, certificates, signed proposals and votes, evidence.
 - `validators`: the validator set, quorum sizes and the round-robin proposer.
-- `blocks`: block ids, block validity and commit certificates.
-- `votes`: per-height bookkeeping of received votes, bounded.
+- `config`: timeouts, re-broadcast and empty-block intervals, clock drift, block size.
+- `blocks`: block ids, block validity (the paper's valid(v)) and commit certificates.
+- `votes`: per-height bookkeeping of received proposals and votes, bounded.
 - `mempool`: pending transactions, deduplicated, checked, bounded.
+- `evidence`: checking proof that a validator signed two different votes.
 - `application`: the interface the ledger implements for consensus.
+- `actions`: what the state machine asks its shell to do.
 - `tendermint`: the state machine of Algorithm 1 of "The latest gossip on BFT consensus".
 """

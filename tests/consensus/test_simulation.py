@@ -54,3 +54,21 @@ def test_a_minority_cut_off_catches_up_by_sync() -> None:
     assert not result.violations
     heights = result.heights()
     assert min(heights) >= max(heights) - 1 and min(heights) > 5
+
+
+def test_no_load_no_blocks() -> None:
+    result = run(Scenario(n=4, seed=8, duration=5000, tx_interval=0))
+    assert result.heights() == [0, 0, 0, 0]
+    assert result.messages_sent == 0  # idle validators stay silent: nothing to re-broadcast
+
+
+def test_empty_blocks_only_for_deadlines_and_spaced() -> None:
+    sc = Scenario(n=4, seed=9, duration=8000, tx_interval=700, txs_per_batch=1, timer_every=2, cas_share=0.0)
+    result = run(sc)
+    assert not result.violations
+    chain = max(result.correct, key=lambda n: len(n.chain)).chain
+    empty = [(prev, b) for (prev, _), (b, _) in zip(chain, chain[1:]) if not b.txs]
+    assert empty, "timers should have caused empty blocks"
+    for prev, b in empty:
+        assert b.time - prev.time >= sc.consensus.empty_block_interval
+    assert len(empty) < len(chain) // 2 + 2  # not a block per interval: only when a timer is due
