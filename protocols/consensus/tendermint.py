@@ -310,8 +310,10 @@ class Tendermint:
             if self._line_49_decide():
                 continue
             if not self.started:
-                if len(self._msgs.senders) >= self.validators.one_third or self._msgs.has_proposal():
-                    # A proposer, or f+1 validators, work on this height: it is worth a block after all.
+                if len(self._msgs.senders) >= self.validators.one_third or self._has_valid_proposal():
+                    # f+1 validators, or a proposer with a valid block, work on this height: it is worth
+                    # a block after all. (An invalid proposal, e.g. an empty block nothing waits for,
+                    # does not count: a Byzantine proposer cannot make us run empty rounds.)
                     self._line_11_start_round(0)
                     continue
                 return
@@ -330,6 +332,9 @@ class Tendermint:
             if self._line_47_any_precommits():
                 continue
             return
+
+    def _has_valid_proposal(self) -> bool:
+        return any(self._valid(p.block) for r in self._msgs.rounds for p in self._msgs.proposals(r))
 
     def _line_11_start_round(self, round: int) -> None:
         """StartRound(round), lines 11-21."""

@@ -81,9 +81,6 @@ class HeightMessages:
         msgs.proposals[bid] = proposal
         return True
 
-    def has_proposal(self) -> bool:
-        return any(m.proposals for m in self.rounds.values())
-
     def knows_block(self, bid: bytes) -> bool:
         return any(bid in m.proposals for m in self.rounds.values())
 

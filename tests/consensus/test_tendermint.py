@@ -350,3 +350,13 @@ def test_a_follower_decides_from_gossip_without_voting() -> None:
         out += follower.on_message(vote(k, 1, 0, Step.PRECOMMIT, block_id(b)), T0 + 30)
     assert broadcasts(out) == []
     assert [a.block for a in out if isinstance(a, Commit)] == [b] and follower.height == 2
+
+
+def test_an_invalid_proposal_does_not_start_an_idle_height() -> None:
+    m = machine(me=1)
+    m.start(T0)
+    assert not m.started
+    m.on_message(proposal(K[0], block(txs=())), T0 + 5)  # empty block while nothing waits: invalid
+    assert not m.started
+    m.on_message(proposal(K[0], block(txs=(TX,))), T0 + 6)  # a real block: worth taking part
+    assert m.started and m.step == Step.PREVOTE
