@@ -13,7 +13,9 @@ from protocols.consensus.validators import ValidatorSet
 from protocols.crypto import SignatureVerifier
 
 
-def check_duplicate_vote(evidence: DuplicateVoteEvidence, validators: ValidatorSet, verifier: SignatureVerifier) -> str | None:
+def check_duplicate_vote(
+    evidence: DuplicateVoteEvidence, validators: ValidatorSet, verifier: SignatureVerifier
+) -> str | None:
     """None if the two votes prove that one validator equivocated, else why they do not."""
     a, b = evidence.first, evidence.second
     if a.signature.public_key != b.signature.public_key:

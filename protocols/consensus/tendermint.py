@@ -10,13 +10,15 @@ proposer, with a bad signature or a malformed block raises `InvalidMessage` and 
 was (the shell then lowers the sender's peer score). Stale messages are ignored without error.
 
 Additions to the paper, each for a stated reason:
-- Re-broadcast of our own messages (and of the votes others need from us) when we made no progress for
-  a `rebroadcast_interval`, and `RequestSync` when f+1 validators are at a higher height: py-libp2p gossip loses messages, so the paper's gossip property needs help.
-  `on_decided_block` accepts a block with a valid certificate from the sync protocol.
-- Waiting before round 0 of a height until there is a transaction, a due deadline of the application, a
-  proposal, or f+1 validators already at work on the height (CometBFT's `create_empty_blocks = false`): blocks are
-  only made when they carry something. A proposer with nothing valid to propose waits for transactions
-  and also schedules timeout-propose, so it still prevotes nil if nothing comes.
+- Re-broadcast of our own messages (and of the votes others need from us) when we made no progress
+  for a `rebroadcast_interval`, and `RequestSync` when f+1 validators are at a higher height: py-libp2p
+  gossip loses messages, so the paper's gossip property needs help. `on_decided_block` accepts a block
+  with a valid certificate from the sync protocol.
+- Waiting before round 0 of a height until there is a transaction, a due deadline of the application,
+  a valid proposal, or f+1 validators already at work on the height (CometBFT's
+  `create_empty_blocks = false`): blocks are only made when they carry something. A proposer with
+  nothing valid to propose waits for transactions and also schedules timeout-propose, so it still
+  prevotes nil if nothing comes.
 - The round-skip rule (line 55) counts validators whose highest round is >= r' rather than messages of
   exactly r': memory per validator is then one number for far-future rounds, and f+1 such validators
   still include a correct one at or beyond r'.
@@ -502,7 +504,8 @@ class Tendermint:
             if not self._valid(p.block):  # line 50
                 if bid not in self._invalid_decisions:  # more than f faulty, or our application diverged
                     self._invalid_decisions.add(bid)
-                    log.error("quorum precommitted an invalid block height=%d reason=%s", self.height, self._validity(p.block))
+                    reason = self._validity(p.block)
+                    log.error("quorum precommitted an invalid block height=%d reason=%s", self.height, reason)
                 continue
             certificate = make_certificate(self._msgs.votes_for(r, Step.PRECOMMIT, bid))
             self._decide(p.block, certificate)  # lines 51-54

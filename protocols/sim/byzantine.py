@@ -40,7 +40,8 @@ class ByzantineSender:
         out: Outgoing = [(p, msg) for p in peers]
         if isinstance(msg, Vote):
             bogus = self._vote(msg.height, msg.round, msg.step, self._rng.randbytes(32))
-            ahead = self._vote(msg.height, min(MAX_ROUND, msg.round + self._rng.randrange(1, 4)), msg.step, self._rng.randbytes(32))
+            later = min(MAX_ROUND, msg.round + self._rng.randrange(1, 4))
+            ahead = self._vote(msg.height, later, msg.step, self._rng.randbytes(32))
             out = [(p, bogus) for p in peers] + [(p, ahead) for p in peers]
         return out
 

@@ -35,7 +35,15 @@ from protocols.consensus.actions import (
 )
 from protocols.consensus.blocks import ChainTip, genesis_tip, verify_certificate
 from protocols.consensus.mempool import Mempool
-from protocols.consensus.messages import Block, Certificate, DuplicateVoteEvidence, Proposal, Vote, block_id, decode_message
+from protocols.consensus.messages import (
+    Block,
+    Certificate,
+    DuplicateVoteEvidence,
+    Proposal,
+    Vote,
+    block_id,
+    decode_message,
+)
 from protocols.consensus.tendermint import InvalidMessage, Tendermint
 from protocols.consensus.validators import ValidatorSet
 from protocols.crypto import Keypair, SignatureVerifier
@@ -129,13 +137,16 @@ class Simulation:
             mempool = Mempool(app)
             skew = self.rng.randint(-scenario.clock_skew, scenario.clock_skew)
             sender = ByzantineSender(byz[i], kp, CHAIN_ID, random.Random(self.rng.random())) if i in byz else None
-            node = SimNode(i, kp, app, self._new_machine(kp, app, mempool, genesis_tip(GENESIS_HASH, GENESIS_TIME), ()), mempool, skew, sender)
+            machine = self._new_machine(kp, app, mempool, genesis_tip(GENESIS_HASH, GENESIS_TIME), [])
+            node = SimNode(i, kp, app, machine, mempool, skew, sender)
             self.nodes.append(node)
 
     def _verifier(self) -> SignatureVerifier:
         return self._shared if self._shared is not None else SignatureVerifier(CHAIN_ID)
 
-    def _new_machine(self, kp: Keypair, app: KVApp, mempool: Mempool, tip: ChainTip, restore: list[Proposal | Vote]) -> Tendermint:
+    def _new_machine(
+        self, kp: Keypair, app: KVApp, mempool: Mempool, tip: ChainTip, restore: list[Proposal | Vote]
+    ) -> Tendermint:
         return Tendermint(
             chain_id=CHAIN_ID,
             validators=self.validators,
