@@ -86,6 +86,10 @@ class Scenario:
     # transactions, conflicts inside a block, evictions); the rest always apply.
     cas_share: float = 0.5
     clock_skew: int = 40
+    # Gossip relaying: a correct validator forwards every consensus message it accepts, the first time
+    # it sees it, to all peers (gossipsub does this; a Byzantine sender then cannot keep its two
+    # different votes apart). Off by default: it multiplies the traffic by n.
+    relay: bool = False
     sync_delay: int = 20
     consensus: ConsensusConfig = field(default=SIM_CONSENSUS)
     # Share one signature-verification cache among the nodes: the same results, less CPU (for CI).
@@ -134,5 +138,6 @@ def random_scenario(seed: int, n: int, f_byzantine: int, duration: int = 6_000) 
         txs_per_batch=rng.randrange(1, 6),
         timer_every=rng.choice([0, 3, 10]),
         clock_skew=rng.choice([0, 20, 100]),
+        relay=rng.random() < 0.25,
         shared_verifier=True,
     )

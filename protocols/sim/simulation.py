@@ -58,6 +58,8 @@ CHAIN_ID = "pocnet-sim"
 GENESIS_HASH = hashlib.sha256(b"pocnet-sim-genesis").digest()
 # A sync answer carries at most this many blocks; the node asks again if still behind.
 SYNC_BATCH = 50
+# How many forwarded-message hashes a relaying node remembers (gossipsub's seen cache is time-based).
+RELAY_MEMORY = 100_000
 
 
 @dataclass
@@ -76,6 +78,7 @@ class SimNode:
     wal: dict[bytes, Proposal | Vote] = field(default_factory=dict)
     evidence: list[DuplicateVoteEvidence] = field(default_factory=list)
     rejected: int = 0
+    relayed: set[bytes] = field(default_factory=set)  # hashes of messages already forwarded (relay mode)
     commit_times: list[int] = field(default_factory=list)
 
     @property
@@ -202,7 +205,20 @@ class Simulation:
             return
         if msg.height == height:
             node.wal[msg.signature.signature] = msg
+        if self.scenario.relay and node.byzantine is None:
+            self._relay(node, data)
         self._perform(node, actions)
+
+    def _relay(self, node: SimNode, data: bytes) -> None:
+        h = hashlib.sha256(data).digest()
+        if h in node.relayed:
+            return
+        if len(node.relayed) > RELAY_MEMORY:
+            node.relayed.clear()
+        node.relayed.add(h)
+        for p in range(self.scenario.n):
+            if p != node.index:
+                self._send(node.index, p, data)
 
     def _on_timeout(self, payload: object) -> None:
         index, epoch, timeout = payload  # type: ignore[misc]

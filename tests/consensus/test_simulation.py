@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from protocols.sim.scenario import Behaviour, Crash, Partition, Scenario
 from protocols.sim.simulation import run
 
@@ -29,10 +31,12 @@ def test_a_healthy_network_commits_in_round_0() -> None:
     assert result.committed_txs() > 0
 
 
-def test_equivocators_are_caught() -> None:
-    # The simulator does not relay like gossip does, so each peer sees one of the two votes unless
-    # re-broadcasts (triggered here by loss) relay the polkas that carry the other.
-    result = run(Scenario(n=4, seed=4, duration=3000, loss=0.1, byzantine=((1, Behaviour.DOUBLE_VOTE),)))
+@pytest.mark.parametrize("relay, loss", [(True, 0.0), (False, 0.1)])
+def test_equivocators_are_caught(relay: bool, loss: float) -> None:
+    # Each peer gets one of the two votes; the other reaches it by gossip relaying, or without relaying
+    # by the re-broadcasts (triggered here by loss) of the polkas that carry it.
+    sc = Scenario(n=4, seed=4, duration=3000, loss=loss, relay=relay, byzantine=((1, Behaviour.DOUBLE_VOTE),))
+    result = run(sc)
     assert not result.violations
     offenders = {e.first.signature.public_key for n in result.correct for e in n.evidence}
     assert offenders == {result.nodes[1].keypair.public_key}
