@@ -38,7 +38,12 @@ def validator_set(n: int) -> ValidatorSet:
 
 
 def machine(
-    n: int = 4, me: int = 0, app: KVApp | None = None, tip: ChainTip | None = None, with_mempool: bool = True, **kw: object
+    n: int = 4,
+    me: int = 0,
+    app: KVApp | None = None,
+    tip: ChainTip | None = None,
+    with_mempool: bool = True,
+    **kw: object,
 ) -> Tendermint:
     app = app if app is not None else KVApp()
     return Tendermint(

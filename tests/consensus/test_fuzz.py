@@ -60,7 +60,11 @@ def test_random_bytes(data: bytes) -> None:
 
 
 @FUZZ
-@given(st.integers(0, 2), st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6), st.booleans())
+@given(
+    st.integers(0, 2),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6),
+    st.booleans(),
+)
 def test_mutated_bytes(which: int, edits: list[tuple[int, int]], truncate: bool) -> None:
     data = bytearray(samples()[which])
     for pos, value in edits:
@@ -110,8 +114,9 @@ def wild_messages(draw: st.DrawFn) -> Proposal | Vote:
     if draw(st.booleans()):
         msg: Proposal | Vote = Vote(height, round, draw(st.sampled_from([1, 2])), draw(block_ids))
     else:
-        b = Block(height, draw(st.integers(0, T0 * 2)), draw(st.binary(min_size=32, max_size=32)),
-                  draw(st.binary(min_size=32, max_size=32)), tuple(draw(st.lists(st.binary(max_size=12), max_size=3))), None)
+        hash32 = st.binary(min_size=32, max_size=32)
+        txs = tuple(draw(st.lists(st.binary(max_size=12), max_size=3)))
+        b = Block(height, draw(st.integers(0, T0 * 2)), draw(hash32), draw(hash32), txs, None)
         msg = Proposal(height, round, draw(st.integers(-1, round - 1)), b)
     if draw(st.booleans()):
         return sign(signer, CHAIN, msg)

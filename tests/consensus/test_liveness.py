@@ -32,7 +32,12 @@ def test_n4_one_byzantine_partition_heals(behaviour: Behaviour) -> None:
 @pytest.mark.parametrize("behaviour", [Behaviour.SILENT, Behaviour.EQUIVOCATE, Behaviour.CHAOS])
 def test_n7_two_byzantine_partition_heals(behaviour: Behaviour) -> None:
     sc = Scenario(
-        n=7, seed=12, duration=DURATION, max_delay=40, byzantine=((1, behaviour), (5, behaviour)), partitions=(split(7, 3),)
+        n=7,
+        seed=12,
+        duration=DURATION,
+        max_delay=40,
+        byzantine=((1, behaviour), (5, behaviour)),
+        partitions=(split(7, 3),),
     )
     result = run(sc)
     assert not result.violations

@@ -9,7 +9,9 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "protocols"
-FORBIDDEN = {"time", "datetime", "trio", "socket", "asyncio", "threading", "subprocess", "os", "secrets", "uuid", "libp2p"}
+FORBIDDEN = {
+    "time", "datetime", "trio", "socket", "asyncio", "threading", "subprocess", "os", "secrets", "uuid", "libp2p"
+}
 FILES = sorted((ROOT / "consensus").glob("*.py")) + sorted((ROOT / "sim").glob("*.py"))
 
 

@@ -54,7 +54,9 @@ class Node:
             self.take(self.m.on_timeout(t.timeout, now))
 
     def last(self, step: Step | None = None) -> Proposal | Vote:
-        return [m for m in self.sent if (isinstance(m, Proposal) if step is None else isinstance(m, Vote) and m.step == step)][-1]
+        if step is None:
+            return [m for m in self.sent if isinstance(m, Proposal)][-1]
+        return [m for m in self.sent if isinstance(m, Vote) and m.step == step][-1]
 
 
 def schedule(with_wal: bool) -> tuple[Node, Node, bytes]:

@@ -53,7 +53,8 @@ def test_a_crashed_validator_restarts_and_catches_up() -> None:
 
 
 def test_a_minority_cut_off_catches_up_by_sync() -> None:
-    sc = Scenario(n=4, seed=6, duration=8000, partitions=(Partition(500, 4000, (frozenset({0, 1, 2}), frozenset({3}))),))
+    cut = Partition(500, 4000, (frozenset({0, 1, 2}), frozenset({3})))
+    sc = Scenario(n=4, seed=6, duration=8000, partitions=(cut,))
     result = run(sc)
     assert not result.violations
     heights = result.heights()

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from protocols.consensus.actions import Broadcast, Commit, RecordEvidence, RequestSync, ScheduleTimeout, Timeout, TimeoutKind
+from protocols.consensus.actions import (
+    Broadcast,
+    Commit,
+    RecordEvidence,
+    RequestSync,
+    ScheduleTimeout,
+    Timeout,
+    TimeoutKind,
+)
 from protocols.consensus.blocks import verify_certificate
 from protocols.consensus.evidence import check_duplicate_vote
 from protocols.consensus.messages import NIL, Proposal, Step, Vote, block_id
@@ -14,7 +22,19 @@ from protocols.consensus.votes import FUTURE_ROUND_WINDOW
 from protocols.crypto import Keypair, SignatureVerifier, sign
 from protocols.sim.kvapp import KVApp
 
-from tests.consensus.helpers import CHAIN, CONFIG, GENESIS_HASH, T0, block, certificate, keys, machine, proposal, validator_set, vote
+from tests.consensus.helpers import (
+    CHAIN,
+    CONFIG,
+    GENESIS_HASH,
+    T0,
+    block,
+    certificate,
+    keys,
+    machine,
+    proposal,
+    validator_set,
+    vote,
+)
 
 K = keys(4)
 TX = b"set a 1"
@@ -238,8 +258,10 @@ def test_evidence_check_rejects_non_proofs() -> None:
     vs, v = validator_set(4), SignatureVerifier(CHAIN)
     a = vote(K[2], 1, 0, Step.PREVOTE, NIL)
     assert "same block" in check_duplicate_vote(DuplicateVoteEvidence(a, a), vs, v)
-    assert "different validators" in check_duplicate_vote(DuplicateVoteEvidence(a, vote(K[3], 1, 0, Step.PREVOTE, b"\x01" * 32)), vs, v)
-    assert "different (height" in check_duplicate_vote(DuplicateVoteEvidence(a, vote(K[2], 1, 1, Step.PREVOTE, b"\x01" * 32)), vs, v)
+    other_validator = vote(K[3], 1, 0, Step.PREVOTE, b"\x01" * 32)
+    assert "different validators" in check_duplicate_vote(DuplicateVoteEvidence(a, other_validator), vs, v)
+    other_round = vote(K[2], 1, 1, Step.PREVOTE, b"\x01" * 32)
+    assert "different (height" in check_duplicate_vote(DuplicateVoteEvidence(a, other_round), vs, v)
     forged = Vote(1, 0, int(Step.PREVOTE), b"\x01" * 32, a.signature)
     assert "invalid signature" in check_duplicate_vote(DuplicateVoteEvidence(a, forged), vs, v)
 
