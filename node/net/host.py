@@ -1,0 +1,391 @@
+"""`open_host`: one py-libp2p host (TCP + Noise + Yamux, GossipSub v1.1) behind a small trio API.
+
+    async with open_host(HostConfig(seed=keypair.seed, bootstrap=(...,))) as host:
+        host.subscribe("pocnet/x/txs", validator, handler, batched=True)
+        await host.publish_item("pocnet/x/txs", tx_bytes)
+        reply = await host.request(peer_id, "/pocnet/sync/1", b"...", timeout_s=5)
+
+Everything the host starts lives in one nursery owned by the context manager; leaving the block cancels
+it, and whatever of the library is still shutting down after `shutdown_grace_s` is cancelled hard, so
+closing is bounded. The settings follow reference/py-libp2p.md; the library's quirks we work around are
+marked `py-libp2p 0.8.1:` where they are handled.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+from libp2p import new_host
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.score import ScoreParams, TopicScoreParams
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.tools.anyio_service import background_trio_service
+from multiaddr import Multiaddr
+
+from node.net.batching import Batcher
+from node.net.config import INVALID_MESSAGE_PENALTY, HostConfig
+from node.net.framing import FramedStream
+from node.net.gossip import (
+    GossipHandler,
+    Subscription,
+    SubscriptionStats,
+    Validator,
+    make_libp2p_validator,
+    run_subscription,
+)
+from node.net.identity import PeerId, libp2p_key_pair, parse_peer_id
+from node.net.logs import attach_libp2p_logger
+from node.net.penalties import PenaltyBook
+from node.net.streams import RequestHandler, StreamHandler, StreamLimits, StreamService
+
+log = logging.getLogger(__name__)
+
+# GossipSub P4 (invalid messages): each one costs the forwarder 10 points of topic score, counted up to
+# 100 and decaying by 10% a heartbeat. With the publish threshold below, a peer whose last ~5 messages
+# were invalid has its messages dropped unread until its score recovers (a few seconds).
+INVALID_MESSAGE_WEIGHT = 10.0
+INVALID_MESSAGE_CAP = 100.0
+INVALID_MESSAGE_DECAY = 0.9
+PUBLISH_THRESHOLD = -50.0
+# Extra jitter on reconnection delays, so peers that lost each other do not redial in lockstep.
+RECONNECT_JITTER = 0.25
+# Peers dialled per connectivity check when below degree_low (spreads dials, no burst on start-up).
+TOP_UP_DIALS_PER_CHECK = 2
+
+
+class P2PHost:
+    """The node's network endpoint. Create it with `open_host`; the methods are safe to call from any task
+    of the owning trio run."""
+
+    def __init__(self, config: HostConfig, libp2p_host: Any, pubsub: Pubsub, gossipsub: GossipSub) -> None:
+        self.config = config
+        self._host = libp2p_host
+        self._pubsub = pubsub
+        self._gossipsub = gossipsub
+        self._self_id: ID = libp2p_host.get_id()
+        self.peer_id: PeerId = self._self_id.to_base58()
+        self._nursery: trio.Nursery | None = None
+        self._subscriptions: dict[str, Subscription] = {}
+        self._batchers: dict[str, Batcher] = {}
+        self.penalties = PenaltyBook()
+        self._streams = StreamService(self._open_raw_stream, self.penalise)
+
+    # --- identity and peers ----------------------------------------------------------------------
+
+    @property
+    def addrs(self) -> list[str]:
+        """Our listen addresses, each ending with /p2p/<our peer id> (give one to others as bootstrap)."""
+        return [str(addr) for addr in self._host.get_addrs()]
+
+    def connected_peers(self) -> list[PeerId]:
+        return [peer.to_base58() for peer in self._host.get_connected_peers()]
+
+    def topic_peers(self, topic: str) -> list[PeerId]:
+        """Peers known to be subscribed to `topic` (what a publish can reach directly)."""
+        return [peer.to_base58() for peer in self._pubsub.peer_topics.get(topic, ())]
+
+    def mesh_peers(self, topic: str) -> list[PeerId]:
+        """Peers in our GossipSub mesh for `topic` (those we forward every message to)."""
+        return [peer.to_base58() for peer in self._gossipsub.mesh.get(topic, ())]
+
+    async def connect(self, addr: str, timeout_s: float | None = None) -> PeerId:
+        """Dial a multiaddr ending with /p2p/<peer id>; returns the peer id. Raises OSError-free
+        `ConnectionError` on failure so callers have one thing to catch."""
+        info = info_from_p2p_addr(Multiaddr(addr))
+        try:
+            with trio.fail_after(timeout_s or self.config.dial_timeout_s):
+                await self._host.connect(info)
+        except trio.TooSlowError:
+            raise ConnectionError(f"dialling {addr} took over {timeout_s or self.config.dial_timeout_s}s") from None
+        except Exception as exc:
+            raise ConnectionError(f"cannot connect to {addr}: {type(exc).__name__}: {exc}") from exc
+        return info.peer_id.to_base58()
+
+    async def disconnect(self, peer_id: PeerId) -> None:
+        self._streams.forget_peer(peer_id)
+        try:
+            with trio.move_on_after(self.config.dial_timeout_s):
+                await self._host.disconnect(parse_peer_id(peer_id))
+        except Exception as exc:
+            log.debug("event=disconnect-failed peer=%s error=%r", peer_id, exc)
+
+    def penalise(self, peer_id: PeerId, reason: str, points: float = INVALID_MESSAGE_PENALTY) -> None:
+        """Count misbehaviour against a peer (invalid gossip, garbage on a stream, a lie found by a protocol).
+        Past the ban threshold the peer is disconnected and not redialled until the ban ends."""
+        now = trio.current_time()
+        banned = self.penalties.add(peer_id, points, now)
+        log.info("event=peer-penalised peer=%s points=%.1f total=%.1f reason=%r", peer_id, points, self.penalties.points(peer_id, now), reason)
+        try:
+            self._gossipsub.scorer.penalize_behavior(parse_peer_id(peer_id), points)
+        except Exception as exc:
+            log.debug("event=gossip-penalty-failed peer=%s error=%r", peer_id, exc)
+        if banned:
+            log.warning("event=peer-banned peer=%s duration_s=%.0f", peer_id, self.penalties.ban_duration_s)
+            if self._nursery is not None:
+                self._nursery.start_soon(self.disconnect, peer_id)
+
+    def peer_penalty(self, peer_id: PeerId) -> float:
+        return self.penalties.points(peer_id, trio.current_time())
+
+    # --- gossip ----------------------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        topic: str,
+        validator: Validator,
+        handler: GossipHandler,
+        *,
+        batched: bool = False,
+        deliver_own: bool = False,
+    ) -> SubscriptionStats:
+        """Receive `topic`: `validator(origin, item) -> None | reason` runs before a message is relayed (a
+        reason rejects it: not delivered, not relayed, the forwarder penalised); then `await handler(origin,
+        item)` runs in this subscription's own task. `origin` is the publisher's peer id. With `batched`,
+        each message is a batch (`publish_item`) and both run once per item; one invalid item rejects the
+        whole batch. Our own messages are not delivered unless `deliver_own`. Returns live counters."""
+        if topic in self._subscriptions:
+            raise ValueError(f"already subscribed to {topic!r}")
+        if self._nursery is None:
+            raise RuntimeError("the host is not running")
+        max_bytes = self.config.gossip.max_message_bytes
+        sub = Subscription(topic, validator, handler, batched, max_bytes, max_bytes, deliver_own)
+        self._subscriptions[topic] = sub
+        self._pubsub.set_topic_validator(topic, make_libp2p_validator(sub, self._self_id, self._report_invalid), False)
+        libp2p_subscription = await self._pubsub.subscribe(topic)
+        self._nursery.start_soon(run_subscription, sub, libp2p_subscription, self._self_id)
+        return sub.stats
+
+    def _report_invalid(self, forwarder: PeerId, topic: str, reason: str) -> None:
+        log.warning("event=gossip-rejected topic=%s forwarder=%s reason=%r", topic, forwarder, reason)
+        self.penalise(forwarder, f"invalid gossip on {topic}: {reason}")
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Publish one gossip message now. Raises ValueError above the size limit (py-libp2p would drop it
+        silently). Best effort: see DESIGN.md section 8 for what must be re-announced."""
+        limit = self.config.gossip.max_message_bytes
+        if len(data) > limit:
+            raise ValueError(f"gossip message of {len(data)} bytes exceeds the limit of {limit}; use a stream")
+        await self._pubsub.publish(topic, data)
+        # py-libp2p 0.8.1: publish() never yields, so a loop of publishes starves delivery and the
+        # per-peer send tasks (their 32-slot queues then overflow and drop). Yield after every publish.
+        await trio.sleep(0)
+
+    async def publish_item(self, topic: str, item: bytes) -> None:
+        """Queue one item for `topic`; it goes out within `config.batch.delay_s` in a batch with the items
+        published meanwhile. Receivers must subscribe with `batched=True`."""
+        batcher = self._batchers.get(topic)
+        if batcher is None:
+            if self._nursery is None:
+                raise RuntimeError("the host is not running")
+            batcher = Batcher(topic, self.publish, self.config.batch, self.config.gossip.max_message_bytes)
+            self._batchers[topic] = batcher
+            self._nursery.start_soon(batcher.run)
+        await batcher.add(item)
+
+    async def flush(self, topic: str | None = None) -> None:
+        """Publish gathered batch items now instead of waiting for the batch delay."""
+        for name, batcher in list(self._batchers.items()):
+            if topic is None or name == topic:
+                await batcher.flush()
+
+    # --- streams ---------------------------------------------------------------------------------
+
+    def set_request_handler(self, protocol_id: str, handler: RequestHandler, limits: StreamLimits | None = None) -> None:
+        """Serve `protocol_id` as request/response: `await handler(peer_id, request) -> response`, many
+        requests per stream. Raise `RequestRejected(reason)` to answer with an error."""
+        self._streams.register(protocol_id, limits or StreamLimits(), request_handler=handler)
+        self._host.set_stream_handler(TProtocol(protocol_id), self._inbound_for(protocol_id))
+
+    def set_stream_handler(self, protocol_id: str, handler: StreamHandler, limits: StreamLimits | None = None) -> None:
+        """Serve `protocol_id` with `await handler(stream)`, which owns the `FramedStream` (may send and
+        receive any number of frames); the stream is closed when the handler returns."""
+        self._streams.register(protocol_id, limits or StreamLimits(), stream_handler=handler)
+        self._host.set_stream_handler(TProtocol(protocol_id), self._inbound_for(protocol_id))
+
+    def _inbound_for(self, protocol_id: str) -> Any:
+        async def on_stream(net_stream: Any) -> None:
+            try:
+                peer_id = net_stream.muxed_conn.peer_id.to_base58()
+            except Exception:
+                peer_id = "unknown"
+            await self._streams.on_inbound(net_stream, peer_id, protocol_id)
+
+        return on_stream
+
+    async def _open_raw_stream(self, peer_id: PeerId, protocol_id: str) -> Any:
+        return await self._host.new_stream(parse_peer_id(peer_id), [TProtocol(protocol_id)])
+
+    async def request(
+        self, peer_id: PeerId, protocol_id: str, payload: bytes, timeout_s: float, limits: StreamLimits | None = None
+    ) -> bytes:
+        """One request/response round trip on a pooled stream. Raises `RequestError` (or its subclass
+        `RemoteError` when the peer answered with an error)."""
+        return await self._streams.request(peer_id, protocol_id, payload, timeout_s, limits)
+
+    async def open_stream(self, peer_id: PeerId, protocol_id: str, limits: StreamLimits | None = None) -> FramedStream:
+        """A new framed stream to a peer's stream handler; the caller must `close()` (or `reset()`) it."""
+        return await self._streams.open_stream(peer_id, protocol_id, limits)
+
+    # --- connectivity ----------------------------------------------------------------------------
+
+    def _start(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self._streams.nursery = nursery
+        for addr in self.config.bootstrap:
+            nursery.start_soon(self._keep_connected, addr)
+        nursery.start_soon(self._top_up_peers)
+
+    async def _keep_connected(self, addr: str) -> None:
+        """Stay connected to one bootstrap peer: redial with exponential backoff whenever it is lost."""
+        try:
+            info = info_from_p2p_addr(Multiaddr(addr))
+        except Exception as exc:
+            log.error("event=bad-bootstrap-addr addr=%s error=%r", addr, exc)
+            return
+        if info.peer_id == self._self_id:
+            return
+        peer = info.peer_id.to_base58()
+        delay = self.config.reconnect_initial_s
+        while True:
+            now = trio.current_time()
+            if info.peer_id not in self._host.get_connected_peers() and not self.penalties.is_banned(peer, now):
+                try:
+                    with trio.fail_after(self.config.dial_timeout_s):
+                        await self._host.connect(info)
+                    log.info("event=bootstrap-connected peer=%s addr=%s", peer, addr)
+                    delay = self.config.reconnect_initial_s
+                except Exception as exc:  # includes TooSlowError: both mean "try again later"
+                    log.info("event=bootstrap-dial-failed peer=%s retry_s=%.2f error=%r", peer, delay, exc)
+                    await trio.sleep(delay * (1 + RECONNECT_JITTER * random.random()))
+                    delay = min(delay * 2, self.config.reconnect_max_s)
+                    continue
+            await trio.sleep(self.config.connectivity_check_s)
+
+    async def _top_up_peers(self) -> None:
+        """Below degree_low connections, dial peers we know addresses of (the mesh needs that many)."""
+        while True:
+            await trio.sleep(self.config.connectivity_check_s)
+            connected = set(self._host.get_connected_peers())
+            missing = self.config.gossip.degree_low - len(connected)
+            if missing <= 0:
+                continue
+            now = trio.current_time()
+            store = self._host.get_peerstore()
+            candidates = [
+                peer
+                for peer in store.peers_with_addrs()
+                if peer != self._self_id and peer not in connected and not self.penalties.is_banned(peer.to_base58(), now)
+            ]
+            random.shuffle(candidates)
+            for peer in candidates[: min(missing, TOP_UP_DIALS_PER_CHECK)]:
+                try:
+                    with trio.fail_after(self.config.dial_timeout_s):
+                        await self._host.connect(store.peer_info(peer))
+                    log.info("event=top-up-connected peer=%s", peer.to_base58())
+                except Exception as exc:
+                    log.debug("event=top-up-dial-failed peer=%s error=%r", peer.to_base58(), exc)
+
+
+def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
+    key_pair = libp2p_key_pair(config.seed)
+    listen = Multiaddr(config.listen)
+    host = new_host(
+        key_pair=key_pair,
+        # py-libp2p 0.8.1 accepts plaintext, secio and TLS by default: a peer could connect unencrypted.
+        # Offer Noise only (the Noise static key is an ephemeral X25519 key, authenticated by our Ed25519 key).
+        sec_opt={NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)},
+        # Yamux only: Mplex resets a stream on a 1 MiB message (reference/py-libp2p.md).
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        listen_addrs=[listen],
+        # py-libp2p 0.8.1: with the default of 3 connections per peer, every connect() waits out a 250 ms timer.
+        connection_config=ConnectionConfig(
+            max_connections_per_peer=1,
+            dial_timeout=config.dial_timeout_s,
+            # The library's auto-connector dials every known peer while below min_connections (default 50);
+            # we only need a gossip mesh's worth, like our own top-up below.
+            min_connections=config.gossip.degree_low,
+            low_watermark=config.gossip.degree_high,
+        ),
+        enable_mDNS=False,
+        enable_upnp=False,
+    )
+    gossip = config.gossip
+    score_params = ScoreParams(
+        p4_invalid_messages=TopicScoreParams(
+            weight=INVALID_MESSAGE_WEIGHT, cap=INVALID_MESSAGE_CAP, decay=INVALID_MESSAGE_DECAY
+        ),
+        publish_threshold=PUBLISH_THRESHOLD,
+        gossip_threshold=PUBLISH_THRESHOLD,
+        graylist_threshold=-math.inf,
+        accept_px_threshold=-math.inf,
+    )
+    gossipsub = GossipSub(
+        protocols=[PROTOCOL_ID_V11],
+        degree=gossip.degree,
+        degree_low=gossip.degree_low,
+        degree_high=gossip.degree_high,
+        time_to_live=gossip.fanout_ttl_s,
+        gossip_window=gossip.gossip_window,
+        gossip_history=gossip.gossip_history,
+        heartbeat_initial_delay=0.1,
+        heartbeat_interval=gossip.heartbeat_interval_s,
+        do_px=False,
+        prune_back_off=gossip.prune_backoff_s,
+        unsubscribe_back_off=gossip.unsubscribe_backoff_s,
+        score_params=score_params,
+        # Adaptive gossip retunes degrees from a "health" estimate: off, so the mesh is what we configured.
+        adaptive_gossip_enabled=False,
+        spam_protection_enabled=gossip.spam_protection,
+        max_messages_per_topic_per_second=gossip.max_msgs_per_topic_per_s,
+        eclipse_protection_enabled=gossip.eclipse_protection,
+    )
+    pubsub = Pubsub(
+        host,
+        gossipsub,
+        strict_signing=True,  # every message signed by its origin and checked before validators run
+        seen_ttl=gossip.seen_ttl_s,
+        # Reject oversize RPC frames while reading them (py-libp2p's default is 1 MiB; ours is lower).
+        max_inbound_rpc_size=gossip.max_message_bytes + 64 * 1024,
+    )
+    return host, pubsub, gossipsub
+
+
+@asynccontextmanager
+async def open_host(config: HostConfig) -> AsyncIterator[P2PHost]:
+    """Start a host listening on `config.listen`, joined to `config.bootstrap`; stop it on exit."""
+    attach_libp2p_logger()
+    libp2p_host, pubsub, gossipsub = _build_libp2p(config)
+    host = P2PHost(config, libp2p_host, pubsub, gossipsub)
+    hard_stop = trio.CancelScope()
+    with hard_stop:
+        async with libp2p_host.run(listen_addrs=[Multiaddr(config.listen)]):
+            async with background_trio_service(pubsub), background_trio_service(gossipsub):
+                await pubsub.wait_until_ready()
+                async with trio.open_nursery() as nursery:
+                    host._start(nursery)
+                    log.info("event=host-started peer=%s addrs=%s", host.peer_id, ",".join(host.addrs))
+                    try:
+                        yield host
+                    finally:
+                        # Bound the library's shutdown: whatever still runs after the grace period is cancelled.
+                        hard_stop.deadline = trio.current_time() + config.shutdown_grace_s
+                        host._nursery = None
+                        nursery.cancel_scope.cancel()
+    if hard_stop.cancelled_caught:
+        log.warning("event=host-shutdown-forced peer=%s grace_s=%.1f", host.peer_id, config.shutdown_grace_s)
+    log.info("event=host-stopped peer=%s", host.peer_id)

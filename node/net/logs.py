@@ -1,0 +1,30 @@
+"""py-libp2p's log records into our logging tree.
+
+py-libp2p 0.8.1 sets `propagate=False` on its `libp2p` logger when imported, so nothing it logs reaches
+the handlers configured on the root logger (the node's log file, pytest's capture). We re-attach it under
+our own logger name space, at WARNING by default: at INFO and below it is very chatty per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+LIBP2P_LOGGER = "libp2p"
+# What of the library's logging we keep by default: its warnings are about dropped messages and peers.
+DEFAULT_LIBP2P_LEVEL = logging.WARNING
+
+
+def attach_libp2p_logger(level: int = DEFAULT_LIBP2P_LEVEL) -> None:
+    """Make `libp2p.*` records reach the root logger's handlers again. Idempotent."""
+    library = logging.getLogger(LIBP2P_LOGGER)
+    library.propagate = True
+    if library.level == logging.NOTSET or library.level < level:
+        library.setLevel(level)
+    if "LIBP2P_DEBUG" in os.environ:  # the library's own switch for verbose logs: respect it
+        return
+    # py-libp2p 0.8.1: some modules pin their own logger to INFO at import (auto_connector logs every
+    # dial round), which overrides the level above; let them inherit it instead.
+    for name, child in list(logging.root.manager.loggerDict.items()):
+        if name.startswith(LIBP2P_LOGGER + ".") and isinstance(child, logging.Logger) and 0 < child.level < level:
+            child.setLevel(logging.NOTSET)

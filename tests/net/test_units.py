@@ -1,0 +1,162 @@
+"""Framing, batching and penalties without a network: an in-memory stream stands in for libp2p's."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+import trio
+
+from node.net.batching import BatchError, Batcher, pack_batch, unpack_batch
+from node.net.config import BatchConfig
+from node.net.framing import (
+    FrameError,
+    FramedStream,
+    FrameTimeout,
+    FrameTooLarge,
+    StreamClosed,
+    decode_uvarint,
+    encode_frame,
+    encode_uvarint,
+)
+from node.net.penalties import PenaltyBook
+
+
+class FakeStream:
+    """Reads return the scripted chunks in order (then EOF); writes are recorded."""
+
+    def __init__(self, chunks: list[bytes], stall: bool = False) -> None:
+        self.chunks = list(chunks)
+        self.stall = stall
+        self.written = bytearray()
+        self.was_reset = False
+
+    async def read(self, n: int | None = None) -> bytes:
+        if self.chunks:
+            return self.chunks.pop(0)
+        if self.stall:
+            await trio.sleep_forever()
+        return b""
+
+    async def write(self, data: bytes) -> None:
+        self.written += data
+
+    async def close(self) -> None:
+        pass
+
+    async def reset(self) -> None:
+        self.was_reset = True
+
+
+def framed(raw: FakeStream, limit: int = 100, timeout: float = 1.0) -> FramedStream:
+    return FramedStream(raw, "peer", "/test/1", limit, timeout)
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 2**32, 2**63])
+def test_uvarint_round_trip(value: int) -> None:
+    encoded = encode_uvarint(value)
+    assert decode_uvarint(encoded) == (value, len(encoded))
+    assert decode_uvarint(encoded[:-1]) is None
+
+
+def test_uvarint_rejects_overlong_and_non_minimal() -> None:
+    with pytest.raises(FrameError):
+        decode_uvarint(b"\xff" * 11)
+    with pytest.raises(FrameError):
+        decode_uvarint(b"\x80\x00")
+
+
+async def test_frames_split_across_reads_and_several_per_read() -> None:
+    data = encode_frame(b"hello", 100) + encode_frame(b"", 100) + encode_frame(b"x" * 50, 100)
+    raw = FakeStream([data[:2], data[2:9], data[9:]])
+    stream = framed(raw)
+    assert [await stream.receive() for _ in range(3)] == [b"hello", b"", b"x" * 50]
+    with pytest.raises(StreamClosed):
+        await stream.receive()
+    assert not raw.was_reset
+
+
+async def test_oversize_frame_rejected_from_its_prefix() -> None:
+    raw = FakeStream([encode_uvarint(10**9)], stall=True)  # no body ever comes: rejected on the prefix alone
+    with pytest.raises(FrameTooLarge):
+        await framed(raw).receive()
+    assert raw.was_reset
+    with pytest.raises(FrameTooLarge):
+        await framed(FakeStream([])).send(b"x" * 101)
+
+
+async def test_read_timeout_and_truncated_frame() -> None:
+    raw = FakeStream([b"\x05ab"], stall=True)
+    with trio.fail_after(2):
+        with pytest.raises(FrameTimeout):
+            await framed(raw, timeout=0.05).receive()
+    assert raw.was_reset
+    with pytest.raises(FrameError, match="inside a frame"):
+        await framed(FakeStream([b"\x05ab"])).receive()
+
+
+async def test_garbage_is_one_clean_error() -> None:
+    for garbage in (b"\xff" * 64, b"\x80\x00abc", b"\xff\xff\xff\xff\x7f"):
+        stream = framed(FakeStream([garbage]))
+        with pytest.raises(FrameError):
+            await stream.receive()
+        assert not stream.usable
+
+
+def test_batch_round_trip_and_limits() -> None:
+    items = [b"a", b"bb" * 100, bytes(range(256))]
+    assert unpack_batch(pack_batch(items), 10, 1000) == items
+    with pytest.raises(BatchError):
+        unpack_batch(pack_batch(items), 2, 1000)
+    with pytest.raises(BatchError):
+        unpack_batch(pack_batch(items), 10, 100)
+    for bad in (b"", b"\xc1", msgpack.packb([]), msgpack.packb(["str"]), msgpack.packb({b"a": b"b"}),
+                msgpack.packb([b""]), pack_batch(items) + b"\x00", msgpack.packb(b"x"), msgpack.packb([[b"x"]])):
+        with pytest.raises(BatchError):
+            unpack_batch(bad, 10, 1000)
+
+
+async def test_batcher_gathers_a_burst_into_few_messages() -> None:
+    sent: list[bytes] = []
+
+    async def publish(topic: str, data: bytes) -> None:
+        sent.append(data)
+
+    batcher = Batcher("t", publish, BatchConfig(delay_s=0.01, max_items=64, max_bytes=100_000), 900_000)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(batcher.run)
+        for i in range(200):
+            await batcher.add(i.to_bytes(4, "big"))
+        await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    received = [item for message in sent for item in unpack_batch(message, 64, 100)]
+    assert received == [i.to_bytes(4, "big") for i in range(200)]
+    assert len(sent) == 4  # 64 + 64 + 64 + 8: full batches go at once, the rest after the delay
+
+
+async def test_batcher_respects_byte_limit() -> None:
+    sent: list[bytes] = []
+
+    async def publish(topic: str, data: bytes) -> None:
+        sent.append(data)
+
+    batcher = Batcher("t", publish, BatchConfig(delay_s=0.01, max_items=1000, max_bytes=1000), 900_000)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(batcher.run)
+        for _ in range(20):
+            await batcher.add(b"x" * 300)
+        await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    assert all(len(message) <= 1000 for message in sent)
+    assert sum(len(unpack_batch(m, 100, 1000)) for m in sent) == 20
+    with pytest.raises(ValueError):
+        await batcher.add(b"x" * 1000)
+
+
+def test_penalties_decay_and_ban() -> None:
+    book = PenaltyBook(threshold=3.0, ban_duration_s=10.0, decay_per_s=0.5)
+    assert not book.add("p", 2.0, now=0.0)
+    assert book.points("p", now=1.0) == pytest.approx(1.0)
+    assert not book.add("p", 1.0, now=1.0)  # 1 + 1 = 2 < 3: decay forgave part of it
+    assert book.add("p", 1.5, now=1.0)
+    assert book.is_banned("p", now=5.0) and not book.is_banned("p", now=11.5)
+    assert not book.is_banned("q", now=0.0)
