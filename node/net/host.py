@@ -64,6 +64,12 @@ INVALID_MESSAGE_DECAY = 0.9
 PUBLISH_THRESHOLD = -50.0
 # Extra jitter on reconnection delays, so peers that lost each other do not redial in lockstep.
 RECONNECT_JITTER = 0.25
+# Our publishes wait while any peer's outbound queue (py-libp2p: 32 RPCs, then silent drops) holds this
+# many, leaving half of it for relays and control messages.
+OUTBOUND_HIGH_WATER = 16
+OUTBOUND_POLL_S = 0.001
+# A peer whose queue does not drain (a stalled connection) must not block publishing forever.
+OUTBOUND_MAX_WAIT_S = 1.0
 # Peers dialled per connectivity check when below degree_low (spreads dials, no burst on start-up).
 TOP_UP_DIALS_PER_CHECK = 2
 
@@ -181,9 +187,19 @@ class P2PHost:
         if len(data) > limit:
             raise ValueError(f"gossip message of {len(data)} bytes exceeds the limit of {limit}; use a stream")
         await self._pubsub.publish(topic, data)
-        # py-libp2p 0.8.1: publish() never yields, so a loop of publishes starves delivery and the
-        # per-peer send tasks (their 32-slot queues then overflow and drop). Yield after every publish.
+        # py-libp2p 0.8.1: publish() never yields, so a loop of publishes starves delivery, and the per-peer
+        # outbound queues (32 RPCs) overflow and drop silently. Yielding once is not enough (each write goes
+        # through Noise and Yamux): wait until every outbound queue is back below its high-water mark.
         await trio.sleep(0)
+        await self._wait_for_outbound_room()
+
+    async def _wait_for_outbound_room(self) -> None:
+        deadline = trio.current_time() + OUTBOUND_MAX_WAIT_S
+        while any(len(queue) >= OUTBOUND_HIGH_WATER for queue in list(self._pubsub.peer_queues.values())):
+            if trio.current_time() > deadline:
+                log.warning("event=outbound-queue-stuck wait_s=%.1f", OUTBOUND_MAX_WAIT_S)
+                return
+            await trio.sleep(OUTBOUND_POLL_S)
 
     async def publish_item(self, topic: str, item: bytes) -> None:
         """Queue one item for `topic`; it goes out within `config.batch.delay_s` in a batch with the items
