@@ -1,46 +1,380 @@
-"""The `pocnet` command line. For now it checks genesis files; the node and its client commands come with
-the networking work (see the README's roadmap)."""
+"""The `pocnet` command line: run a node, and talk to a running one through its control socket.
+
+Verbs follow iexec-sdk where they fit (`wallet`, `account`, `orderbook`, `order`, `app`, `dataset`).
+Errors a user can fix are one line on stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+import time
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
-from protocols.crypto import hex_address
+from node.config import ROLES, ConfigError, load_config
+from node.control import (
+    AccountInfo,
+    AccountRequest,
+    ControlClient,
+    ControlRejected,
+    NodeStatus,
+    OrderbookRequest,
+    OrderList,
+    OrderPublished,
+    PublishOrderRequest,
+    StatusRequest,
+    SubmitRequest,
+    TxResultInfo,
+    TxResultRequest,
+    TxSubmitted,
+)
+from protocols.crypto import ZERO_ADDRESS, hex_address, parse_address
 from protocols.genesis import NRLC_PER_RLC, GenesisError, parse_genesis
+from protocols.ledger.transactions import CancelOrder, RegisterApp, RegisterDataset, Transfer, TxBody
+from protocols.orders import NO_TAG, AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder, tag_bytes
 
 EXIT_USAGE = 2
+DATA_DIR_ENV = "POCNET_DATA_DIR"
+# How long `--wait` follows a transaction before giving up (a devnet commits in well under a second).
+WAIT_TIMEOUT_S = 30.0
 
 
-def check_genesis(path: Path) -> int:
+class UsageError(Exception):
+    """Bad input the user can fix: printed as one line, exit status 2."""
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def parse_rlc(text: str) -> int:
+    """An amount in RLC (decimals allowed) to nRLC."""
+    try:
+        value = Decimal(text) * NRLC_PER_RLC
+    except InvalidOperation:
+        raise UsageError(f"amount {text!r} is not a number of RLC") from None
+    if value != value.to_integral_value() or value < 0:
+        raise UsageError(f"amount {text!r} must be non-negative with at most 9 decimals")
+    return int(value)
+
+
+def show_rlc(nrlc: int) -> str:
+    return f"{Decimal(nrlc) / NRLC_PER_RLC:f} RLC"
+
+
+def address_arg(text: str) -> bytes:
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def hex32(text: str, what: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raise UsageError(f"{what} {text!r} is not hexadecimal") from None
+    if len(raw) != 32:
+        raise UsageError(f"{what} must be 32 bytes (64 hex digits), got {len(raw)}")
+    return raw
+
+
+def client(args: argparse.Namespace) -> ControlClient:
+    return ControlClient(Path(args.data_dir))
+
+
+def call(args: argparse.Namespace, request: object) -> Any:
+    try:
+        return client(args).call(request)
+    except ControlRejected as exc:
+        raise UsageError(str(exc)) from None
+    except ConnectionError as exc:
+        raise UsageError(f"{exc} (start it with `pocnet node`, or pass --data-dir)") from None
+
+
+def submit(args: argparse.Namespace, body: TxBody) -> TxResultInfo | TxSubmitted:
+    """Submit a transaction through the node; with --wait, follow it until committed."""
+    submitted: TxSubmitted = call(args, SubmitRequest(body))
+    print(f"transaction 0x{submitted.tx_id.hex()} submitted (nonce {submitted.nonce})")
+    if not getattr(args, "wait", False):
+        return submitted
+    deadline = time.monotonic() + WAIT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        result: TxResultInfo = call(args, TxResultRequest(submitted.tx_id))
+        if result.height:
+            created = f", created 0x{result.created.hex()}" if result.created else ""
+            print(f"committed in block {result.height}: {result.code}{created}")
+            return result
+        if result.code != "pending":
+            raise UsageError(f"transaction not committed: {result.code}")
+        time.sleep(0.2)
+    raise UsageError(f"transaction still pending after {WAIT_TIMEOUT_S:.0f} s")
+
+
+def describe(order: Order) -> str:
+    h = order.payload_digest.hex()[:16]
+    if isinstance(order, AppOrder):
+        return f"app        {h}  app {hex_address(order.app)} price {show_rlc(order.app_price)} volume {order.volume}"
+    if isinstance(order, DatasetOrder):
+        return f"dataset    {h}  dataset {hex_address(order.dataset)} price {show_rlc(order.dataset_price)} volume {order.volume}"
+    if isinstance(order, WorkerpoolOrder):
+        return (f"workerpool {h}  pool {hex_address(order.workerpool)} price {show_rlc(order.workerpool_price)} "
+                f"volume {order.volume} trust {order.trust} category {order.category}")
+    return (f"request    {h}  app {hex_address(order.app)} requester {hex_address(order.requester)} "
+            f"volume {order.volume} trust {order.trust} category {order.category}")
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.role, args.data_dir, args.genesis, args.listen, args.join or [])
+    except ConfigError as exc:
+        print(f"pocnet: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    import trio
+
+    from node.node import run_node
+    from node.storage import StoreError
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run_node, config)
+                async for signum in signals:
+                    logging.getLogger("node").info("event=stopping signal=%s", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+
+    try:
+        trio.run(main)
+    except StoreError as exc:
+        print(f"pocnet: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"pocnet: cannot listen on {config.listen}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BaseExceptionGroup as group:  # trio wraps errors raised inside nurseries
+        bind = group.subgroup(lambda e: isinstance(e, OSError))
+        if bind is not None:
+            error = bind.exceptions[0]
+            print(f"pocnet: cannot listen on {config.listen}: {getattr(error, 'strerror', None) or error}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status: NodeStatus = call(args, StatusRequest())
+    print(f"peer id    {status.peer_id}")
+    print(f"account    {hex_address(status.address)}")
+    print(f"roles      {', '.join(status.roles)}{' (validator)' if status.validator else ''}")
+    print(f"height     {status.height} (block 0x{status.tip_hash.hex()[:16]}...)")
+    print(f"peers      {status.peers}")
+    print(f"mempool    {status.mempool} transactions, order book {status.orders} orders")
+    for addr in status.listen_addrs:
+        print(f"listening  {addr}")
+    return 0
+
+
+def cmd_wallet_show(args: argparse.Namespace) -> int:
+    info: AccountInfo = call(args, AccountRequest(address_arg(args.address) if args.address else b""))
+    print(f"address  {hex_address(info.address)}")
+    print(f"balance  {show_rlc(info.balance)}")
+    print(f"frozen   {show_rlc(info.frozen)}")
+    print(f"nonce    {info.nonce}")
+    if info.score:
+        print(f"score    {info.score}")
+    return 0
+
+
+def cmd_account_send(args: argparse.Namespace) -> int:
+    amount = parse_rlc(args.amount)
+    if amount == 0:
+        raise UsageError("the amount must be positive")
+    submit(args, Transfer(address_arg(args.to), amount))
+    return 0
+
+
+def cmd_orderbook(args: argparse.Namespace) -> int:
+    answer: OrderList = call(args, OrderbookRequest(args.kind or ""))
+    for order in answer.orders:
+        print(describe(order))
+    if not answer.orders:
+        print("(no orders)")
+    return 0
+
+
+def _restrict(text: str | None) -> bytes:
+    return address_arg(text) if text else ZERO_ADDRESS
+
+
+def cmd_order_publish(args: argparse.Namespace) -> int:
+    salt = os.urandom(16)
+    tag = tag_bytes(1) if args.tee else NO_TAG
+    price = parse_rlc(args.price)
+    if args.kind == "app":
+        order: Order = AppOrder(address_arg(args.app), price, args.volume, tag, _restrict(args.dataset_restrict),
+                                _restrict(args.workerpool_restrict), _restrict(args.requester_restrict), salt)
+    elif args.kind == "dataset":
+        order = DatasetOrder(address_arg(args.dataset), price, args.volume, tag, _restrict(args.app_restrict),
+                             _restrict(args.workerpool_restrict), _restrict(args.requester_restrict), salt)
+    elif args.kind == "workerpool":
+        order = WorkerpoolOrder(address_arg(args.workerpool), price, args.volume, tag, args.category, args.trust,
+                                _restrict(args.app_restrict), _restrict(args.dataset_restrict),
+                                _restrict(args.requester_restrict), salt)
+    else:
+        me: AccountInfo = call(args, AccountRequest(b""))
+        order = RequestOrder(
+            app=address_arg(args.app), app_max_price=parse_rlc(args.app_max_price),
+            dataset=_restrict(args.dataset), dataset_max_price=parse_rlc(args.dataset_max_price),
+            workerpool=_restrict(args.workerpool), workerpool_max_price=price,
+            requester=me.address, volume=args.volume, tag=tag, category=args.category, trust=args.trust,
+            beneficiary=me.address, callback=ZERO_ADDRESS, params=args.params or "", salt=salt,
+        )
+    published: OrderPublished = call(args, PublishOrderRequest(order))
+    print(f"{args.kind} order 0x{published.order_hash.hex()} published")
+    return 0
+
+
+def cmd_order_cancel(args: argparse.Namespace) -> int:
+    wanted = hex32(args.order_hash, "order hash")
+    answer: OrderList = call(args, OrderbookRequest(""))
+    matches = [o for o in answer.orders if o.payload_digest == wanted]
+    if not matches:
+        raise UsageError(f"order 0x{wanted.hex()} is not in this node's order book")
+    submit(args, CancelOrder(matches[0]))
+    return 0
+
+
+def cmd_app_register(args: argparse.Namespace) -> int:
+    submit(args, RegisterApp(args.name, hex32(args.measurement, "measurement")))
+    return 0
+
+
+def cmd_dataset_register(args: argparse.Namespace) -> int:
+    submit(args, RegisterDataset(args.name, hex32(args.blob_hash, "blob hash")))
+    return 0
+
+
+def cmd_genesis_check(args: argparse.Namespace) -> int:
+    path = Path(args.file)
     try:
         genesis = parse_genesis(path.read_text())
     except OSError as exc:
-        print(f"pocnet: cannot read genesis {path}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"cannot read genesis {path}: {exc.strerror}") from None
     except GenesisError as exc:
-        print(f"pocnet: invalid genesis {path}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"invalid genesis {path}: {exc}") from None
     print(f"chain id        {genesis.chain_id}")
     print(f"genesis hash    0x{genesis.genesis_hash.hex()}")
     print(f"validators      {len(genesis.validators)}: " + ", ".join(
         f"{v.name} ({hex_address(v.address)})" for v in genesis.validators))
-    print(f"total supply    {genesis.total_supply / NRLC_PER_RLC:,.9f} RLC in {len(genesis.allocations)} accounts")
-    print(f"categories      " + ", ".join(f"{c.id}:{c.name} T={c.work_clock_time_ref_ms} ms" for c in genesis.categories))
+    print(f"total supply    {show_rlc(genesis.total_supply)} in {len(genesis.allocations)} accounts")
+    print("categories      " + ", ".join(f"{c.id}:{c.name} T={c.work_clock_time_ref_ms} ms" for c in genesis.categories))
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
+# --- parser ----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pocnet", description="pocnet: a peer-to-peer marketplace for confidential computing.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    genesis = commands.add_parser("genesis", help="inspect genesis files")
-    genesis_commands = genesis.add_subparsers(dest="genesis_command", required=True, metavar="SUBCOMMAND")
-    check = genesis_commands.add_parser("check", help="validate a genesis file and print its summary")
-    check.add_argument("file", type=Path, help="path to the genesis JSON file")
-    args = parser.parse_args(argv)
-    if args.command == "genesis" and args.genesis_command == "check":
-        sys.exit(check_genesis(args.file))
+
+    def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data-dir", default=os.environ.get(DATA_DIR_ENV, "."),
+                       help=f"the node's data directory (default: ${DATA_DIR_ENV} or the current directory)")
+        return p
+
+    node = with_data_dir(commands.add_parser("node", help="run a node"))
+    node.add_argument("--role", required=True, help=f"one or more of {', '.join(ROLES)}, comma-separated")
+    node.add_argument("--genesis", required=True, help="the network's genesis JSON file")
+    node.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0", help="multiaddr to listen on (default: an ephemeral loopback port)")
+    node.add_argument("--join", action="append", metavar="MULTIADDR", help="a peer to join, ending with /p2p/<peer id> (repeatable)")
+    node.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    node.set_defaults(run=cmd_node)
+
+    with_data_dir(commands.add_parser("status", help="show the node's chain height, peers and roles")).set_defaults(run=cmd_status)
+
+    wallet = commands.add_parser("wallet", help="the node's account").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    show = with_data_dir(wallet.add_parser("show", help="balance, frozen funds and nonce"))
+    show.add_argument("--address", help="another account (default: the node's own)")
+    show.set_defaults(run=cmd_wallet_show)
+
+    account = commands.add_parser("account", help="move RLC").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    send = with_data_dir(account.add_parser("send", help="transfer RLC to another account"))
+    send.add_argument("--to", required=True, help="recipient address (0x + 40 hex digits)")
+    send.add_argument("--amount", required=True, help="amount in RLC, e.g. 1.5")
+    send.add_argument("--wait", action="store_true", help="wait until the transfer is committed")
+    send.set_defaults(run=cmd_account_send)
+
+    book = with_data_dir(commands.add_parser("orderbook", help="list the orders this node knows"))
+    book.add_argument("kind", nargs="?", choices=["app", "dataset", "workerpool", "request"])
+    book.set_defaults(run=cmd_orderbook)
+
+    order = commands.add_parser("order", help="publish or cancel orders").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    publish = with_data_dir(order.add_parser("publish", help="sign an order with the node's key and gossip it"))
+    publish.add_argument("kind", choices=["app", "dataset", "workerpool", "request"])
+    publish.add_argument("--app", help="app address (app and request orders)")
+    publish.add_argument("--dataset", help="dataset address (dataset orders; optional for requests)")
+    publish.add_argument("--workerpool", help="workerpool address (workerpool orders; a restriction for requests)")
+    publish.add_argument("--price", default="0", help="price per task in RLC (for a request: the workerpool max price)")
+    publish.add_argument("--app-max-price", default="0", help="request: max app price in RLC")
+    publish.add_argument("--dataset-max-price", default="0", help="request: max dataset price in RLC")
+    publish.add_argument("--volume", type=int, default=1, help="number of tasks")
+    publish.add_argument("--category", type=int, default=0)
+    publish.add_argument("--trust", type=int, default=0)
+    publish.add_argument("--tee", action="store_true", help="require or offer TEE (tag bit 0)")
+    publish.add_argument("--params", help="request: iexec params (JSON string)")
+    publish.add_argument("--app-restrict")
+    publish.add_argument("--dataset-restrict")
+    publish.add_argument("--workerpool-restrict")
+    publish.add_argument("--requester-restrict")
+    publish.set_defaults(run=cmd_order_publish)
+    cancel = with_data_dir(order.add_parser("cancel", help="cancel one of your orders on the ledger"))
+    cancel.add_argument("order_hash", help="the order's hash (as `pocnet orderbook` prints, in full)")
+    cancel.add_argument("--wait", action="store_true")
+    cancel.set_defaults(run=cmd_order_cancel)
+
+    app = commands.add_parser("app", help="apps").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    register = with_data_dir(app.add_parser("register", help="register an app by its measurement"))
+    register.add_argument("name")
+    register.add_argument("--measurement", required=True, help="SHA-256 of the app bundle (64 hex digits)")
+    register.add_argument("--wait", action="store_true")
+    register.set_defaults(run=cmd_app_register)
+
+    dataset = commands.add_parser("dataset", help="datasets").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    register = with_data_dir(dataset.add_parser("register", help="register a dataset by its encrypted blob hash"))
+    register.add_argument("name")
+    register.add_argument("--blob-hash", required=True, help="SHA-256 of the encrypted dataset (64 hex digits)")
+    register.add_argument("--wait", action="store_true")
+    register.set_defaults(run=cmd_dataset_register)
+
+    genesis = commands.add_parser("genesis", help="genesis files").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    check = genesis.add_parser("check", help="validate a genesis file and print its summary")
+    check.add_argument("file")
+    check.set_defaults(run=cmd_genesis_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.run(args)
+    except UsageError as exc:
+        print(f"pocnet: {exc}", file=sys.stderr)
+        code = EXIT_USAGE
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ class LedgerApplication:
         self._mempool_state = _Overlay(ledger.state)
         self._deadlines: list[int] = []
         self._validated: tuple[tuple[bytes, ...], int, tuple[TxOutcome, ...], Writes] | None = None
+        self.last_committed: CommittedBlock | None = None
         self.track_deadlines(task for _, task in ledger.state.items_with_prefix(TASK))
 
     # --- Application protocol --------------------------------------------------------------------
@@ -85,7 +86,8 @@ class LedgerApplication:
         return result if isinstance(result, str) else None
 
     def commit_block(self, txs: tuple[bytes, ...], block_time: int) -> None:
-        self.commit(txs, block_time)
+        """Consensus applies decided blocks through this; the shell then persists `last_committed`."""
+        self.last_committed = self.commit(txs, block_time)
 
     def next_deadline(self) -> int | None:
         while self._deadlines and self._deadlines[0] <= self.last_block_time:

@@ -1,0 +1,223 @@
+"""A local multi-process pocnet network (DESIGN.md section 10).
+
+`create` makes a directory per node with its key, and one genesis naming the managers as validators and
+funding every node; `start` launches each node as its own `pocnet node` process on 127.0.0.1 with an
+ephemeral port, the first manager as the bootstrap peer and each later node joining a few of the ones
+before it (a random graph, no hub); `wait_for_height` polls the nodes' control sockets. A `devnet.json`
+file in the network directory records names, roles and pids, so `status`, `logs` and `down` work from
+another shell.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from node.control import ControlClient, NodeStatus, StatusRequest
+from node.keys import KEY_FILE, write_key
+from protocols.crypto import Keypair
+from protocols.genesis import NRLC_PER_RLC, Allocation, Category, Genesis, Validator, genesis_to_json
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "devnet.json"
+GENESIS_FILE = "genesis.json"
+AUTHORITY_KEY_FILE = "attestation-authority.key"
+ADDRESS_FILE = "node.addr"  # written by a node once it listens: its multiaddrs, one per line
+LOG_FILE = "node.log"
+START_BALANCE = 1_000_000 * NRLC_PER_RLC
+# Short categories so a devnet demo finishes in seconds: T is the base of every task deadline (7T, 10T).
+DEVNET_CATEGORIES = (Category(0, "XS", 5_000), Category(1, "S", 20_000), Category(2, "M", 60_000))
+EMPTY_BLOCK_INTERVAL_MS = 1_000
+# Each node joins this many earlier nodes: more than gossipsub's degree_low keeps the mesh connected.
+JOIN_FANOUT = 4
+STOP_GRACE_S = 5.0
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    roles: str
+    pid: int = 0
+
+
+class DevnetError(Exception):
+    """Something the user can fix (an existing network, a node that did not start); the message says what."""
+
+
+class Devnet:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # --- files ----------------------------------------------------------------------------------
+
+    @property
+    def genesis_path(self) -> Path:
+        return self.root / GENESIS_FILE
+
+    def node_dir(self, name: str) -> Path:
+        return self.root / name
+
+    def load(self) -> list[NodeSpec]:
+        path = self.root / STATE_FILE
+        if not path.exists():
+            raise DevnetError(f"no devnet in {self.root} (start one with `python -m devnet up`)")
+        return [NodeSpec(**n) for n in json.loads(path.read_text())["nodes"]]
+
+    def save(self, nodes: list[NodeSpec]) -> None:
+        (self.root / STATE_FILE).write_text(json.dumps({"nodes": [asdict(n) for n in nodes]}, indent=2))
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def create(self, managers: int, followers: int, extra: list[tuple[str, str]] | None = None) -> list[NodeSpec]:
+        """Keys, genesis and node directories for `managers` validators, `followers` plain nodes and any
+        `extra` (name, roles) nodes. Refuses to overwrite a running network."""
+        if (self.root / STATE_FILE).exists() and any(_alive(n.pid) for n in self.load()):
+            raise DevnetError(f"a devnet is already running in {self.root}: `python -m devnet down` first")
+        if managers < 1:
+            raise DevnetError("a devnet needs at least one manager (validator)")
+        nodes = [NodeSpec(f"manager-{i}", "manager") for i in range(managers)]
+        nodes += [NodeSpec(f"follower-{i}", "requester") for i in range(followers)]
+        nodes += [NodeSpec(name, roles) for name, roles in extra or []]
+        self.root.mkdir(parents=True, exist_ok=True)
+        keys: dict[str, Keypair] = {}
+        for node in nodes:
+            directory = self.node_dir(node.name)
+            if directory.exists():
+                _remove_tree(directory)
+            directory.mkdir(parents=True)
+            keys[node.name] = Keypair.generate()
+            write_key(directory / KEY_FILE, keys[node.name])
+        authority = Keypair.generate()
+        authority_path = self.root / AUTHORITY_KEY_FILE
+        authority_path.unlink(missing_ok=True)
+        write_key(authority_path, authority)
+        genesis = Genesis(
+            chain_id=f"devnet-{random.randrange(16**6):06x}",
+            genesis_time_ms=int(time.time() * 1000),
+            validators=tuple(Validator(keys[n.name].public_key, n.name) for n in nodes if "manager" in n.roles),
+            allocations=tuple(Allocation(keys[n.name].address, START_BALANCE) for n in nodes),
+            categories=DEVNET_CATEGORIES,
+            attestation_authorities=(authority.public_key,),
+            empty_block_interval_ms=EMPTY_BLOCK_INTERVAL_MS,
+        )
+        self.genesis_path.write_text(genesis_to_json(genesis))
+        self.save(nodes)
+        return nodes
+
+    def start(self, nodes: list[NodeSpec], timeout_s: float = 30.0) -> None:
+        """Start every node process; each joins up to JOIN_FANOUT random earlier ones."""
+        started: list[str] = []
+        for node in nodes:
+            joins: list[str] = []
+            for peer in random.sample(started, min(JOIN_FANOUT, len(started))):
+                joins += self.addresses(peer)[:1]
+            node.pid = self.launch(node, joins)
+            self.save(nodes)
+            self.wait_for_address(node, timeout_s)
+            started.append(node.name)
+
+    def launch(self, node: NodeSpec, joins: list[str]) -> int:
+        directory = self.node_dir(node.name)
+        (directory / ADDRESS_FILE).unlink(missing_ok=True)
+        command = [
+            sys.executable, "-m", "node.cli", "node",
+            "--role", node.roles,
+            "--data-dir", str(directory),
+            "--genesis", str(self.genesis_path),
+            "--listen", "/ip4/127.0.0.1/tcp/0",
+        ]
+        for address in joins:
+            command += ["--join", address]
+        with open(directory / LOG_FILE, "ab") as log_file:
+            process = subprocess.Popen(
+                command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        return process.pid
+
+    def addresses(self, name: str) -> list[str]:
+        path = self.node_dir(name) / ADDRESS_FILE
+        return path.read_text().split() if path.exists() else []
+
+    def wait_for_address(self, node: NodeSpec, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.addresses(node.name):
+            if not _alive(node.pid):
+                raise DevnetError(f"{node.name} exited at start; its log ends with:\n{self.tail(node.name, 15)}")
+            if time.monotonic() > deadline:
+                raise DevnetError(f"{node.name} did not start listening within {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+    def status(self, name: str, timeout_s: float = 2.0) -> NodeStatus | None:
+        try:
+            answer = ControlClient(self.node_dir(name), timeout_s=timeout_s).call(StatusRequest())
+        except (ConnectionError, OSError):
+            return None
+        return answer if isinstance(answer, NodeStatus) else None
+
+    def wait_for_height(self, nodes: list[NodeSpec], height: int, timeout_s: float) -> None:
+        """Until every node reports at least `height`, or raise naming the ones behind."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            behind = [n.name for n in nodes if (s := self.status(n.name)) is None or s.height < height]
+            if not behind:
+                return
+            dead = [n.name for n in nodes if not _alive(n.pid)]
+            if dead:
+                raise DevnetError(f"node(s) exited: {', '.join(dead)}; see `python -m devnet logs {dead[0]}`")
+            if time.monotonic() > deadline:
+                raise DevnetError(f"not at height {height} after {timeout_s:.0f} s: {', '.join(behind)}")
+            time.sleep(0.2)
+
+    def stop(self, nodes: list[NodeSpec]) -> list[str]:
+        """SIGTERM every node, wait for them, SIGKILL what is left; return the names that had to be killed."""
+        for node in nodes:
+            if _alive(node.pid):
+                os.kill(node.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while any(_alive(n.pid) for n in nodes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        killed = []
+        for node in nodes:
+            if _alive(node.pid):
+                os.kill(node.pid, signal.SIGKILL)
+                killed.append(node.name)
+        return killed
+
+    def tail(self, name: str, lines: int) -> str:
+        path = self.node_dir(name) / LOG_FILE
+        if not path.exists():
+            return "(no log yet)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+        if finished == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child (started by another `devnet` command): fall back to a signal probe
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_tree(directory: Path) -> None:
+    for path in sorted(directory.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+    directory.rmdir()

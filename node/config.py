@@ -1,0 +1,74 @@
+"""A node's configuration from the command line, checked before anything starts.
+
+Every problem a user can fix (an unknown role, an unreadable or invalid genesis, a malformed multiaddr, a
+bootstrap address without a peer id) is a `ConfigError` whose message is the one line the CLI prints
+before exiting with status 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from multiaddr import Multiaddr
+
+from protocols.genesis import Genesis, GenesisError, parse_genesis
+
+ROLES = ("manager", "worker", "requester", "provider")
+
+
+class ConfigError(Exception):
+    """A configuration error the user can fix; the message is complete and fits on one line."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    roles: tuple[str, ...]
+    data_dir: Path
+    genesis: Genesis
+    listen: str
+    join: tuple[str, ...]
+
+
+def parse_roles(text: str) -> tuple[str, ...]:
+    roles = tuple(dict.fromkeys(r.strip() for r in text.split(",") if r.strip()))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise ConfigError(f"--role {text!r}: choose one or more of {', '.join(ROLES)}, separated by commas")
+    return roles
+
+
+def parse_multiaddr(text: str, option: str, need_peer_id: bool) -> str:
+    try:
+        address = Multiaddr(text)
+    except Exception as exc:  # the multiaddr package raises several unrelated types
+        raise ConfigError(f"{option} {text!r} is not a valid multiaddr: {exc}") from None
+    protocols = [p.name for p in address.protocols()]
+    if "tcp" not in protocols:
+        raise ConfigError(f"{option} {text!r} must name a TCP port, e.g. /ip4/127.0.0.1/tcp/4001")
+    if need_peer_id and "p2p" not in protocols:
+        raise ConfigError(f"{option} {text!r} must end with /p2p/<peer id> (see the peer's node.addr file)")
+    return text
+
+
+def load_config(roles: str, data_dir: str, genesis: str, listen: str, join: list[str]) -> NodeConfig:
+    directory = Path(data_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--data-dir {data_dir}: cannot create it: {exc.strerror}") from None
+    try:
+        text = Path(genesis).read_text()
+    except OSError as exc:
+        raise ConfigError(f"--genesis {genesis}: cannot read it: {exc.strerror}") from None
+    try:
+        parsed = parse_genesis(text)
+    except GenesisError as exc:
+        raise ConfigError(f"--genesis {genesis}: {exc}") from None
+    return NodeConfig(
+        roles=parse_roles(roles),
+        data_dir=directory,
+        genesis=parsed,
+        listen=parse_multiaddr(listen, "--listen", need_peer_id=False),
+        join=tuple(parse_multiaddr(j, "--join", need_peer_id=True) for j in join),
+    )

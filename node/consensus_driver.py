@@ -1,0 +1,284 @@
+"""Runs the sans-IO Tendermint state machine with trio timers, gossip and the sync protocol.
+
+Every input of the state machine (a gossiped proposal or vote, a timer, new mempool transactions, a decided
+block from sync) goes through one channel and one task, so the machine is never entered twice at once.
+Actions come back as values: messages this node signed are written to the store before they are sent (a
+restarted validator must not sign a conflicting vote), decided blocks are stored with their certificate
+and state writes in one SQLite transaction before anything else happens, then announced on the blocks
+topic and handed to `on_commit` (the node's order book, roles and waiters).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from node.net.host import P2PHost
+from node.net.streams import RequestError, StreamLimits
+from node.storage import Store
+from node.sync import MAX_BLOCKS_PER_RESPONSE, MAX_FRAME_BYTES, SYNC_PROTOCOL, SYNC_TIMEOUT_S, SyncRequest, parse_response
+from protocols.chain import CommittedBlock, LedgerApplication, decode_tx
+from protocols.consensus.actions import (
+    Action,
+    Broadcast,
+    Commit,
+    RecordEvidence,
+    RequestSync,
+    ScheduleTimeout,
+    Timeout,
+)
+from protocols.consensus.messages import Block, Certificate, DecidedBlock, Proposal, Vote, block_id
+from protocols.consensus.tendermint import InvalidMessage, Tendermint
+from protocols.encoding import DecodeError, encode
+
+log = logging.getLogger(__name__)
+
+# Inputs waiting for the state machine. Gossip beyond this is dropped (and recovered by re-broadcast and
+# sync, like any gossip loss) rather than letting a flood grow memory.
+INPUT_QUEUE = 2_000
+# How often a node that has heard of a higher height asks peers for blocks again.
+SYNC_RETRY_S = 1.0
+
+OnCommit = Callable[[Block, Certificate, CommittedBlock], Awaitable[None]]
+
+
+def wall_ms() -> int:
+    """Block times are wall-clock milliseconds (validators check them against their own clock)."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class _Message:
+    peer: str
+    message: Proposal | Vote
+
+
+@dataclass(frozen=True)
+class _Decided:
+    peer: str
+    block: Block
+    certificate: Certificate
+
+
+class _Wake:
+    """New transactions: a waiting height may start."""
+
+
+class ConsensusDriver:
+    def __init__(
+        self,
+        machine: Tendermint,
+        app: LedgerApplication,
+        store: Store,
+        host: P2PHost,
+        consensus_topic: str,
+        blocks_topic: str,
+        on_commit: OnCommit,
+    ) -> None:
+        self.machine = machine
+        self.app = app
+        self.store = store
+        self.host = host
+        self.consensus_topic = consensus_topic
+        self.blocks_topic = blocks_topic
+        self.on_commit = on_commit
+        self._send, self._receive = trio.open_memory_channel[object](INPUT_QUEUE)
+        self._timers: list[tuple[int, int, Timeout]] = []
+        self._timer_seq = 0
+        self._timers_changed = trio.Event()
+        self._want_height = 0  # highest height heard of (from a peer's decided block)
+        self._sync_wanted = trio.Event()
+        self._peers_tip = 0  # the highest tip the peers asked in the last sync round reported
+        self.dropped_inputs = 0
+        self.committed = trio.Condition()
+
+    @property
+    def height(self) -> int:
+        """The last decided height."""
+        return self.machine.tip.height
+
+    @property
+    def own_key(self) -> bytes | None:
+        return self.machine._keypair.public_key if self.machine._keypair else None  # noqa: SLF001
+
+    # --- inputs from the network and the node --------------------------------------------------------
+
+    def _put(self, item: object) -> None:
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            self.dropped_inputs += 1
+            if self.dropped_inputs % 100 == 1:
+                log.warning("event=consensus-input-dropped total=%d", self.dropped_inputs)
+
+    async def on_consensus_gossip(self, peer: str, message: Proposal | Vote) -> None:
+        self._put(_Message(peer, message))
+
+    async def on_block_gossip(self, peer: str, decided: DecidedBlock) -> None:
+        height = decided.block.height
+        if height == self.height + 1:
+            self._put(_Decided(peer, decided.block, decided.certificate))
+        elif height > self.height + 1:
+            self._note_height(height)
+
+    def wake(self) -> None:
+        """The mempool changed: let a waiting height start."""
+        self._put(_Wake())
+
+    def _note_height(self, height: int) -> None:
+        if height > self._want_height:
+            self._want_height = height
+            self._sync_wanted.set()
+
+    # --- the loop -------------------------------------------------------------------------------------
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._timer_loop)
+            nursery.start_soon(self._sync_loop)
+            await self._perform(self.machine.start(wall_ms()))
+            task_status.started()
+            async for item in self._receive:
+                await self._handle(item)
+
+    async def _handle(self, item: object) -> None:
+        now = wall_ms()
+        try:
+            if isinstance(item, _Message):
+                actions = self.machine.on_message(item.message, now)
+            elif isinstance(item, Timeout):
+                actions = self.machine.on_timeout(item, now)
+            elif isinstance(item, _Decided):
+                actions = self.machine.on_decided_block(item.block, item.certificate, now)
+            else:
+                actions = self.machine.on_txs_available(now)
+        except InvalidMessage as exc:
+            peer = getattr(item, "peer", "")
+            log.info("event=consensus-input-rejected peer=%s reason=%r", peer, exc.reason)
+            # Out-of-order sync blocks are our own race (gossip and sync deliver the same height); the rest
+            # is the sender's doing.
+            if peer and not exc.reason.startswith("sync block for height"):
+                self.host.penalise(peer, f"invalid consensus input: {exc.reason}")
+            return
+        await self._perform(actions)
+
+    async def _perform(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Broadcast):
+                await self._broadcast(action.message)
+            elif isinstance(action, ScheduleTimeout):
+                self._schedule(action.timeout, action.at)
+            elif isinstance(action, Commit):
+                await self._commit(action.block, action.certificate)
+            elif isinstance(action, RequestSync):
+                self._note_height(max(action.from_height, self.height + 1))
+            elif isinstance(action, RecordEvidence):
+                evidence = action.evidence
+                log.warning(
+                    "event=equivocation validator=%s height=%d round=%d step=%d",
+                    evidence.first.signature.public_key.hex()[:16], evidence.first.height,
+                    evidence.first.round, evidence.first.step,
+                )
+
+    async def _broadcast(self, message: Proposal | Vote) -> None:
+        if message.signature.public_key == self.own_key:
+            self.store.save_signed(message.height, message)  # before it leaves: see the module doc
+        try:
+            await self.host.publish(self.consensus_topic, encode(message))
+        except ValueError as exc:  # over the gossip size limit: peers get the block by sync instead
+            log.error("event=consensus-publish-failed reason=%r", str(exc))
+
+    async def _commit(self, block: Block, certificate: Certificate) -> None:
+        committed = self.app.last_committed
+        assert committed is not None and committed.time == block.time
+        tx_ids = [decode_tx(tx).tx_id for tx in block.txs]
+        self.store.commit_block(block, certificate, committed, tx_ids)
+        log.info(
+            "event=block-committed height=%d txs=%d round=%d id=%s",
+            block.height, len(block.txs), certificate.round, block_id(block).hex()[:16],
+        )
+        try:
+            await self.host.publish(self.blocks_topic, encode(DecidedBlock(block, certificate)))
+        except ValueError:
+            pass  # too large for gossip: followers fetch it by sync
+        await self.on_commit(block, certificate, committed)
+        async with self.committed:
+            self.committed.notify_all()
+
+    # --- timers ---------------------------------------------------------------------------------------
+
+    def _schedule(self, timeout: Timeout, at: int) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (at, self._timer_seq, timeout))
+        self._timers_changed.set()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            if not self._timers:
+                await self._timers_changed.wait()
+                self._timers_changed = trio.Event()
+                continue
+            at = self._timers[0][0]
+            delay = (at - wall_ms()) / 1000
+            if delay > 0:
+                with trio.move_on_after(delay):
+                    await self._timers_changed.wait()
+                self._timers_changed = trio.Event()
+                continue
+            _, _, timeout = heapq.heappop(self._timers)
+            self._put(timeout)
+
+    # --- catching up ----------------------------------------------------------------------------------
+
+    async def _sync_loop(self) -> None:
+        """Fetch decided blocks from peers while we know of a height above ours."""
+        while True:
+            await self._sync_wanted.wait()
+            self._sync_wanted = trio.Event()
+            while self._want_height > self.height:
+                if not await self.sync_once():
+                    await trio.sleep(SYNC_RETRY_S)
+                    if self._peers_tip <= self.height:
+                        break  # nobody has more yet: consensus is simply at work on the next height
+
+    async def sync_once(self) -> bool:
+        """Ask one random peer for the blocks after ours; feed them to consensus. True if any arrived."""
+        self._peers_tip = 0
+        peers = self.host.connected_peers()
+        random.shuffle(peers)
+        limits = StreamLimits(max_frame_bytes=MAX_FRAME_BYTES)
+        for peer in peers[:3]:
+            request = encode(SyncRequest(self.height + 1, MAX_BLOCKS_PER_RESPONSE))
+            try:
+                response = parse_response(await self.host.request(peer, SYNC_PROTOCOL, request, SYNC_TIMEOUT_S, limits))
+            except (RequestError, DecodeError) as exc:
+                log.info("event=sync-failed peer=%s reason=%r", peer, str(exc))
+                continue
+            self._peers_tip = max(self._peers_tip, response.tip_height)
+            if not response.blocks:
+                continue
+            start = self.height
+            for decided in response.blocks:
+                self._put(_Decided(peer, decided.block, decided.certificate))
+            # Wait until consensus has taken them (or rejected them) before asking again.
+            with trio.move_on_after(SYNC_TIMEOUT_S):
+                async with self.committed:
+                    while self.height < start + len(response.blocks):
+                        await self.committed.wait()
+            log.info("event=synced peer=%s from=%d to=%d", peer, start + 1, self.height)
+            return self.height > start
+        return False
+
+    async def catch_up(self, timeout_s: float) -> None:
+        """At start: fetch what peers have decided since we stopped, for at most `timeout_s`."""
+        with trio.move_on_after(timeout_s):
+            while True:
+                before = self.height
+                if not await self.sync_once() or self.height == before:
+                    return

@@ -1,0 +1,369 @@
+"""The node: one process, one nursery, every role (DESIGN.md sections 1, 8, 9).
+
+`run_node` opens the store and rebuilds the ledger from it (or from the genesis), starts the libp2p host,
+subscribes to the chain's topics, serves the sync protocol and the control socket, drives consensus, and
+starts the role plugins once it has caught up. Leaving `run_node` (cancellation on SIGINT/SIGTERM) stops
+all of it; the store is consistent at every commit, so nothing decided is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import trio
+
+from node.config import NodeConfig
+from node.consensus_driver import ConsensusDriver, wall_ms
+from node.control import (
+    AccountInfo,
+    AccountRequest,
+    ControlRejected,
+    NodeStatus,
+    OrderbookRequest,
+    OrderList,
+    OrderPublished,
+    PublishOrderRequest,
+    StatusRequest,
+    SubmitRequest,
+    TxResultInfo,
+    TxResultRequest,
+    TxSubmitted,
+    serve,
+    socket_path,
+)
+from node.keys import load_or_create_key
+from node.net.config import HostConfig
+from node.net.host import P2PHost, open_host
+from node.net.streams import RequestRejected, StreamLimits
+from node.roles.base import Role
+from node.roles.manager import ManagerRole
+from node.roles.passive import PassiveRole
+from node.storage import Store
+from node.sync import MAX_FRAME_BYTES, SYNC_PROTOCOL, answer
+from node.topics import Topics
+from protocols.chain import CommittedBlock, LedgerApplication, decode_tx
+from protocols.consensus.blocks import genesis_tip
+from protocols.consensus.config import ConsensusConfig
+from protocols.consensus.mempool import Mempool
+from protocols.consensus.messages import Block, Certificate, DecidedBlock, decode_message
+from protocols.consensus.tendermint import Tendermint
+from protocols.consensus.validators import ValidatorSet
+from protocols.crypto import Keypair, SignatureVerifier, sign
+from protocols.encoding import DecodeError, decode, encode
+from protocols.ledger.ledger import Ledger, genesis_state
+from protocols.ledger.market import LedgerMarketView
+from protocols.ledger.state import LedgerState, StateView
+from protocols.ledger.transactions import Transaction, TxBody
+from protocols.orderbook import OrderBook
+from protocols.orders import AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder
+
+log = logging.getLogger(__name__)
+
+ADDRESS_FILE = "node.addr"
+STORE_FILE = "node.db"
+# Gossip loses messages: our own orders and pending transactions are announced again at this interval
+# until the ledger consumes them (DESIGN.md section 8).
+REANNOUNCE_S = 3.0
+# At start a node asks peers for missed blocks for at most this long before its roles begin.
+CATCH_UP_S = 10.0
+ORDER_KINDS = {"app": AppOrder, "dataset": DatasetOrder, "workerpool": WorkerpoolOrder, "request": RequestOrder}
+
+
+def make_role(name: str) -> Role:
+    if name == "manager":
+        return ManagerRole()
+    return PassiveRole(name)
+
+
+class Node:
+    """Everything one node holds; the methods below are the roles' NodeAPI and the control handlers."""
+
+    def __init__(self, config: NodeConfig, keypair: Keypair, store: Store, host: P2PHost) -> None:
+        self.config = config
+        self.genesis = config.genesis
+        self.keypair = keypair
+        self.store = store
+        self.host = host
+        self.topics = Topics(self.genesis.chain_id)
+        self.verifier = SignatureVerifier(self.genesis.chain_id)
+        self.order_book = OrderBook(self.verifier)
+        self.roles = [make_role(r) for r in config.roles]
+        self.validators = ValidatorSet([v.public_key for v in self.genesis.validators])
+        self.is_validator = self.validators.index_of(keypair.public_key) is not None
+        ledger = Ledger.from_genesis(self.genesis)
+        ledger.state = self._load_state()
+        tip = store.tip() or genesis_tip(self.genesis.genesis_hash, self.genesis.genesis_time_ms)
+        self.app = LedgerApplication(ledger, last_block_time=tip.time)
+        self.mempool = Mempool(self.app)
+        consensus_config = ConsensusConfig(empty_block_interval=self.genesis.empty_block_interval_ms)
+        machine = Tendermint(
+            chain_id=self.genesis.chain_id,
+            validators=self.validators,
+            app=self.app,
+            config=consensus_config,
+            tip=tip,
+            keypair=keypair if self.is_validator else None,
+            mempool=self.mempool,
+            verifier=self.verifier,
+            restore=store.signed_messages(),
+        )
+        self.driver = ConsensusDriver(
+            machine, self.app, store, host, self.topics.consensus, self.topics.blocks, self._on_commit
+        )
+        self._own_orders: dict[bytes, Order] = {}
+        self._pending_txs: dict[bytes, bytes] = {}  # tx id -> bytes, ours and not yet committed
+        self._rejected_txs: dict[bytes, str] = {}
+        self._block_events: trio.MemorySendChannel[tuple[int, CommittedBlock]] | None = None
+        for order, _ in store.load_orders():
+            self.order_book.add(order)
+
+    def _load_state(self) -> LedgerState:
+        stored = dict(self.store.load_state())
+        if stored or self.store.tip() is not None:
+            return LedgerState(stored)
+        state = genesis_state(self.genesis)
+        with self.store._tx():  # noqa: SLF001 - the genesis state is written once, like a block 0
+            for key, value in state.items():
+                self.store.db.execute("INSERT INTO state VALUES (?, ?)", (key, encode(value)))
+        return state
+
+    # --- NodeAPI ------------------------------------------------------------------------------------
+
+    @property
+    def height(self) -> int:
+        return self.driver.height
+
+    def ledger_view(self) -> StateView:
+        return self.app.ledger.state.view()
+
+    def is_next_proposer(self) -> bool:
+        return self.validators.proposer(self.height + 1, 0) == self.keypair.public_key
+
+    def _next_nonce(self) -> int:
+        """Committed nonce plus our transactions still pending (they were admitted in order)."""
+        return self.ledger_view().account(self.keypair.address).nonce + len(self._pending_txs)
+
+    async def submit(self, body: TxBody) -> Transaction:
+        tx = sign(self.keypair, self.genesis.chain_id, Transaction(self._next_nonce(), body))
+        data = encode(tx)
+        reason = self.mempool.add(data)
+        if reason is not None:
+            raise ValueError(reason)
+        self._pending_txs[tx.tx_id] = data
+        await self.host.publish_item(self.topics.txs, data)
+        self.driver.wake()
+        log.info("event=tx-submitted tx=%s kind=%s nonce=%d", tx.tx_id.hex()[:16], type(body).__name__, tx.nonce)
+        return tx
+
+    async def publish_order(self, order: Order) -> Order:
+        signed = sign(self.keypair, self.genesis.chain_id, order)
+        reason = self.order_book.add(signed)
+        if reason not in (None, "duplicate"):
+            raise ValueError(reason)
+        self._own_orders[signed.payload_digest] = signed
+        self.store.save_orders([(signed, wall_ms())])
+        await self.host.publish_item(self.topics.orders, encode(signed))
+        log.info("event=order-published kind=%s hash=%s", type(order).__name__, signed.payload_digest.hex()[:16])
+        return signed
+
+    # --- gossip handlers ------------------------------------------------------------------------------
+
+    def validate_tx(self, peer: str, data: bytes) -> str | None:
+        try:
+            tx = decode_tx(data)
+        except DecodeError as exc:
+            return f"undecodable transaction: {exc.reason}"
+        return None if self.verifier.verify(tx) else "bad transaction signature"
+
+    async def on_tx(self, peer: str, data: bytes) -> None:
+        if self.mempool.add(data) is None:
+            self.driver.wake()
+
+    def validate_order(self, peer: str, data: bytes) -> str | None:
+        try:
+            order = decode(Order, data)
+        except DecodeError as exc:
+            return f"undecodable order: {exc.reason}"
+        return None if self.verifier.verify(order) else "bad order signature"
+
+    async def on_order(self, peer: str, data: bytes) -> None:
+        order = decode(Order, data)
+        view = self.ledger_view()
+        if view.consumed(order.payload_digest) >= order.volume:
+            return  # an old announcement of a spent order
+        if self.order_book.add(order) is None:
+            self.store.save_orders([(order, wall_ms())])
+
+    def validate_consensus(self, peer: str, data: bytes) -> str | None:
+        try:
+            message = decode_message(data)
+        except DecodeError as exc:
+            return f"undecodable consensus message: {exc.reason}"
+        if self.validators.index_of(message.signature.public_key) is None:
+            return "consensus message not signed by a validator"
+        return None
+
+    async def on_consensus(self, peer: str, data: bytes) -> None:
+        await self.driver.on_consensus_gossip(peer, decode_message(data))
+
+    def validate_block(self, peer: str, data: bytes) -> str | None:
+        try:
+            decode(DecidedBlock, data)
+        except DecodeError as exc:
+            return f"undecodable block: {exc.reason}"
+        return None
+
+    async def on_block(self, peer: str, data: bytes) -> None:
+        await self.driver.on_block_gossip(peer, decode(DecidedBlock, data))
+
+    async def serve_sync(self, peer: str, request: bytes) -> bytes:
+        try:
+            return answer(self.store, request)
+        except DecodeError as exc:
+            raise RequestRejected(f"malformed sync request: {exc.reason}") from None
+
+    # --- after each block -----------------------------------------------------------------------------
+
+    async def _on_commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
+        for data in block.txs:
+            self._pending_txs.pop(decode_tx(data).tx_id, None)
+        # Our pending transactions the block made invalid (mempool eviction) will never commit.
+        for tx_id, data in list(self._pending_txs.items()):
+            if data not in self.mempool:
+                self._pending_txs.pop(tx_id)
+                self._rejected_txs[tx_id] = "dropped from the mempool: no longer valid"
+        view = LedgerMarketView(self.ledger_view(), self.app.ledger.rules.categories)
+        before = {o.payload_digest for o in self.order_book.orders()}
+        self.order_book.prune(view)
+        spent = before - {o.payload_digest for o in self.order_book.orders()}
+        if spent:
+            self.store.delete_orders(spent)
+            for order_hash in spent:
+                self._own_orders.pop(order_hash, None)
+        if self._block_events is not None:
+            try:
+                self._block_events.send_nowait((block.height, committed))
+            except trio.WouldBlock:
+                log.warning("event=roles-lagging height=%d", block.height)
+
+    async def _run_roles(self, receive: trio.MemoryReceiveChannel[tuple[int, CommittedBlock]]) -> None:
+        for role in self.roles:
+            await role.start(self)
+        async for height, committed in receive:
+            for role in self.roles:
+                try:
+                    await role.on_block(self, height, committed)
+                except Exception:  # a role's bug must not stop the node or the other roles
+                    log.exception("event=role-failed role=%s height=%d", role.name, height)
+
+    async def _reannounce(self) -> None:
+        """Gossip is lossy: re-send our live orders and our pending transactions until the ledger has them."""
+        while True:
+            await trio.sleep(REANNOUNCE_S)
+            for order in list(self._own_orders.values()):
+                await self.host.publish_item(self.topics.orders, encode(order))
+            for data in list(self._pending_txs.values()):
+                await self.host.publish_item(self.topics.txs, data)
+
+    # --- control API ----------------------------------------------------------------------------------
+
+    async def handle_control(self, request: object) -> object:
+        if isinstance(request, StatusRequest):
+            tip = self.driver.machine.tip
+            return NodeStatus(
+                peer_id=self.host.peer_id,
+                address=self.keypair.address,
+                roles=tuple(self.config.roles),
+                listen_addrs=tuple(self.host.addrs),
+                height=tip.height,
+                tip_hash=tip.block_id,
+                tip_time=tip.time,
+                peers=len(self.host.connected_peers()),
+                mempool=len(self.mempool),
+                orders=len(self.order_book),
+                validator=self.is_validator,
+            )
+        if isinstance(request, AccountRequest):
+            address = request.address or self.keypair.address
+            if len(address) != 20:
+                raise ControlRejected("an address is 20 bytes")
+            account = self.ledger_view().account(address)
+            return AccountInfo(address, account.balance, account.frozen, account.nonce, account.score)
+        if isinstance(request, SubmitRequest):
+            try:
+                tx = await self.submit(request.body)
+            except ValueError as exc:
+                raise ControlRejected(f"transaction refused: {exc}") from None
+            return TxSubmitted(tx.tx_id, tx.nonce)
+        if isinstance(request, TxResultRequest):
+            result = self.store.tx_result(request.tx_id)
+            if result is not None:
+                return TxResultInfo(result.height, result.code, result.created)
+            if request.tx_id in self._pending_txs:
+                return TxResultInfo(0, "pending", b"")
+            return TxResultInfo(0, self._rejected_txs.get(request.tx_id, "unknown transaction"), b"")
+        if isinstance(request, OrderbookRequest):
+            kind = ORDER_KINDS.get(request.kind)
+            if request.kind and kind is None:
+                raise ControlRejected(f"unknown order kind {request.kind!r}: use one of {', '.join(ORDER_KINDS)}")
+            return OrderList(tuple(o for o in self.order_book.orders() if kind is None or isinstance(o, kind))[:1000])
+        if isinstance(request, PublishOrderRequest):
+            try:
+                signed = await self.publish_order(request.order)
+            except ValueError as exc:
+                raise ControlRejected(f"order refused: {exc}") from None
+            return OrderPublished(signed.payload_digest)
+        raise ControlRejected(f"unsupported request {type(request).__name__}")
+
+    # --- running --------------------------------------------------------------------------------------
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await self.host.subscribe(self.topics.consensus, self.validate_consensus, self.on_consensus)
+            await self.host.subscribe(self.topics.blocks, self.validate_block, self.on_block)
+            await self.host.subscribe(self.topics.txs, self.validate_tx, self.on_tx, batched=True)
+            await self.host.subscribe(self.topics.orders, self.validate_order, self.on_order, batched=True)
+            self.host.set_request_handler(SYNC_PROTOCOL, self.serve_sync, StreamLimits(max_frame_bytes=MAX_FRAME_BYTES))
+            await nursery.start(serve, socket_path(self.config.data_dir), self.handle_control)
+            await self.driver.catch_up(CATCH_UP_S if self.config.join else 0)
+            await nursery.start(self.driver.run)
+            send, receive = trio.open_memory_channel[tuple[int, CommittedBlock]](1000)
+            self._block_events = send
+            nursery.start_soon(self._run_roles, receive)
+            nursery.start_soon(self._reannounce)
+            log.info(
+                "event=node-ready address=0x%s height=%d validator=%s roles=%s",
+                self.keypair.address.hex(), self.height, self.is_validator, ",".join(self.config.roles),
+            )
+            task_status.started()
+
+
+def write_addresses(data_dir: Path, addrs: list[str]) -> None:
+    """Publish our multiaddrs for the devnet and for people joining by hand (atomic: write then rename)."""
+    tmp = data_dir / (ADDRESS_FILE + ".tmp")
+    tmp.write_text("\n".join(addrs) + "\n")
+    os.replace(tmp, data_dir / ADDRESS_FILE)
+
+
+async def run_node(config: NodeConfig, ready: Callable[[Node], Awaitable[None]] | None = None) -> None:
+    """Run a node until cancelled. `ready` (tests) is called once it serves."""
+    keypair = load_or_create_key(config.data_dir)
+    store = Store(config.data_dir / STORE_FILE)
+    try:
+        store.bind_genesis(config.genesis.genesis_hash)
+        host_config = HostConfig(seed=keypair.seed, listen=config.listen, bootstrap=config.join)
+        async with open_host(host_config) as host:
+            write_addresses(config.data_dir, host.addrs)
+            node = Node(config, keypair, store, host)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(node.run)
+                if ready is not None:
+                    await ready(node)
+    finally:
+        store.close()
+        (config.data_dir / ADDRESS_FILE).unlink(missing_ok=True)
+        log.info("event=node-stopped")
+

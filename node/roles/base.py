@@ -1,0 +1,58 @@
+"""The interface between the node and its role plugins.
+
+A role is an agent: it reacts to committed blocks (and runs its own loop if it needs one) with actions
+through the small `NodeAPI`: read the ledger, submit a transaction, publish an order. Policies inside a
+role (prices, volumes) are plain objects that can be replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from protocols.chain import CommittedBlock
+from protocols.crypto import Keypair
+from protocols.genesis import Genesis
+from protocols.ledger.state import StateView
+from protocols.ledger.transactions import Transaction, TxBody
+from protocols.orderbook import OrderBook
+from protocols.orders import Order
+
+
+class NodeAPI(Protocol):
+    keypair: Keypair
+    genesis: Genesis
+
+    def ledger_view(self) -> StateView:
+        """A read-only view of the committed ledger state."""
+        ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def order_book(self) -> OrderBook: ...
+
+    def is_next_proposer(self) -> bool:
+        """Whether this node proposes the next height's first round (a manager's cue to put matches in)."""
+        ...
+
+    async def submit(self, body: TxBody) -> Transaction:
+        """Sign with the next nonce, admit to the mempool and gossip; raises ValueError with the reason if
+        the mempool refuses it."""
+        ...
+
+    async def publish_order(self, order: Order) -> Order:
+        """Sign, add to the book, gossip, and keep re-announcing until consumed; returns the signed order."""
+        ...
+
+
+class Role(Protocol):
+    name: str
+
+    async def start(self, api: NodeAPI) -> None:
+        """Called once the node has caught up with the chain (or at once with no peers)."""
+        ...
+
+    async def on_block(self, api: NodeAPI, height: int, committed: CommittedBlock) -> None:
+        """Called after each committed block, in height order. Must not block for long."""
+        ...
