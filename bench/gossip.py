@@ -19,13 +19,14 @@ import statistics
 import struct
 import sys
 from contextlib import AsyncExitStack
+from itertools import pairwise
 
 import trio
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from node.net import HostConfig, P2PHost, open_host  # noqa: E402
-from protocols.crypto import Keypair  # noqa: E402
+from node.net import HostConfig, P2PHost, open_host
+from protocols.crypto import Keypair
 
 TOPIC = "pocnet/bench/gossip"
 BATCHED_TOPIC = "pocnet/bench/batched"
@@ -56,7 +57,11 @@ async def start(stack: AsyncExitStack, count: int) -> tuple[list[P2PHost], list[
     hosts: list[P2PHost] = []
     for i in range(count):
         boot = (hosts[-1].addrs[0],) if hosts else ()
-        hosts.append(await stack.enter_async_context(open_host(HostConfig(seed=Keypair.from_name(f"bench{i}").seed, bootstrap=boot))))
+        hosts.append(
+            await stack.enter_async_context(
+                open_host(HostConfig(seed=Keypair.from_name(f"bench{i}").seed, bootstrap=boot))
+            )
+        )
     plain = [Receiver() for _ in hosts]
     batched = [Receiver() for _ in hosts]
     for host, r1, r2 in zip(hosts, plain, batched):
@@ -65,7 +70,7 @@ async def start(stack: AsyncExitStack, count: int) -> tuple[list[P2PHost], list[
     with trio.fail_after(20):
         while not all(
             b.peer_id in a.mesh_peers(t) and a.peer_id in b.mesh_peers(t)
-            for a, b in zip(hosts, hosts[1:])
+            for a, b in pairwise(hosts)
             for t in (TOPIC, BATCHED_TOPIC)
         ):
             await trio.sleep(0.05)
@@ -87,7 +92,9 @@ async def measure_latency(publisher: P2PHost, receivers: list[Receiver], base: i
     return latencies
 
 
-async def offer(publisher: P2PHost, receivers: list[Receiver], rate: float, seconds: float, base: int, batched: bool) -> tuple[float, float]:
+async def offer(
+    publisher: P2PHost, receivers: list[Receiver], rate: float, seconds: float, base: int, batched: bool
+) -> tuple[float, float]:
     """Publish at `rate`/s for `seconds`; returns (delivered-to-all per second, fraction delivered)."""
     total = int(rate * seconds)
     started = trio.current_time()

@@ -144,7 +144,9 @@ class FramedStream:
                 return await self._receive()
         except trio.TooSlowError:
             await self.reset()
-            raise FrameTimeout(f"no complete frame within {self.read_timeout_s if timeout_s is None else timeout_s}s") from None
+            raise FrameTimeout(
+                f"no complete frame within {self.read_timeout_s if timeout_s is None else timeout_s}s"
+            ) from None
         except StreamClosed:
             self._closed = True
             raise

@@ -128,7 +128,12 @@ async def run_subscription(sub: Subscription, libp2p_subscription: Any, self_id:
                 send.send_nowait((origin, msg.data))
             except trio.WouldBlock:
                 sub.stats.dropped += 1
-                log.warning("event=subscription-overflow topic=%s dropped=%d buffer=%d", sub.topic, sub.stats.dropped, SUBSCRIPTION_BUFFER)
+                log.warning(
+                    "event=subscription-overflow topic=%s dropped=%d buffer=%d",
+                    sub.topic,
+                    sub.stats.dropped,
+                    SUBSCRIPTION_BUFFER,
+                )
 
     async def work() -> None:
         async for origin, data in receive:

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
+import trio.lowlevel
 from libp2p import new_host
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
@@ -135,7 +136,13 @@ class P2PHost:
         Past the ban threshold the peer is disconnected and not redialled until the ban ends."""
         now = trio.current_time()
         banned = self.penalties.add(peer_id, points, now)
-        log.info("event=peer-penalised peer=%s points=%.1f total=%.1f reason=%r", peer_id, points, self.penalties.points(peer_id, now), reason)
+        log.info(
+            "event=peer-penalised peer=%s points=%.1f total=%.1f reason=%r",
+            peer_id,
+            points,
+            self.penalties.points(peer_id, now),
+            reason,
+        )
         try:
             self._gossipsub.scorer.penalize_behavior(parse_peer_id(peer_id), points)
         except Exception as exc:
@@ -190,7 +197,7 @@ class P2PHost:
         # py-libp2p 0.8.1: publish() never yields, so a loop of publishes starves delivery, and the per-peer
         # outbound queues (32 RPCs) overflow and drop silently. Yielding once is not enough (each write goes
         # through Noise and Yamux): wait until every outbound queue is back below its high-water mark.
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         await self._wait_for_outbound_room()
 
     async def _wait_for_outbound_room(self) -> None:
@@ -221,7 +228,9 @@ class P2PHost:
 
     # --- streams ---------------------------------------------------------------------------------
 
-    def set_request_handler(self, protocol_id: str, handler: RequestHandler, limits: StreamLimits | None = None) -> None:
+    def set_request_handler(
+        self, protocol_id: str, handler: RequestHandler, limits: StreamLimits | None = None
+    ) -> None:
         """Serve `protocol_id` as request/response: `await handler(peer_id, request) -> response`, many
         requests per stream. Raise `RequestRejected(reason)` to answer with an error."""
         self._streams.register(protocol_id, limits or StreamLimits(), request_handler=handler)
@@ -305,7 +314,9 @@ class P2PHost:
             candidates = [
                 peer
                 for peer in store.peers_with_addrs()
-                if peer != self._self_id and peer not in connected and not self.penalties.is_banned(peer.to_base58(), now)
+                if peer != self._self_id
+                and peer not in connected
+                and not self.penalties.is_banned(peer.to_base58(), now)
             ]
             random.shuffle(candidates)
             for peer in candidates[: min(missing, TOP_UP_DIALS_PER_CHECK)]:
@@ -389,19 +400,22 @@ async def open_host(config: HostConfig) -> AsyncIterator[P2PHost]:
     host = P2PHost(config, libp2p_host, pubsub, gossipsub)
     hard_stop = trio.CancelScope()
     with hard_stop:
-        async with libp2p_host.run(listen_addrs=[Multiaddr(config.listen)]):
-            async with background_trio_service(pubsub), background_trio_service(gossipsub):
-                await pubsub.wait_until_ready()
-                async with trio.open_nursery() as nursery:
-                    host._start(nursery)
-                    log.info("event=host-started peer=%s addrs=%s", host.peer_id, ",".join(host.addrs))
-                    try:
-                        yield host
-                    finally:
-                        # Bound the library's shutdown: whatever still runs after the grace period is cancelled.
-                        hard_stop.deadline = trio.current_time() + config.shutdown_grace_s
-                        host._nursery = None
-                        nursery.cancel_scope.cancel()
+        async with (
+            libp2p_host.run(listen_addrs=[Multiaddr(config.listen)]),
+            background_trio_service(pubsub),
+            background_trio_service(gossipsub),
+        ):
+            await pubsub.wait_until_ready()
+            async with trio.open_nursery() as nursery:
+                host._start(nursery)
+                log.info("event=host-started peer=%s addrs=%s", host.peer_id, ",".join(host.addrs))
+                try:
+                    yield host
+                finally:
+                    # Bound the library's shutdown: whatever still runs after the grace period is cancelled.
+                    hard_stop.deadline = trio.current_time() + config.shutdown_grace_s
+                    host._nursery = None
+                    nursery.cancel_scope.cancel()
     if hard_stop.cancelled_caught:
         log.warning("event=host-shutdown-forced peer=%s grace_s=%.1f", host.peer_id, config.shutdown_grace_s)
     log.info("event=host-stopped peer=%s", host.peer_id)

@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from node.net.framing import FrameError, FramedStream, FrameTooLarge, StreamClosed
+from node.net.framing import FramedStream, FrameError, FrameTooLarge, StreamClosed
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,9 @@ class StreamService:
         limits = registration.limits
         stream = FramedStream(raw, peer_id, protocol_id, limits.max_frame_bytes, limits.read_timeout_s)
         if registration.active >= limits.max_inbound_streams:
-            log.warning("event=inbound-stream-refused peer=%s protocol=%s active=%d", peer_id, protocol_id, registration.active)
+            log.warning(
+                "event=inbound-stream-refused peer=%s protocol=%s active=%d", peer_id, protocol_id, registration.active
+            )
             await stream.reset()
             return
         registration.active += 1
@@ -170,13 +172,18 @@ class StreamService:
             if len(response) > stream.max_frame_bytes:
                 log.error(
                     "event=response-too-large peer=%s protocol=%s bytes=%d limit=%d",
-                    stream.peer_id, stream.protocol_id, len(response), stream.max_frame_bytes,
+                    stream.peer_id,
+                    stream.protocol_id,
+                    len(response),
+                    stream.max_frame_bytes,
                 )
                 response = _error_frame("response too large")
             await stream.send(response)
 
     def _misbehaved(self, stream: FramedStream, exc: FrameError) -> None:
-        log.info("event=stream-protocol-error peer=%s protocol=%s reason=%r", stream.peer_id, stream.protocol_id, str(exc))
+        log.info(
+            "event=stream-protocol-error peer=%s protocol=%s reason=%r", stream.peer_id, stream.protocol_id, str(exc)
+        )
         self._report(stream.peer_id, f"{stream.protocol_id}: {exc}")
 
     # --- client -----------------------------------------------------------------------------------
@@ -220,13 +227,24 @@ class StreamService:
         key = (peer_id, protocol_id)
         limits = limits or self.limits_for(protocol_id)
         if len(payload) > limits.max_frame_bytes:
-            raise RequestError(f"request of {len(payload)} bytes exceeds the {protocol_id} limit of {limits.max_frame_bytes}")
+            raise RequestError(
+                f"request of {len(payload)} bytes exceeds the {protocol_id} limit of {limits.max_frame_bytes}"
+            )
         stream: FramedStream | None = None
         done = False
         try:
             with trio.fail_after(timeout_s):
-                stream = self._take_pooled(key) or await self.open_stream(peer_id, protocol_id, limits)
-                await stream.send(payload)
+                stream = self._take_pooled(key)
+                if stream is not None:
+                    try:
+                        await stream.send(payload)
+                    except FrameError:
+                        # A pooled stream can die unnoticed (the peer restarted or dropped the connection);
+                        # the request was not sent, so sending it on a fresh stream is safe.
+                        stream = None
+                if stream is None:
+                    stream = await self.open_stream(peer_id, protocol_id, limits)
+                    await stream.send(payload)
                 response = await stream.receive(timeout_s=timeout_s)
             done = True
         except trio.TooSlowError:
@@ -254,5 +272,5 @@ async def _quiet_reset(raw: Any) -> None:
     try:
         with trio.move_on_after(1):
             await raw.reset()
-    except Exception:
-        pass
+    except Exception as exc:  # the stream may already be gone: nothing left to do
+        log.debug("event=stream-reset-failed error=%r", exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from itertools import pairwise
 
 import trio
 
@@ -38,7 +39,7 @@ async def wait_for_line_mesh(hosts: list[P2PHost], topic: str = TOPIC) -> None:
     """Every neighbour pair of the line is in each other's mesh for `topic`."""
 
     def ready() -> bool:
-        for a, b in zip(hosts, hosts[1:]):
+        for a, b in pairwise(hosts):
             if b.peer_id not in a.mesh_peers(topic) or a.peer_id not in b.mesh_peers(topic):
                 return False
         return True

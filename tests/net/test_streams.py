@@ -57,7 +57,9 @@ async def test_request_response_reuses_one_stream() -> None:
         results: list[bytes] = []
         async with trio.open_nursery() as nursery:
             for i in range(8):
-                nursery.start_soon(lambda i=i: _append(results, client.request(server.peer_id, ECHO, b"%d" % i, timeout_s=2)))
+                nursery.start_soon(
+                    lambda i=i: _append(results, client.request(server.peer_id, ECHO, b"%d" % i, timeout_s=2))
+                )
         assert sorted(results) == [b"%d" % i for i in range(8)]
 
 
@@ -129,3 +131,13 @@ async def test_host_closes_quickly_with_work_in_flight() -> None:
         started = time.monotonic()
         await stack.aclose()
         assert time.monotonic() - started < 3.0
+
+
+async def test_request_after_reconnect_uses_a_fresh_stream() -> None:
+    async with AsyncExitStack() as stack:
+        client, server = await pair(stack, "stale")
+        assert await client.request(server.peer_id, ECHO, b"one", timeout_s=2) == b"eno"
+        await server.disconnect(client.peer_id)  # the client's pooled stream is now dead
+        # the client is bootstrapped to the server: it redials, and the next request gets through
+        await wait_until(lambda: server.peer_id in client.connected_peers())
+        assert await client.request(server.peer_id, ECHO, b"two", timeout_s=3) == b"owt"

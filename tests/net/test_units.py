@@ -6,11 +6,11 @@ import msgpack
 import pytest
 import trio
 
-from node.net.batching import BatchError, Batcher, pack_batch, unpack_batch
+from node.net.batching import Batcher, BatchError, pack_batch, unpack_batch
 from node.net.config import BatchConfig
 from node.net.framing import (
-    FrameError,
     FramedStream,
+    FrameError,
     FrameTimeout,
     FrameTooLarge,
     StreamClosed,
@@ -109,8 +109,17 @@ def test_batch_round_trip_and_limits() -> None:
         unpack_batch(pack_batch(items), 2, 1000)
     with pytest.raises(BatchError):
         unpack_batch(pack_batch(items), 10, 100)
-    for bad in (b"", b"\xc1", msgpack.packb([]), msgpack.packb(["str"]), msgpack.packb({b"a": b"b"}),
-                msgpack.packb([b""]), pack_batch(items) + b"\x00", msgpack.packb(b"x"), msgpack.packb([[b"x"]])):
+    for bad in (
+        b"",
+        b"\xc1",
+        msgpack.packb([]),
+        msgpack.packb(["str"]),
+        msgpack.packb({b"a": b"b"}),
+        msgpack.packb([b""]),
+        pack_batch(items) + b"\x00",
+        msgpack.packb(b"x"),
+        msgpack.packb([[b"x"]]),
+    ):
         with pytest.raises(BatchError):
             unpack_batch(bad, 10, 1000)
 
