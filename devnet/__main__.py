@@ -1,19 +1,99 @@
-"""`python -m devnet COMMAND`: launch and drive a local pocnet network."""
+"""`python -m devnet COMMAND`: launch and drive a local pocnet network (DESIGN.md section 10)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from devnet.network import Devnet, DevnetError, NodeSpec
+
+DEFAULT_DIR = ".devnet"
+EXIT_USAGE = 2
+
+
+def print_table(devnet: Devnet, nodes: list[NodeSpec]) -> None:
+    print(f"{'node':<13}{'roles':<20}{'pid':>8}  {'height':>6}  {'peers':>5}  address")
+    for node in nodes:
+        status = devnet.status(node.name)
+        if status is None:
+            print(f"{node.name:<13}{node.roles:<20}{node.pid:>8}  {'down':>6}")
+            continue
+        print(f"{node.name:<13}{node.roles:<20}{node.pid:>8}  {status.height:>6}  {status.peers:>5}  0x{status.address.hex()}")
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    devnet = Devnet(Path(args.dir))
+    nodes = devnet.create(args.managers, args.followers)
+    print(f"devnet in {devnet.root}: {args.managers} managers, {args.followers} followers; starting...")
+    try:
+        devnet.start(nodes)
+        devnet.wait_for_height(nodes, 1, args.timeout)
+    except DevnetError:
+        devnet.stop(nodes)
+        raise
+    print_table(devnet, nodes)
+    print(f"\nlogs: python -m devnet logs NODE   stop: python -m devnet down   CLI: pocnet status --data-dir {devnet.node_dir(nodes[0].name)}")
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    devnet = Devnet(Path(args.dir))
+    print_table(devnet, devnet.load())
+
+
+def cmd_logs(args: argparse.Namespace) -> None:
+    devnet = Devnet(Path(args.dir))
+    names = [n.name for n in devnet.load()]
+    if args.node not in names:
+        raise DevnetError(f"no node {args.node!r}; nodes: {', '.join(names)}")
+    print(devnet.tail(args.node, args.lines))
+
+
+def cmd_down(args: argparse.Namespace) -> None:
+    devnet = Devnet(Path(args.dir))
+    nodes = devnet.load()
+    killed = devnet.stop(nodes)
+    print(f"stopped {len(nodes)} nodes" + (f" ({', '.join(killed)} had to be killed)" if killed else ""))
+
+
+def cmd_match_demo(args: argparse.Namespace) -> None:
+    from devnet.match_demo import main as demo
+
+    demo()
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from devnet.network_demo import run_demo
+
+    run_demo(Path(args.dir), args.managers, args.followers)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devnet", description="Launch and drive a local pocnet network.")
+    parser.add_argument("--dir", default=DEFAULT_DIR, help=f"the devnet's directory (default: {DEFAULT_DIR})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("demo", help="match signed orders into a deal on a fresh in-process ledger and print it")
+    up = commands.add_parser("up", help="generate keys and a genesis, start the nodes, wait for the first block")
+    up.add_argument("--managers", type=int, default=4, help="validators (default 4: tolerates one fault)")
+    up.add_argument("--followers", type=int, default=2, help="non-validating nodes (requester role)")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the first block")
+    up.set_defaults(run=cmd_up)
+    commands.add_parser("status", help="height, peers and address of every node").set_defaults(run=cmd_status)
+    logs = commands.add_parser("logs", help="the end of one node's log")
+    logs.add_argument("node")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    logs.set_defaults(run=cmd_logs)
+    commands.add_parser("down", help="stop every node (SIGTERM, then SIGKILL after 5 s)").set_defaults(run=cmd_down)
+    demo = commands.add_parser("demo", help="start a devnet, publish orders, watch the managers match them into deals")
+    demo.add_argument("--managers", type=int, default=4)
+    demo.add_argument("--followers", type=int, default=2)
+    demo.set_defaults(run=cmd_demo)
+    commands.add_parser("match-demo", help="the in-process matching demo (no network)").set_defaults(run=cmd_match_demo)
     args = parser.parse_args()
-    if args.command == "demo":
-        from devnet.match_demo import main as demo
-
-        demo()
+    try:
+        args.run(args)
+    except DevnetError as exc:
+        print(f"devnet: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from node.control import (
     AccountRequest,
     ControlClient,
     ControlRejected,
+    DealInfo,
+    DealRequest,
     NodeStatus,
     OrderbookRequest,
     OrderList,
@@ -267,6 +269,22 @@ def cmd_dataset_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deal_show(args: argparse.Namespace) -> int:
+    info: DealInfo = call(args, DealRequest(hex32(args.deal_id, "deal id")))
+    if info.deal is None:
+        raise UsageError(f"no deal 0x{info.deal_id.hex()} at height {info.height}")
+    deal = info.deal
+    print(f"deal        0x{info.deal_id.hex()}")
+    print(f"app         {hex_address(deal.app.pointer)} at {show_rlc(deal.app.price)}")
+    if deal.dataset.pointer != ZERO_ADDRESS:
+        print(f"dataset     {hex_address(deal.dataset.pointer)} at {show_rlc(deal.dataset.price)}")
+    print(f"workerpool  {hex_address(deal.workerpool.pointer)} at {show_rlc(deal.workerpool.price)}")
+    print(f"requester   {hex_address(deal.requester)}")
+    print(f"tasks       {deal.bot_size} from index {deal.bot_first}, trust {deal.trust}, category {deal.category}")
+    print(f"settled     {deal.settled}/{deal.bot_size}")
+    return 0
+
+
 def cmd_genesis_check(args: argparse.Namespace) -> int:
     path = Path(args.file)
     try:
@@ -359,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--blob-hash", required=True, help="SHA-256 of the encrypted dataset (64 hex digits)")
     register.add_argument("--wait", action="store_true")
     register.set_defaults(run=cmd_dataset_register)
+
+    deal = commands.add_parser("deal", help="deals").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    show_deal = with_data_dir(deal.add_parser("show", help="a deal as the node's ledger has it"))
+    show_deal.add_argument("deal_id")
+    show_deal.set_defaults(run=cmd_deal_show)
 
     genesis = commands.add_parser("genesis", help="genesis files").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
     check = genesis.add_parser("check", help="validate a genesis file and print its summary")

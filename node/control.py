@@ -20,6 +20,7 @@ import trio
 
 from protocols.crypto import Address
 from protocols.encoding import U64, Bytes32, DecodeError, MaxLen, decode, encode, wire
+from protocols.ledger.records import Deal
 from protocols.ledger.transactions import TxBody
 from protocols.orders import Order
 
@@ -128,14 +129,34 @@ class OrderPublished:
     order_hash: Bytes32
 
 
+@wire(tag=103)
+@dataclass(frozen=True)
+class DealRequest:
+    deal_id: Bytes32
+
+
+@wire(tag=104)
+@dataclass(frozen=True)
+class DealInfo:
+    """The deal as the node's ledger has it (None: not known, or not committed yet)."""
+
+    deal_id: Bytes32
+    deal: Deal | None
+    height: U64  # the node's height when it answered
+
+
 @wire(tag=102)
 @dataclass(frozen=True)
 class ControlError:
     message: Text
 
 
-ControlRequest = StatusRequest | AccountRequest | SubmitRequest | TxResultRequest | OrderbookRequest | PublishOrderRequest
-ControlResponse = NodeStatus | AccountInfo | TxSubmitted | TxResultInfo | OrderList | OrderPublished | ControlError
+ControlRequest = (
+    StatusRequest | AccountRequest | SubmitRequest | TxResultRequest | OrderbookRequest | PublishOrderRequest | DealRequest
+)
+ControlResponse = (
+    NodeStatus | AccountInfo | TxSubmitted | TxResultInfo | OrderList | OrderPublished | DealInfo | ControlError
+)
 Handler = Callable[[object], Awaitable[object]]
 
 

@@ -21,6 +21,8 @@ from node.control import (
     AccountInfo,
     AccountRequest,
     ControlRejected,
+    DealInfo,
+    DealRequest,
     NodeStatus,
     OrderbookRequest,
     OrderList,
@@ -67,6 +69,8 @@ STORE_FILE = "node.db"
 # Gossip loses messages: our own orders and pending transactions are announced again at this interval
 # until the ledger consumes them (DESIGN.md section 8).
 REANNOUNCE_S = 3.0
+# How often roles get a tick for time-driven work (a manager's matching turn).
+ROLE_TICK_S = 0.25
 # At start a node asks peers for missed blocks for at most this long before its roles begin.
 CATCH_UP_S = 10.0
 ORDER_KINDS = {"app": AppOrder, "dataset": DatasetOrder, "workerpool": WorkerpoolOrder, "request": RequestOrder}
@@ -139,8 +143,11 @@ class Node:
     def ledger_view(self) -> StateView:
         return self.app.ledger.state.view()
 
-    def is_next_proposer(self) -> bool:
-        return self.validators.proposer(self.height + 1, 0) == self.keypair.public_key
+    def proposer_rank(self) -> int | None:
+        index = self.validators.index_of(self.keypair.public_key)
+        if index is None:
+            return None
+        return (index - self.validators.proposer_index(self.height + 1, 0)) % self.validators.n
 
     def _next_nonce(self) -> int:
         """Committed nonce plus our transactions still pending (they were admitted in order)."""
@@ -250,14 +257,22 @@ class Node:
                 log.warning("event=roles-lagging height=%d", block.height)
 
     async def _run_roles(self, receive: trio.MemoryReceiveChannel[tuple[int, CommittedBlock]]) -> None:
+        """Roles see blocks in order and a tick every ROLE_TICK_S, one call at a time."""
         for role in self.roles:
             await role.start(self)
-        async for height, committed in receive:
+        while True:
+            with trio.move_on_after(ROLE_TICK_S):
+                height, committed = await receive.receive()
+                for role in self.roles:
+                    await self._guarded(role.name, role.on_block(self, height, committed))
             for role in self.roles:
-                try:
-                    await role.on_block(self, height, committed)
-                except Exception:  # a role's bug must not stop the node or the other roles
-                    log.exception("event=role-failed role=%s height=%d", role.name, height)
+                await self._guarded(role.name, role.tick(self, trio.current_time()))
+
+    async def _guarded(self, role: str, call: Awaitable[None]) -> None:
+        try:
+            await call
+        except Exception:  # a role's bug must not stop the node or the other roles
+            log.exception("event=role-failed role=%s", role)
 
     async def _reannounce(self) -> None:
         """Gossip is lossy: re-send our live orders and our pending transactions until the ledger has them."""
@@ -316,6 +331,8 @@ class Node:
             except ValueError as exc:
                 raise ControlRejected(f"order refused: {exc}") from None
             return OrderPublished(signed.payload_digest)
+        if isinstance(request, DealRequest):
+            return DealInfo(request.deal_id, self.ledger_view().deal(request.deal_id), self.height)
         raise ControlRejected(f"unsupported request {type(request).__name__}")
 
     # --- running --------------------------------------------------------------------------------------

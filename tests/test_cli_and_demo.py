@@ -15,7 +15,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_matches_orders_into_a_deal() -> None:
-    result = run("-m", "devnet", "demo")
+    result = run("-m", "devnet", "match-demo")
     assert result.returncode == 0, result.stderr
     assert "Matching engine proposes 1 match(es)" in result.stdout
     assert "Deal 0x" in result.stdout

@@ -32,8 +32,9 @@ class NodeAPI(Protocol):
     @property
     def order_book(self) -> OrderBook: ...
 
-    def is_next_proposer(self) -> bool:
-        """Whether this node proposes the next height's first round (a manager's cue to put matches in)."""
+    def proposer_rank(self) -> int | None:
+        """0 if this node proposes the next height's first round, k if it proposes round k; None if it is
+        not a validator. Managers use it to take turns submitting matches."""
         ...
 
     async def submit(self, body: TxBody) -> Transaction:
@@ -55,4 +56,8 @@ class Role(Protocol):
 
     async def on_block(self, api: NodeAPI, height: int, committed: CommittedBlock) -> None:
         """Called after each committed block, in height order. Must not block for long."""
+        ...
+
+    async def tick(self, api: NodeAPI, now: float) -> None:
+        """Called every few hundred milliseconds (`now` is trio's monotonic clock): time-driven work."""
         ...

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 # MatchOrders transactions a manager submits per block it proposes: keeps a block's dry run short.
 MAX_MATCHES_PER_BLOCK = 50
+# The next proposer submits matches at once; a manager k places behind waits k times this long, so a
+# crashed proposer delays matching by seconds, not for ever, while the usual case submits each match once.
+BACKUP_DELAY_S = 2.0
+# A match submitted but not committed by then (lost, or beaten by a conflicting one) may be submitted again.
+RESUBMIT_AFTER_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class ManagerRole:
         self.workerpool: bytes | None = None
         self.offer: WorkerpoolOrder | None = None
         self._registering = False
+        self._first_seen: dict[bytes, float] = {}  # request hash -> when this manager first saw it
+        self._submitted: dict[bytes, float] = {}  # request hash -> when this manager submitted a match
 
     async def start(self, api: NodeAPI) -> None:
         await self._ensure_workerpool(api)
@@ -54,8 +61,11 @@ class ManagerRole:
             await self._ensure_workerpool(api)
         elif self.offer is None or self._spent(api, self.offer):
             await self._publish_offer(api)
-        if api.is_next_proposer():
-            await self._submit_matches(api)
+
+    async def tick(self, api: NodeAPI, now: float) -> None:
+        rank = api.proposer_rank()
+        if rank is not None:
+            await self._submit_matches(api, rank, now)
 
     def _own_workerpool(self, api: NodeAPI) -> bytes | None:
         view = api.ledger_view()
@@ -88,17 +98,26 @@ class ManagerRole:
     def _spent(self, api: NodeAPI, order: WorkerpoolOrder) -> bool:
         return api.ledger_view().consumed(order.payload_digest) >= order.volume
 
-    async def _submit_matches(self, api: NodeAPI) -> None:
-        view = LedgerMarketView(api.ledger_view(), {c.id: c for c in api.genesis.categories})
+    async def _submit_matches(self, api: NodeAPI, rank: int, now: float) -> None:
+        """Submit the engine's matches for requests this manager's turn covers (see BACKUP_DELAY_S)."""
         book = api.order_book
+        live = {r.payload_digest for r in book.requests()}
+        self._first_seen = {h: t for h, t in self._first_seen.items() if h in live}
+        self._submitted = {h: t for h, t in self._submitted.items() if h in live and now - t < RESUBMIT_AFTER_S}
+        for request_hash in live:
+            self._first_seen.setdefault(request_hash, now)
+        view = LedgerMarketView(api.ledger_view(), {c.id: c for c in api.genesis.categories})
         for match in propose_matches(book, view, book.verifier, MAX_MATCHES_PER_BLOCK):
+            request_hash = match.request_order.payload_digest
+            if request_hash in self._submitted or now - self._first_seen[request_hash] < rank * BACKUP_DELAY_S:
+                continue
+            self._submitted[request_hash] = now
             try:
                 await api.submit(match)
             except ValueError as exc:
-                log.info("event=match-not-submitted request=%s reason=%s", match.request_order.payload_digest.hex()[:16], exc)
+                log.info("event=match-not-submitted request=%s reason=%s", request_hash.hex()[:16], exc)
                 continue
             log.info(
-                "event=match-submitted request=%s workerpool=%s",
-                match.request_order.payload_digest.hex()[:16],
-                hex_address(match.workerpool_order.workerpool),
+                "event=match-submitted request=%s workerpool=%s rank=%d",
+                request_hash.hex()[:16], hex_address(match.workerpool_order.workerpool), rank,
             )

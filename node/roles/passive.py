@@ -20,3 +20,6 @@ class PassiveRole:
 
     async def on_block(self, api: NodeAPI, height: int, committed: CommittedBlock) -> None:
         return None
+
+    async def tick(self, api: NodeAPI, now: float) -> None:
+        return None
