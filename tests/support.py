@@ -6,7 +6,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocols.attestation import sign_enclave_result
+from protocols.attestation import (
+    PlatformCertificate,
+    issue_certificate,
+    make_attestation,
+    make_quote,
+)
 from protocols.crypto import Keypair
 from protocols.genesis import Allocation, Category, Genesis, Validator
 from protocols.ledger.escrow import KITTY_ADDRESS
@@ -37,6 +42,18 @@ RLC = 10**9
 START_BALANCE = 1_000_000 * RLC
 APP_PRICE, DATASET_PRICE, POOL_PRICE = 3 * RLC, 2 * RLC, 10 * RLC
 ACTORS = ("requester", "appdev", "provider", "manager", "w1", "w2", "w3", "w4", "poor")
+# The test network's attestation authority: it certifies every actor's platform key (see `certificate`).
+AUTHORITY = Keypair.from_name("attestation-authority")
+
+
+def platform_key(name: str) -> Keypair:
+    """The test platform key of an actor's machine."""
+    return Keypair.from_name(f"platform/{name}")
+
+
+def certificate(name: str) -> PlatformCertificate:
+    """AUTHORITY's certificate for the actor's platform key."""
+    return issue_certificate(AUTHORITY, CHAIN_ID, platform_key(name).public_key, Keypair.from_name(name).address)
 
 
 def make_genesis(names: tuple[str, ...] = ACTORS) -> Genesis:
@@ -48,7 +65,7 @@ def make_genesis(names: tuple[str, ...] = ACTORS) -> Genesis:
             Allocation(Keypair.from_name(n).address, START_BALANCE) for n in names if n != "poor"
         ),
         categories=(Category(CATEGORY, "XS", T_MS), Category(1, "S", 4 * T_MS)),
-        attestation_authorities=(),
+        attestation_authorities=(AUTHORITY.public_key,),
         empty_block_interval_ms=1000,
     )
 
@@ -132,14 +149,24 @@ class Market:
         return self.ok("manager", InitializeTask(deal_id, 0)).created
 
     def contribution(self, worker: str, task_id: bytes, digest: bytes) -> Contribute:
-        """A contribution authorized by the pool manager and signed by a fresh enclave key."""
+        """A contribution authorized by the pool manager and attested by an enclave of the deal's app: the
+        worker's certified platform quotes an enclave key (one per worker and task), which signs the result."""
         enclave = Keypair.from_name(f"enclave/{worker}/{task_id.hex()}")
         self.enclave_keys[worker] = enclave
         address = self.addr(worker)
         rhash, rseal = result_hash(task_id, digest), result_seal(address, task_id, digest)
         auth = self.wallets["manager"].sign(WorkerAuthorization(address, task_id, enclave.public_key)).signature
-        attestation = sign_enclave_result(enclave, CHAIN_ID, rhash, rseal)
+        quote = make_quote(platform_key(worker), CHAIN_ID, self.measurement_for(task_id), enclave.public_key, address, task_id)
+        attestation = make_attestation(certificate(worker), quote, enclave, CHAIN_ID, rhash, rseal)
         return Contribute(task_id, rhash, rseal, enclave.public_key, attestation, auth)
+
+    def measurement_for(self, task_id: bytes) -> bytes:
+        """The measurement of the task's app, or zeros for an unknown task (the ledger refuses it anyway)."""
+        view = self.ledger.state.view()
+        task = view.task(task_id)
+        deal = view.deal(task.deal_id) if task is not None else None
+        app = view.app(deal.app.pointer) if deal is not None else None
+        return app.measurement if app is not None else bytes(32)
 
     def contribute(self, worker: str, task_id: bytes, digest: bytes) -> TxOutcome:
         return self.submit(worker, self.contribution(worker, task_id, digest))

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from protocols.crypto import SignatureVerifier
 from protocols.genesis import Category
-from protocols.ledger.records import Deal
+from protocols.ledger.records import App, Deal
 from protocols.ledger.state import StateView
 from protocols.ledger.transactions import Contribute
 
@@ -16,10 +16,11 @@ class ContributionVerifier(Protocol):
     """Checks the attestation carried by a contribution; returns None if acceptable, else a reason code.
 
     Every validator must reach the same answer from the same inputs, so an implementation may depend only on
-    its arguments and on configuration fixed by the genesis (e.g. attestation authorities).
+    its arguments and on configuration fixed by the genesis (e.g. attestation authorities). `app` is the deal's
+    app record, whose measurement a quote must match.
     """
 
-    def check(self, contribution: Contribute, worker: bytes, deal: Deal) -> str | None: ...
+    def check(self, contribution: Contribute, worker: bytes, deal: Deal, app: App) -> str | None: ...
 
 
 @dataclass

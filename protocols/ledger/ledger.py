@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from protocols.attestation import EnclaveSignatureCheck
+from protocols.attestation import QuoteVerifier
 from protocols.genesis import Genesis
 from protocols.ledger import market, poco
 from protocols.ledger.context import ChainRules, ContributionVerifier, TxContext
@@ -96,7 +96,7 @@ class Ledger:
 
     @classmethod
     def from_genesis(cls, genesis: Genesis, contribution_verifier: ContributionVerifier | None = None) -> Ledger:
-        verifier = contribution_verifier or EnclaveSignatureCheck(genesis.chain_id)
+        verifier = contribution_verifier or QuoteVerifier(genesis.chain_id, genesis.attestation_authorities)
         rules = ChainRules(genesis.chain_id, {c.id: c for c in genesis.categories}, verifier)
         return cls(rules, genesis_state(genesis))
 

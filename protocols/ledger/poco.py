@@ -124,7 +124,9 @@ def contribute(ctx: TxContext, body: Contribute) -> bytes:
         raise Reject("bad-authorization", "contribution is not authorized by the workerpool owner")
     if tag_int(deal.tag) & TEE_BIT and not body.enclave_challenge:
         raise Reject("enclave-challenge-missing", "a TEE task needs an enclave challenge")
-    reason = ctx.rules.contribution_verifier.check(body, worker, deal)
+    app = view.app(deal.app.pointer)
+    assert app is not None  # a deal is only made for a registered app, and apps are never removed
+    reason = ctx.rules.contribution_verifier.check(body, worker, deal, app)
     if reason is not None:
         raise Reject(reason, "attestation rejected")
     lock(view, worker, deal.worker_stake, "worker-stake-too-low")
