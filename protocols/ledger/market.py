@@ -121,6 +121,7 @@ def _deal_record(ctx: TxContext, body: MatchOrders, terms: MatchTerms, consumed_
         category=request.category,
         tag=terms.tag,
         requester=request.requester,
+        requester_key=request.signature.public_key,
         beneficiary=request.beneficiary,
         callback=request.callback,
         params=request.params,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Annotated
 
-from protocols.crypto import Address
+from protocols.crypto import Address, PublicKey
 from protocols.encoding import U64, Bytes32, MaxLen, Range, wire
 
 Ratio = Annotated[int, Range(0, 100)]
@@ -97,6 +97,9 @@ class Deal:
     category: U64
     tag: Bytes32
     requester: Address
+    # The requester's Ed25519 key (it signed the request order): results are sealed to it, since an
+    # address alone cannot be encrypted to.
+    requester_key: PublicKey
     beneficiary: Address
     callback: Address
     params: Annotated[str, MaxLen(4096)]
