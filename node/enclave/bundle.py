@@ -183,10 +183,9 @@ def safe_extract(bundle: bytes, destination: Path, max_bytes: int = MAX_BUNDLE_B
     if any(destination.iterdir()):
         raise BundleError(f"{destination} is not empty")
     try:
-        tar = tarfile.open(fileobj=io.BytesIO(bundle), mode="r:")
-        members = _checked_members(tar, max_bytes)
-        for member in members:
-            _extract_member(tar, member, destination)
+        with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:") as tar:
+            for member in _checked_members(tar, max_bytes):
+                _extract_member(tar, member, destination)
     except tarfile.TarError as exc:
         raise BundleError(f"bundle is not a valid tar: {exc}") from None
     except OSError as exc:  # e.g. a member that collides with a directory made for an earlier one

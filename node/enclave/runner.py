@@ -32,7 +32,12 @@ import trio
 
 from node.enclave import sandbox
 from node.enclave.bundle import BundleError, load_manifest, measurement, safe_extract
-from node.enclave.outputs import OutputError, read_output_path, result_archive, result_digest
+from node.enclave.outputs import (
+    OutputError,
+    read_output_path,
+    result_archive,
+    result_digest,
+)
 from node.enclave.sandbox import Confinement, Limits
 from node.enclave.sealing import SealError, decrypt_dataset, open_key_in_enclave
 from protocols.crypto import Keypair

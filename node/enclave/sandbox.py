@@ -52,8 +52,8 @@ SETUP_FAILED_EXIT = 125
 SETUP_FAILED_MARKER = b"pocnet-sandbox:"
 PROBE_TIMEOUT_S = 10
 
-# Runs as root inside the new namespaces: private /tmp, bind the enclave, make everything else read-only,
-# (the enclave is bound from the working directory, which stays reachable after /tmp is covered), then
+# Runs as root inside the new namespaces: private /tmp, bind the enclave (from the shell's working
+# directory, which stays reachable after /tmp is covered), make every other mount read-only, then
 # enter the working directory and drop to the enclave's uid for good and exec the iApp.
 # Arguments: source, uid, working directory (as seen inside), argv...
 LAUNCHER = f"""

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from node.enclave.bundle import BundleError, build_bundle, deterministic_tar, measurement, parse_manifest, safe_extract
+from node.enclave.bundle import (
+    BundleError,
+    build_bundle,
+    deterministic_tar,
+    measurement,
+    parse_manifest,
+    safe_extract,
+)
 
 APPS = Path(__file__).resolve().parents[2] / "devnet" / "apps"
 
