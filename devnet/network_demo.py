@@ -1,19 +1,23 @@
-"""The devnet demo: a real multi-process network where managers match gossiped orders into a deal.
+"""The devnet demo: the whole story on a fresh multi-process network (DESIGN.md sections 4-7).
 
-A provider registers an app and a dataset and publishes their orders; every manager has registered a
-workerpool and offers it; a requester on a follower node publishes a request order; the next block
-proposer's matching engine submits the match, the managers agree on the block, and the deal appears on
-every node. The demo prints each step with the time it took, then stops the network.
+A provider deploys the word-count iApp and a protected (encrypted) dataset and publishes their orders;
+four managers run the ledger and offer workerpools; four workers join the first manager's pool, one of
+them dishonest; a requester asks for the app over the dataset with trust 3. The managers match the orders
+into a deal, the scheduler hands out replicates, the workers run the iApp in the emulated enclave (the
+dataset key released to attested enclaves only), contribute and reveal; the ledger reaches PoCo consensus,
+pays everyone and seizes the liar's stake; the requester decrypts the result. The demo prints each step
+with its time, the result, and every account's balance change, then stops the network.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import os
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from devnet.network import Devnet, DevnetError, NodeSpec
 from node.control import (
@@ -22,22 +26,36 @@ from node.control import (
     ControlClient,
     DealInfo,
     DealRequest,
+    DeployAppRequest,
+    DeployDatasetRequest,
+    Deployed,
+    FetchResultRequest,
     OrderbookRequest,
-    OrderList,
     PublishOrderRequest,
-    SubmitRequest,
+    ResultArchive,
+    RunRequest,
+    RunStarted,
+    TaskInfo,
+    TaskRequest,
     TxResultInfo,
     TxResultRequest,
-    TxSubmitted,
 )
+from node.enclave.bundle import build_bundle
 from protocols.crypto import ZERO_ADDRESS, hex_address
 from protocols.genesis import NRLC_PER_RLC
-from protocols.ledger.transactions import RegisterApp, RegisterDataset, TxBody
-from protocols.matching import deal_id_for
-from protocols.orders import NO_TAG, AppOrder, DatasetOrder, RequestOrder, WorkerpoolOrder
+from protocols.ledger.escrow import KITTY_ADDRESS
+from protocols.ledger.market import asset_address
+from protocols.matching import task_id_for
+from protocols.orders import NO_TAG, AppOrder, DatasetOrder
 
 T = TypeVar("T")
-STEP_TIMEOUT_S = 60.0
+STEP_TIMEOUT_S = 90.0
+APPS = Path(__file__).parent / "apps"
+DATASET_TEXT = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+    "foolishness, it was the epoch of belief, it was the epoch of incredulity.\n"
+).encode()
+STATES = {1: "ACTIVE", 2: "REVEALING", 3: "COMPLETED", 4: "FAILED"}
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = STEP_TIMEOUT_S) -> T:
@@ -56,35 +74,23 @@ class Participant:
     def __init__(self, devnet: Devnet, node: NodeSpec) -> None:
         self.name = node.name
         self.client = ControlClient(devnet.node_dir(node.name))
-        self.address = self.client.call(AccountRequest(b"")).address  # type: ignore[attr-defined]
+        self.address: bytes = self.call(AccountRequest(b"")).address
 
-    def transact(self, body: TxBody) -> bytes:
-        submitted = self.client.call(SubmitRequest(body))
-        assert isinstance(submitted, TxSubmitted)
+    def call(self, request: object) -> Any:
+        return self.client.call(request)
 
-        def committed() -> TxResultInfo | None:
-            result = self.client.call(TxResultRequest(submitted.tx_id))
-            assert isinstance(result, TxResultInfo)
+    def committed(self, tx_id: bytes, what: str) -> bytes:
+        def probe() -> TxResultInfo | None:
+            result: TxResultInfo = self.call(TxResultRequest(tx_id))
             if result.height == 0 and result.code != "pending":
-                raise DevnetError(f"{self.name}: {type(body).__name__} not committed: {result.code}")
+                raise DevnetError(f"{self.name}: {what} not committed: {result.code}")
             return result if result.height else None
 
-        return wait_for(f"{type(body).__name__} by {self.name}", committed).created
+        return wait_for(f"{what} by {self.name}", probe).created
 
-    def orders(self, kind: str) -> tuple:  # type: ignore[type-arg]
-        answer = self.client.call(OrderbookRequest(kind))
-        assert isinstance(answer, OrderList)
-        return answer.orders
-
-    def deal(self, deal_id: bytes) -> DealInfo:
-        answer = self.client.call(DealRequest(deal_id))
-        assert isinstance(answer, DealInfo)
-        return answer
-
-    def balance(self) -> int:
-        info = self.client.call(AccountRequest(b""))
-        assert isinstance(info, AccountInfo)
-        return info.balance
+    def holdings(self, address: bytes | None = None) -> int:
+        info: AccountInfo = self.call(AccountRequest(address or b""))
+        return info.balance + info.frozen
 
 
 def step(text: str) -> float:
@@ -96,10 +102,16 @@ def done(started: float, text: str) -> None:
     print(f"   {text} ({(time.monotonic() - started) * 1000:.0f} ms)")
 
 
+def demo_nodes() -> list[NodeSpec]:
+    workers = [NodeSpec(f"worker-{i}", "worker") for i in range(3)]
+    return [NodeSpec("provider-0", "provider"), *workers, NodeSpec("worker-3", "worker", args=["--dishonest"])]
+
+
 def run_demo(root: Path, managers: int, followers: int) -> None:
     devnet = Devnet(root)
-    nodes = devnet.create(managers, max(followers, 1), extra=[("provider-0", "provider")])
-    t = step(f"starting {len(nodes)} nodes ({managers} managers) on 127.0.0.1")
+    nodes = devnet.create(managers, max(followers, 1), extra=demo_nodes())
+    t = step(f"starting {len(nodes)} nodes on 127.0.0.1: {managers} managers, {max(followers, 1)} requester(s), "
+             "a provider, 4 workers (worker-3 dishonest)")
     try:
         devnet.start(nodes)
         devnet.wait_for_height(nodes, 1, STEP_TIMEOUT_S)
@@ -111,55 +123,76 @@ def run_demo(root: Path, managers: int, followers: int) -> None:
 
 
 def demo_story(devnet: Devnet, nodes: list[NodeSpec]) -> None:
-    by_name = {n.name: n for n in nodes}
-    everyone = [Participant(devnet, n) for n in nodes]
-    provider = Participant(devnet, by_name["provider-0"])
-    requester = Participant(devnet, by_name["follower-0"])
+    everyone = {n.name: Participant(devnet, n) for n in nodes}
+    provider, requester = everyone["provider-0"], everyone["follower-0"]
+    manager = everyone[nodes[0].name]
 
-    t = step("the provider registers an app and a dataset")
-    app = provider.transact(RegisterApp("word-count", hashlib.sha256(b"word-count bundle").digest()))
-    dataset = provider.transact(RegisterDataset("novels", hashlib.sha256(b"encrypted novels").digest()))
-    done(t, f"app {hex_address(app)}, dataset {hex_address(dataset)}")
+    t = step("the provider deploys the word-count iApp and an encrypted dataset")
+    bundle, manifest = build_bundle(APPS / "word-count")
+    app_deployed: Deployed = provider.call(DeployAppRequest(manifest.name, bundle))
+    app = provider.committed(app_deployed.tx_id, "app registration")
+    data_deployed: Deployed = provider.call(DeployDatasetRequest("tale-of-two-cities", DATASET_TEXT))
+    dataset = provider.committed(data_deployed.tx_id, "dataset registration")
+    done(t, f"app {hex_address(app)} (measurement 0x{app_deployed.content_hash.hex()[:16]}...), "
+            f"dataset {hex_address(dataset)}")
 
-    t = step("the provider publishes app and dataset orders; the managers offer their workerpools")
-    provider.client.call(PublishOrderRequest(AppOrder(
+    t = step("the provider publishes its orders; the managers offer their workerpools")
+    provider.call(PublishOrderRequest(AppOrder(
         app, NRLC_PER_RLC, 1_000_000, NO_TAG, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))))
-    provider.client.call(PublishOrderRequest(DatasetOrder(
-        dataset, 2 * NRLC_PER_RLC, 1_000_000, NO_TAG, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))))
-    pools = wait_for(
-        "workerpool orders at the requester",
-        lambda: (o := requester.orders("workerpool")) and len(o) >= len([n for n in nodes if "manager" in n.roles]) and o or None,
-    )
-    wait_for("app and dataset orders at the requester", lambda: requester.orders("app") and requester.orders("dataset") or None)
-    cheapest = min(pools, key=lambda o: o.workerpool_price)
-    assert isinstance(cheapest, WorkerpoolOrder)
-    done(t, f"{len(pools)} workerpool orders, cheapest {cheapest.workerpool_price / NRLC_PER_RLC} RLC per task")
+    provider.call(PublishOrderRequest(DatasetOrder(
+        dataset, 2 * NRLC_PER_RLC, 1_000_000, NO_TAG, app, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))))
+    pool = asset_address(manager.address, "workerpool", 0)  # a manager's first transaction registers its pool
+    wait_for("the first manager's workerpool order at the requester", lambda: next(
+        (o for o in requester.call(OrderbookRequest("workerpool")).orders if o.workerpool == pool), None))
+    wait_for("the app and dataset orders at the requester", lambda: (
+        requester.call(OrderbookRequest("app")).orders and requester.call(OrderbookRequest("dataset")).orders) or None)
+    done(t, f"workerpool {hex_address(pool)} of {manager.name} is on offer")
 
-    t = step(f"{requester.name} publishes a request order (trust 1, one task)")
-    request = RequestOrder(
-        app=app, app_max_price=NRLC_PER_RLC, dataset=dataset, dataset_max_price=2 * NRLC_PER_RLC,
-        workerpool=ZERO_ADDRESS, workerpool_max_price=5 * NRLC_PER_RLC, requester=requester.address,
-        volume=1, tag=NO_TAG, category=0, trust=1, beneficiary=requester.address, callback=ZERO_ADDRESS,
-        params='{"iexec_args": "--count words"}', salt=os.urandom(16),
-    )
-    published = requester.client.call(PublishOrderRequest(request))
-    request_hash = published.order_hash  # type: ignore[attr-defined]
-    deal_id = deal_id_for(request_hash, 0)
-    deal = wait_for("the deal on the requester's node", lambda: requester.deal(deal_id).deal)
-    done(t, f"matched into deal 0x{deal_id.hex()[:16]}... at height {requester.deal(deal_id).height}")
+    before = {name: p.holdings() for name, p in everyone.items()}
+    kitty_before = manager.holdings(KITTY_ADDRESS)
+    t = step("the requester runs the app over the dataset with trust 3")
+    started: RunStarted = requester.call(RunRequest(
+        app=app, dataset=dataset, workerpool=pool, args="words", trust=3, category=0, max_price=10 * NRLC_PER_RLC))
+    print(f"   request published at {started.task_price / NRLC_PER_RLC} RLC per task")
+    deal: DealInfo = wait_for("the deal", lambda: (d := requester.call(DealRequest(started.deal_id))).deal and d)
+    assert deal.deal is not None
+    task_id = task_id_for(started.deal_id, deal.deal.bot_first)
+    done(t, f"matched into deal 0x{started.deal_id.hex()[:16]}..., task 0x{task_id.hex()[:16]}...")
 
-    t = step("every node agrees on the deal")
-    for participant in everyone:
-        wait_for(f"the deal on {participant.name}", lambda p=participant: p.deal(deal_id).deal)
-    done(t, f"the deal is on all {len(everyone)} nodes")
+    t = step("workers compute in enclaves; the ledger reaches PoCo consensus")
+    shown = ""
+    while True:
+        info: TaskInfo = requester.call(TaskRequest(task_id))
+        task = info.task
+        state = "waiting for the scheduler" if task is None else (
+            f"{STATES[task.status]}: {len(task.contributors)} contribution(s), {task.reveal_counter} reveal(s)")
+        if state != shown:
+            print(f"   {time.monotonic() - t:6.1f} s  {state}")
+            shown = state
+        if task is not None and task.status >= 3:
+            break
+        if time.monotonic() - t > STEP_TIMEOUT_S:
+            raise DevnetError(f"the task did not complete in {STEP_TIMEOUT_S:.0f} s (last: {state})")
+        time.sleep(0.1)
+    if task.status != 3:
+        raise DevnetError("the task failed")
+    done(t, "task completed")
 
-    print(f"\nDeal 0x{deal_id.hex()}")
-    print(f"  app         {hex_address(deal.app.pointer)} at {deal.app.price / NRLC_PER_RLC} RLC")
-    print(f"  dataset     {hex_address(deal.dataset.pointer)} at {deal.dataset.price / NRLC_PER_RLC} RLC")
-    print(f"  workerpool  {hex_address(deal.workerpool.pointer)} at {deal.workerpool.price / NRLC_PER_RLC} RLC")
-    print(f"  requester   {requester.name} {hex_address(deal.requester)}")
-    print(f"  tasks       {deal.bot_size}, trust {deal.trust}, escrow {deal.task_price / NRLC_PER_RLC} RLC locked")
-    print()
-    from devnet.__main__ import print_table
+    t = step("the requester downloads and decrypts the result")
+    archive: ResultArchive = requester.call(FetchResultRequest(task_id))
+    with tarfile.open(fileobj=io.BytesIO(archive.archive)) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith((".json", ".txt")) and "computed" not in member.name:
+                content = tar.extractfile(member)
+                print(f"   {member.name}: {content.read().decode(errors='replace').strip() if content else ''}")
+    done(t, "result opened with the requester's key")
 
-    print_table(devnet, nodes)
+    print("\nBalance changes (free + frozen, RLC):")
+    after = {name: p.holdings() for name, p in everyone.items()}
+    for name in everyone:
+        change = (after[name] - before[name]) / NRLC_PER_RLC
+        print(f"   {name:<12} {change:+12.3f}")
+    kitty_change = (manager.holdings(KITTY_ADDRESS) - kitty_before) / NRLC_PER_RLC
+    print(f"   {'kitty':<12} {kitty_change:+12.3f}")
+    total = sum(after.values()) - sum(before.values()) + (manager.holdings(KITTY_ADDRESS) - kitty_before)
+    print(f"   {'total':<12} {total / NRLC_PER_RLC:+12.3f}  (RLC is neither created nor destroyed)")

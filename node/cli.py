@@ -7,6 +7,7 @@ Errors a user can fix are one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import signal
@@ -24,6 +25,15 @@ from node.control import (
     ControlRejected,
     DealInfo,
     DealRequest,
+    DeployAppRequest,
+    DeployDatasetRequest,
+    Deployed,
+    FetchResultRequest,
+    ResultArchive,
+    RunRequest,
+    RunStarted,
+    TaskInfo,
+    TaskRequest,
     NodeStatus,
     OrderbookRequest,
     OrderList,
@@ -37,7 +47,7 @@ from node.control import (
 )
 from protocols.crypto import ZERO_ADDRESS, hex_address, parse_address
 from protocols.genesis import NRLC_PER_RLC, GenesisError, parse_genesis
-from protocols.ledger.transactions import CancelOrder, RegisterApp, RegisterDataset, Transfer, TxBody
+from protocols.ledger.transactions import CancelOrder, Claim, RegisterApp, RegisterDataset, Transfer, TxBody
 from protocols.orders import NO_TAG, AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder, tag_bytes
 
 EXIT_USAGE = 2
@@ -135,7 +145,9 @@ def describe(order: Order) -> str:
 
 def cmd_node(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.role, args.data_dir, args.genesis, args.listen, args.join or [])
+        config = load_config(
+            args.role, args.data_dir, args.genesis, args.listen, args.join or [], args.manager, args.dishonest
+        )
     except ConfigError as exc:
         print(f"pocnet: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -285,6 +297,176 @@ def cmd_deal_show(args: argparse.Namespace) -> int:
     return 0
 
 
+APP_TEMPLATE_TOML = """name = "hello"
+version = "1.0.0"
+entrypoint = ["python3", "app.py"]
+"""
+APP_TEMPLATE_PY = """import json, os, sys
+
+out = os.environ["IEXEC_OUT"]
+with open(os.path.join(out, "result.txt"), "w") as f:
+    f.write("Hello, " + (" ".join(sys.argv[1:]) or "world") + "\\n")
+with open(os.path.join(out, "computed.json"), "w") as f:
+    json.dump({"deterministic-output-path": os.path.join(out, "result.txt")}, f)
+"""
+
+
+def cmd_app_init(args: argparse.Namespace) -> int:
+    directory = Path(args.directory)
+    if (directory / "iapp.toml").exists():
+        raise UsageError(f"{directory} already holds an iApp (iapp.toml exists)")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "iapp.toml").write_text(APP_TEMPLATE_TOML)
+    (directory / "app.py").write_text(APP_TEMPLATE_PY)
+    print(f"iApp template written to {directory}: edit app.py, then `pocnet app deploy {directory}`")
+    return 0
+
+
+def cmd_app_deploy(args: argparse.Namespace) -> int:
+    from node.enclave.bundle import BundleError, build_bundle
+
+    try:
+        bundle, manifest = build_bundle(Path(args.directory))
+    except (BundleError, OSError) as exc:
+        raise UsageError(f"cannot bundle {args.directory}: {exc}") from None
+    deployed: Deployed = call(args, DeployAppRequest(args.name or manifest.name, bundle))
+    print(f"bundle of {len(bundle)} bytes, measurement 0x{deployed.content_hash.hex()}")
+    _follow(args, deployed.tx_id, "app")
+    return 0
+
+
+def cmd_dataset_encrypt(args: argparse.Namespace) -> int:
+    from node.enclave.sealing import encrypt_dataset
+
+    source = Path(args.file)
+    try:
+        key, blob = encrypt_dataset(source.read_bytes())
+    except OSError as exc:
+        raise UsageError(f"cannot read {source}: {exc.strerror}") from None
+    Path(str(source) + ".enc").write_bytes(blob)
+    fd = os.open(str(source) + ".key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(key)
+    print(f"encrypted to {source}.enc (blob hash 0x{hashlib.sha256(blob).hexdigest()}), key in {source}.key (0600)")
+    return 0
+
+
+def cmd_dataset_deploy(args: argparse.Namespace) -> int:
+    try:
+        plaintext = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+    deployed: Deployed = call(args, DeployDatasetRequest(args.name or Path(args.file).name, plaintext))
+    print(f"encrypted in the node (it keeps the key), blob 0x{deployed.content_hash.hex()}")
+    _follow(args, deployed.tx_id, "dataset")
+    return 0
+
+
+def _follow(args: argparse.Namespace, tx_id: bytes, what: str) -> None:
+    deadline = time.monotonic() + WAIT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        result: TxResultInfo = call(args, TxResultRequest(tx_id))
+        if result.height:
+            print(f"{what} {hex_address(result.created)} registered in block {result.height}")
+            return
+        if result.code != "pending":
+            raise UsageError(f"registration not committed: {result.code}")
+        time.sleep(0.2)
+    raise UsageError(f"registration still pending after {WAIT_TIMEOUT_S:.0f} s")
+
+
+TASK_STATES = {0: "UNSET", 1: "ACTIVE", 2: "REVEALING", 3: "COMPLETED", 4: "FAILED"}
+
+
+def cmd_app_run(args: argparse.Namespace) -> int:
+    started: RunStarted = call(args, RunRequest(
+        app=address_arg(args.app), dataset=address_arg(args.dataset) if args.dataset else b"",
+        workerpool=address_arg(args.workerpool) if args.workerpool else b"", args=args.args or "",
+        trust=args.trust, category=args.category, max_price=parse_rlc(args.max_price),
+    ))
+    print(f"request 0x{started.request_hash.hex()} published at {show_rlc(started.task_price)} per task")
+    print(f"deal id (once matched) 0x{started.deal_id.hex()}")
+    if not args.watch:
+        return 0
+    return watch_task(args, started.deal_id)
+
+
+def watch_task(args: argparse.Namespace, deal_id: bytes) -> int:
+    from protocols.matching import task_id_for
+
+    deadline = time.monotonic() + args.timeout
+    shown = ""
+    task_id = b""
+    while time.monotonic() < deadline:
+        if not task_id:
+            info: DealInfo = call(args, DealRequest(deal_id))
+            if info.deal is None:
+                shown = _progress(shown, "waiting for a match")
+                time.sleep(0.2)
+                continue
+            task_id = task_id_for(deal_id, info.deal.bot_first)
+            print(f"matched: task 0x{task_id.hex()}")
+        task_info: TaskInfo = call(args, TaskRequest(task_id))
+        task = task_info.task
+        state = "waiting for initialization" if task is None else TASK_STATES[task.status]
+        if task is not None:
+            state += f", {len(task.contributors)} contribution(s), {task.reveal_counter} reveal(s)"
+        shown = _progress(shown, state)
+        if task is not None and task.status == 3:
+            return _download(args, task_id)
+        if task is not None and task.status == 4:
+            raise UsageError("the task failed; the requester was refunded by claim")
+        time.sleep(0.3)
+    raise UsageError(f"gave up watching after {args.timeout:.0f} s (the task goes on: `pocnet task show`)")
+
+
+def _progress(shown: str, state: str) -> str:
+    if state != shown:
+        print(f"  {time.strftime('%H:%M:%S')} {state}")
+    return state
+
+
+def _download(args: argparse.Namespace, task_id: bytes) -> int:
+    import io
+    import tarfile
+
+    archive: ResultArchive = call(args, FetchResultRequest(task_id))
+    output = Path(args.output or f"result-{task_id.hex()[:12]}")
+    output.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.archive)) as tar:
+        tar.extractall(output, filter="data")
+    print(f"result decrypted into {output}/:")
+    for path in sorted(output.rglob("*")):
+        if path.is_file():
+            print(f"  {path.relative_to(output)} ({path.stat().st_size} bytes)")
+            if path.suffix in (".txt", ".json") and path.stat().st_size < 2048 and path.name != "computed.json":
+                print("    " + path.read_text(errors="replace").strip().replace("\n", "\n    "))
+    return 0
+
+
+def cmd_task_show(args: argparse.Namespace) -> int:
+    info: TaskInfo = call(args, TaskRequest(hex32(args.task_id, "task id")))
+    task = info.task
+    if task is None:
+        raise UsageError(f"no initialized task 0x{info.task_id.hex()} at height {info.height}")
+    print(f"task          0x{info.task_id.hex()}")
+    print(f"deal          0x{task.deal_id.hex()} index {task.index}")
+    print(f"status        {TASK_STATES[task.status]}")
+    print(f"contributions {len(task.contributors)}: " + ", ".join(hex_address(w) for w in task.contributors))
+    print(f"reveals       {task.reveal_counter}/{task.winner_counter}")
+    print(f"deadlines     contribution {task.contribution_deadline}, reveal {task.reveal_deadline}, final {task.final_deadline} (ms)")
+    if task.result_digest:
+        print(f"result digest 0x{task.result_digest.hex()}")
+    if args.download and task.status == 3:
+        return _download(args, info.task_id)
+    return 0
+
+
+def cmd_task_claim(args: argparse.Namespace) -> int:
+    submit(args, Claim(hex32(args.deal_id, "deal id"), args.index))
+    return 0
+
+
 def cmd_genesis_check(args: argparse.Namespace) -> int:
     path = Path(args.file)
     try:
@@ -319,6 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--genesis", required=True, help="the network's genesis JSON file")
     node.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0", help="multiaddr to listen on (default: an ephemeral loopback port)")
     node.add_argument("--join", action="append", metavar="MULTIADDR", help="a peer to join, ending with /p2p/<peer id> (repeatable)")
+    node.add_argument("--manager", help="worker: the account (0x...) of the manager whose pool to join")
+    node.add_argument("--dishonest", action="store_true", help="worker: return wrong results (for PoCo demos and tests)")
     node.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     node.set_defaults(run=cmd_node)
 
@@ -377,6 +561,45 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--blob-hash", required=True, help="SHA-256 of the encrypted dataset (64 hex digits)")
     register.add_argument("--wait", action="store_true")
     register.set_defaults(run=cmd_dataset_register)
+
+    app_init = app.add_parser("init", help="write an iApp template (iapp.toml + app.py)")
+    app_init.add_argument("directory")
+    app_init.set_defaults(run=cmd_app_init)
+    app_deploy = with_data_dir(app.add_parser("deploy", help="bundle an iApp directory, serve it, register its measurement"))
+    app_deploy.add_argument("directory")
+    app_deploy.add_argument("--name", help="default: the name in iapp.toml")
+    app_deploy.set_defaults(run=cmd_app_deploy)
+    app_run = with_data_dir(app.add_parser("run", help="request an execution of an app (like iexec app run)"))
+    app_run.add_argument("app")
+    app_run.add_argument("--dataset")
+    app_run.add_argument("--workerpool")
+    app_run.add_argument("--args", help="arguments for the iApp")
+    app_run.add_argument("--trust", type=int, default=1)
+    app_run.add_argument("--category", type=int, default=0)
+    app_run.add_argument("--max-price", default="100", help="ceiling on the task price in RLC (default 100)")
+    app_run.add_argument("--watch", action="store_true", help="follow the task and download the result")
+    app_run.add_argument("--output", help="where to decrypt the result (default ./result-<task>)")
+    app_run.add_argument("--timeout", type=float, default=300.0)
+    app_run.set_defaults(run=cmd_app_run)
+    dataset_encrypt = dataset.add_parser("encrypt", help="encrypt a file locally (SecretBox): FILE.enc and FILE.key")
+    dataset_encrypt.add_argument("file")
+    dataset_encrypt.set_defaults(run=cmd_dataset_encrypt)
+    dataset_deploy = with_data_dir(dataset.add_parser("deploy", help="encrypt a file in the node, serve it, register it"))
+    dataset_deploy.add_argument("file")
+    dataset_deploy.add_argument("--name")
+    dataset_deploy.set_defaults(run=cmd_dataset_deploy)
+
+    task = commands.add_parser("task", help="tasks").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    task_show = with_data_dir(task.add_parser("show", help="a task's status, contributions and deadlines"))
+    task_show.add_argument("task_id")
+    task_show.add_argument("--download", action="store_true", help="download and decrypt a completed task's result")
+    task_show.add_argument("--output")
+    task_show.set_defaults(run=cmd_task_show)
+    task_claim = with_data_dir(task.add_parser("claim", help="refund a task past its final deadline"))
+    task_claim.add_argument("deal_id")
+    task_claim.add_argument("index", type=int)
+    task_claim.add_argument("--wait", action="store_true")
+    task_claim.set_defaults(run=cmd_task_claim)
 
     deal = commands.add_parser("deal", help="deals").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
     show_deal = with_data_dir(deal.add_parser("show", help="a deal as the node's ledger has it"))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from multiaddr import Multiaddr
 
+from protocols.crypto import parse_address
 from protocols.genesis import Genesis, GenesisError, parse_genesis
 
 ROLES = ("manager", "worker", "requester", "provider")
@@ -28,6 +29,8 @@ class NodeConfig:
     genesis: Genesis
     listen: str
     join: tuple[str, ...]
+    manager: bytes | None = None  # workers: the account of the manager whose pool they join
+    dishonest: bool = False  # workers: lie about results (tests and demos of PoCo)
 
 
 def parse_roles(text: str) -> tuple[str, ...]:
@@ -51,7 +54,9 @@ def parse_multiaddr(text: str, option: str, need_peer_id: bool) -> str:
     return text
 
 
-def load_config(roles: str, data_dir: str, genesis: str, listen: str, join: list[str]) -> NodeConfig:
+def load_config(
+    roles: str, data_dir: str, genesis: str, listen: str, join: list[str], manager: str | None = None, dishonest: bool = False
+) -> NodeConfig:
     directory = Path(data_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -65,8 +70,19 @@ def load_config(roles: str, data_dir: str, genesis: str, listen: str, join: list
         parsed = parse_genesis(text)
     except GenesisError as exc:
         raise ConfigError(f"--genesis {genesis}: {exc}") from None
+    parsed_roles = parse_roles(roles)
+    manager_address = None
+    if manager is not None:
+        try:
+            manager_address = parse_address(manager)
+        except ValueError as exc:
+            raise ConfigError(f"--manager: {exc}") from None
+    elif "worker" in parsed_roles:
+        raise ConfigError("--role worker needs --manager ADDRESS: the account of the manager whose pool to join")
     return NodeConfig(
-        roles=parse_roles(roles),
+        manager=manager_address,
+        dishonest=dishonest,
+        roles=parsed_roles,
         data_dir=directory,
         genesis=parsed,
         listen=parse_multiaddr(listen, "--listen", need_peer_id=False),

@@ -20,7 +20,7 @@ import trio
 
 from protocols.crypto import Address
 from protocols.encoding import U64, Bytes32, DecodeError, MaxLen, decode, encode, wire
-from protocols.ledger.records import Deal
+from protocols.ledger.records import Deal, Task
 from protocols.ledger.transactions import TxBody
 from protocols.orders import Order
 
@@ -145,6 +145,83 @@ class DealInfo:
     height: U64  # the node's height when it answered
 
 
+@wire(tag=105)
+@dataclass(frozen=True)
+class DeployAppRequest:
+    """Store a bundle as a blob served to workers and register the app by its measurement."""
+
+    name: Annotated[str, MaxLen(128)]
+    bundle: bytes
+
+
+@wire(tag=106)
+@dataclass(frozen=True)
+class DeployDatasetRequest:
+    """Encrypt a dataset (the node keeps the key), store the ciphertext as a blob, register the dataset."""
+
+    name: Annotated[str, MaxLen(128)]
+    plaintext: bytes
+
+
+@wire(tag=107)
+@dataclass(frozen=True)
+class Deployed:
+    tx_id: Bytes32
+    content_hash: Bytes32  # the measurement (app) or the encrypted blob hash (dataset)
+
+
+@wire(tag=108)
+@dataclass(frozen=True)
+class RunRequest:
+    """Request an execution like `iexec app run`: find compatible orders in the book, sign a request order
+    at their prices (within the given ceilings) and publish it."""
+
+    app: Address
+    dataset: Annotated[bytes, MaxLen(20)]  # empty: no dataset
+    workerpool: Annotated[bytes, MaxLen(20)]  # empty: any
+    args: Annotated[str, MaxLen(4096)]
+    trust: U64
+    category: U64
+    max_price: U64  # ceiling on the total task price, nRLC
+
+
+@wire(tag=109)
+@dataclass(frozen=True)
+class RunStarted:
+    request_hash: Bytes32
+    deal_id: Bytes32
+    task_price: U64
+
+
+@wire(tag=112)
+@dataclass(frozen=True)
+class TaskRequest:
+    task_id: Bytes32
+
+
+@wire(tag=113)
+@dataclass(frozen=True)
+class TaskInfo:
+    task_id: Bytes32
+    task: Task | None
+    height: U64
+
+
+@wire(tag=114)
+@dataclass(frozen=True)
+class FetchResultRequest:
+    """Download a completed task's sealed result from the worker that serves it and open it with the
+    node's key (the node's account must be the deal's requester)."""
+
+    task_id: Bytes32
+
+
+@wire(tag=115)
+@dataclass(frozen=True)
+class ResultArchive:
+    archive: bytes
+
+
 @wire(tag=102)
 @dataclass(frozen=True)
 class ControlError:
@@ -152,10 +229,12 @@ class ControlError:
 
 
 ControlRequest = (
-    StatusRequest | AccountRequest | SubmitRequest | TxResultRequest | OrderbookRequest | PublishOrderRequest | DealRequest
+    StatusRequest | AccountRequest | SubmitRequest | TxResultRequest | OrderbookRequest | PublishOrderRequest
+    | DealRequest | DeployAppRequest | DeployDatasetRequest | RunRequest | TaskRequest | FetchResultRequest
 )
 ControlResponse = (
-    NodeStatus | AccountInfo | TxSubmitted | TxResultInfo | OrderList | OrderPublished | DealInfo | ControlError
+    NodeStatus | AccountInfo | TxSubmitted | TxResultInfo | OrderList | OrderPublished | DealInfo | Deployed
+    | RunStarted | TaskInfo | ResultArchive | ControlError
 )
 Handler = Callable[[object], Awaitable[object]]
 

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated
 
+from node.net.host import P2PHost
 from node.net.identity import public_key_of
 from protocols.crypto import EMPTY_SIGNATURE, Signature, SignedMixin, SignatureVerifier, address_of
 from protocols.encoding import U64, DecodeError, MaxLen, decode, wire
@@ -73,3 +74,19 @@ class Directory:
     def peer_of(self, account: bytes) -> str | None:
         addresses = self.addresses_of(account)
         return peer_id_in(addresses[0]) if addresses else None
+
+
+async def reach(host: P2PHost, directory: Directory, account: bytes) -> str | None:
+    """The peer id of an account's node, connecting to it first if needed; None if it cannot be reached."""
+    peer = directory.peer_of(account)
+    if peer is None:
+        return None
+    if peer in host.connected_peers():
+        return peer
+    for address in directory.addresses_of(account):
+        try:
+            await host.connect(address)
+            return peer
+        except ConnectionError:
+            continue
+    return None

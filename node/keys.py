@@ -14,6 +14,9 @@ from protocols.crypto import Keypair, hex_address
 log = logging.getLogger(__name__)
 
 KEY_FILE = "node.key"
+# A worker's platform key and the attestation authority's certificate of it (DESIGN.md section 7).
+PLATFORM_KEY_FILE = "platform.key"
+PLATFORM_CERT_FILE = "platform.cert"
 SEED_LEN = 32
 
 

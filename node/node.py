@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
@@ -23,6 +24,12 @@ from node.control import (
     ControlRejected,
     DealInfo,
     DealRequest,
+    DeployAppRequest,
+    DeployDatasetRequest,
+    FetchResultRequest,
+    RunRequest,
+    TaskInfo,
+    TaskRequest,
     NodeStatus,
     OrderbookRequest,
     OrderList,
@@ -36,13 +43,18 @@ from node.control import (
     serve,
     socket_path,
 )
+from node.blobs import BLOB_PROTOCOL, LIMITS as BLOB_LIMITS, RESULT_PROTOCOL, BlobStore
+from node.directory import MAX_ADDRESSES, Directory, PeerRecord
 from node.keys import load_or_create_key
+from node.requester import deploy_app, deploy_dataset, fetch_result, start_run
 from node.net.config import HostConfig
 from node.net.host import P2PHost, open_host
 from node.net.streams import RequestRejected, StreamLimits
 from node.roles.base import Role
 from node.roles.manager import ManagerRole
 from node.roles.passive import PassiveRole
+from node.roles.provider import ProviderRole
+from node.roles.worker import WorkerRole
 from node.storage import Store
 from node.sync import MAX_FRAME_BYTES, SYNC_PROTOCOL, answer
 from node.topics import Topics
@@ -63,8 +75,12 @@ from protocols.orderbook import OrderBook
 from protocols.orders import AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder
 
 log = logging.getLogger(__name__)
+RoleT = TypeVar("RoleT")
 
 ADDRESS_FILE = "node.addr"
+BLOB_DIR = "blobs"
+# Our peer record goes out again this often, for nodes that joined since (gossip has no history).
+PEER_RECORD_S = 5.0
 STORE_FILE = "node.db"
 # Gossip loses messages: our own orders and pending transactions are announced again at this interval
 # until the ledger consumes them (DESIGN.md section 8).
@@ -76,9 +92,13 @@ CATCH_UP_S = 10.0
 ORDER_KINDS = {"app": AppOrder, "dataset": DatasetOrder, "workerpool": WorkerpoolOrder, "request": RequestOrder}
 
 
-def make_role(name: str) -> Role:
+def make_role(name: str, config: NodeConfig) -> Role:
     if name == "manager":
         return ManagerRole()
+    if name == "provider":
+        return ProviderRole(config.data_dir)
+    if name == "worker":
+        return WorkerRole(config.data_dir, config.manager, config.dishonest)
     return PassiveRole(name)
 
 
@@ -94,7 +114,10 @@ class Node:
         self.topics = Topics(self.genesis.chain_id)
         self.verifier = SignatureVerifier(self.genesis.chain_id)
         self.order_book = OrderBook(self.verifier)
-        self.roles = [make_role(r) for r in config.roles]
+        self.roles = [make_role(r, config) for r in config.roles]
+        self.data_dir = config.data_dir
+        self.blobs = BlobStore(config.data_dir / BLOB_DIR)
+        self.directory = Directory(self.verifier)
         self.validators = ValidatorSet([v.public_key for v in self.genesis.validators])
         self.is_validator = self.validators.index_of(keypair.public_key) is not None
         ledger = Ledger.from_genesis(self.genesis)
@@ -226,6 +249,20 @@ class Node:
     async def on_block(self, peer: str, data: bytes) -> None:
         await self.driver.on_block_gossip(peer, decode(DecidedBlock, data))
 
+    def validate_peer_record(self, peer: str, data: bytes) -> str | None:
+        return self.directory.check(data)
+
+    async def on_peer_record(self, peer: str, data: bytes) -> None:
+        self.directory.learn(data)
+
+    async def _announce_peer_record(self) -> None:
+        sequence = wall_ms()
+        while True:
+            record = sign(self.keypair, self.genesis.chain_id, PeerRecord(tuple(self.host.addrs[:MAX_ADDRESSES]), sequence))
+            self.directory.learn(encode(record))
+            await self.host.publish(self.topics.peers, encode(record))
+            await trio.sleep(PEER_RECORD_S)
+
     async def serve_sync(self, peer: str, request: bytes) -> bytes:
         try:
             return answer(self.store, request)
@@ -261,8 +298,11 @@ class Node:
         for role in self.roles:
             await role.start(self)
         while True:
-            with trio.move_on_after(ROLE_TICK_S):
-                height, committed = await receive.receive()
+            event = None
+            with trio.move_on_after(ROLE_TICK_S):  # only the wait: a role's work is never cut short
+                event = await receive.receive()
+            if event is not None:
+                height, committed = event
                 for role in self.roles:
                     await self._guarded(role.name, role.on_block(self, height, committed))
             for role in self.roles:
@@ -333,7 +373,23 @@ class Node:
             return OrderPublished(signed.payload_digest)
         if isinstance(request, DealRequest):
             return DealInfo(request.deal_id, self.ledger_view().deal(request.deal_id), self.height)
+        if isinstance(request, TaskRequest):
+            return TaskInfo(request.task_id, self.ledger_view().task(request.task_id), self.height)
+        if isinstance(request, DeployAppRequest):
+            return await deploy_app(self, request)
+        if isinstance(request, DeployDatasetRequest):
+            return await deploy_dataset(self, request, self._role(ProviderRole))
+        if isinstance(request, RunRequest):
+            return await start_run(self, request)
+        if isinstance(request, FetchResultRequest):
+            return await fetch_result(self, request.task_id)
         raise ControlRejected(f"unsupported request {type(request).__name__}")
+
+    def _role(self, kind: type[RoleT]) -> RoleT:
+        for role in self.roles:
+            if isinstance(role, kind):
+                return role
+        raise ControlRejected(f"this node does not have the {kind.name} role (start it with --role {kind.name})")
 
     # --- running --------------------------------------------------------------------------------------
 
@@ -343,13 +399,22 @@ class Node:
             await self.host.subscribe(self.topics.blocks, self.validate_block, self.on_block)
             await self.host.subscribe(self.topics.txs, self.validate_tx, self.on_tx, batched=True)
             await self.host.subscribe(self.topics.orders, self.validate_order, self.on_order, batched=True)
+            await self.host.subscribe(self.topics.peers, self.validate_peer_record, self.on_peer_record)
             self.host.set_request_handler(SYNC_PROTOCOL, self.serve_sync, StreamLimits(max_frame_bytes=MAX_FRAME_BYTES))
+            self.host.set_request_handler(BLOB_PROTOCOL, self.blobs.serve, BLOB_LIMITS)
+            self.host.set_request_handler(RESULT_PROTOCOL, self.blobs.serve, BLOB_LIMITS)
+            for role in self.roles:
+                for protocol, handler in role.request_handlers(self).items():
+                    self.host.set_request_handler(protocol, handler)
+            nursery.start_soon(self._announce_peer_record)
             await nursery.start(serve, socket_path(self.config.data_dir), self.handle_control)
             await self.driver.catch_up(CATCH_UP_S if self.config.join else 0)
             await nursery.start(self.driver.run)
             send, receive = trio.open_memory_channel[tuple[int, CommittedBlock]](1000)
             self._block_events = send
             nursery.start_soon(self._run_roles, receive)
+            for role in self.roles:
+                nursery.start_soon(role.run, self)
             nursery.start_soon(self._reannounce)
             log.info(
                 "event=node-ready address=0x%s height=%d validator=%s roles=%s",

@@ -25,3 +25,7 @@ class Topics:
     @property
     def blocks(self) -> str:
         return f"pocnet/{self.chain_id}/blocks"
+
+    @property
+    def peers(self) -> str:
+        return f"pocnet/{self.chain_id}/peers"

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pathlib import Path
+
+from node.blobs import BlobStore
+from node.directory import Directory
+from node.net.host import P2PHost
+from node.net.streams import RequestHandler
 from protocols.chain import CommittedBlock
-from protocols.crypto import Keypair
+from protocols.crypto import Keypair, SignatureVerifier
 from protocols.genesis import Genesis
 from protocols.ledger.state import StateView
 from protocols.ledger.transactions import Transaction, TxBody
@@ -21,6 +27,11 @@ from protocols.orders import Order
 class NodeAPI(Protocol):
     keypair: Keypair
     genesis: Genesis
+    verifier: SignatureVerifier
+    host: P2PHost
+    blobs: BlobStore
+    directory: Directory
+    data_dir: Path
 
     def ledger_view(self) -> StateView:
         """A read-only view of the committed ledger state."""
@@ -60,4 +71,12 @@ class Role(Protocol):
 
     async def tick(self, api: NodeAPI, now: float) -> None:
         """Called every few hundred milliseconds (`now` is trio's monotonic clock): time-driven work."""
+        ...
+
+    async def run(self, api: NodeAPI) -> None:
+        """A long-running loop of the role's own, in the node's nursery (a worker's execution loop)."""
+        ...
+
+    def request_handlers(self, api: NodeAPI) -> dict[str, RequestHandler]:
+        """Stream protocols the role serves (a manager's pool, a provider's key release)."""
         ...

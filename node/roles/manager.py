@@ -10,9 +10,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import trio
+
+from node.net.identity import public_key_of
+from node.net.streams import RequestHandler, RequestRejected
 from node.roles.base import NodeAPI
+from node.roles.scheduler import Scheduler
+from node.work_messages import (
+    POOL_PROTOCOL,
+    Ack,
+    Assignment,
+    AuthorizationGrant,
+    AuthorizeRequest,
+    NoWork,
+    PoolRequest,
+    WorkRequest,
+)
+from protocols.attestation import verify_certificate
 from protocols.chain import CommittedBlock
-from protocols.crypto import ZERO_ADDRESS, hex_address
+from protocols.crypto import ZERO_ADDRESS, address_of, hex_address
+from protocols.encoding import DecodeError, decode, encode
 from protocols.genesis import NRLC_PER_RLC
 from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import WORKERPOOL
@@ -22,6 +39,8 @@ from protocols.orders import NO_TAG, WorkerpoolOrder
 
 log = logging.getLogger(__name__)
 
+# A worker told there is no work asks again after this long.
+NO_WORK_RETRY_MS = 500
 # MatchOrders transactions a manager submits per block it proposes: keeps a block's dry run short.
 MAX_MATCHES_PER_BLOCK = 50
 # The next proposer submits matches at once; a manager k places behind waits k times this long, so a
@@ -50,6 +69,7 @@ class ManagerRole:
         self.workerpool: bytes | None = None
         self.offer: WorkerpoolOrder | None = None
         self._registering = False
+        self.scheduler = Scheduler()
         self._first_seen: dict[bytes, float] = {}  # request hash -> when this manager first saw it
         self._submitted: dict[bytes, float] = {}  # request hash -> when this manager submitted a match
 
@@ -66,6 +86,38 @@ class ManagerRole:
         rank = api.proposer_rank()
         if rank is not None:
             await self._submit_matches(api, rank, now)
+        await self.scheduler.tick(api, now)
+
+    async def run(self, api: NodeAPI) -> None:
+        return None
+
+    def request_handlers(self, api: NodeAPI) -> dict[str, RequestHandler]:
+        async def serve_pool(peer: str, data: bytes) -> bytes:
+            return encode(self._pool_request(api, peer, data))
+
+        return {POOL_PROTOCOL: serve_pool}
+
+    def _pool_request(self, api: NodeAPI, peer: str, data: bytes) -> object:
+        """`/pocnet/pool/1`: the stream's peer id authenticates the worker (Noise), so its account is known."""
+        try:
+            request = decode(PoolRequest, data)
+        except DecodeError as exc:
+            raise RequestRejected(f"malformed pool request: {exc.reason}") from None
+        worker = address_of(public_key_of(peer))
+        if isinstance(request, WorkRequest):
+            reason = verify_certificate(api.verifier, api.genesis.attestation_authorities, request.certificate, worker)
+            if reason is not None:
+                log.warning("event=worker-refused worker=%s reason=%s", hex_address(worker), reason)
+                raise RequestRejected(reason)
+            task_id = self.scheduler.next_task_for(api, worker, trio.current_time())
+            return Assignment(task_id) if task_id is not None else NoWork(NO_WORK_RETRY_MS)
+        if isinstance(request, AuthorizeRequest):
+            signature = self.scheduler.authorize(api, worker, request.task_id, request.enclave_public_key)
+            if signature is None:
+                raise RequestRejected("not-assigned: this worker has no replicate of that task")
+            return AuthorizationGrant(signature)
+        self.scheduler.record_result(worker, request.task_id, request.result_blob)
+        return Ack()
 
     def _own_workerpool(self, api: NodeAPI) -> bytes | None:
         view = api.ledger_view()

@@ -23,3 +23,9 @@ class PassiveRole:
 
     async def tick(self, api: NodeAPI, now: float) -> None:
         return None
+
+    async def run(self, api: NodeAPI) -> None:
+        return None
+
+    def request_handlers(self, api: NodeAPI) -> dict[str, object]:
+        return {}

@@ -1,0 +1,161 @@
+"""The workerpool manager's scheduler (reference/poco.md section 3, "off-chain scheduler"; DESIGN.md 6).
+
+It initializes its deals' tasks, hands a replicate to a worker only while consensus cannot yet be reached
+counting the contributions made and the replicates still running (like iexec-core's prediction), gives up
+on a replicate that did not contribute in time so another worker takes it, authorizes each worker's enclave
+key, then finalizes (all winners revealed, or the reveal deadline passed with a reveal), reopens (nobody
+revealed) or claims (final deadline passed). Transactions it submits may be refused by the mempool when
+the chain is not there yet (a deadline not reached in block time): it simply tries again on the next tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from node.consensus_driver import wall_ms
+from node.roles.base import NodeAPI
+from node.work_messages import ResultLocation
+from protocols.crypto import Signature, hex_address, sign
+from protocols.encoding import encode
+from protocols.ledger.poco import consensus_weight
+from protocols.ledger.records import ContributionStatus, Deal, Task, TaskStatus
+from protocols.ledger.state import DEAL
+from protocols.ledger.transactions import Claim, Finalize, InitializeTask, Reopen, TxBody, WorkerAuthorization
+from protocols.matching import task_id_for
+
+log = logging.getLogger(__name__)
+
+# A replicate that has not contributed after this many T (the category time) is presumed lost: its worker
+# crashed or left, and the task needs another one (PoCo's contribution deadline is 7T, so there is room).
+REPLICATE_TIMEOUT_T = 2
+# A transaction this scheduler submitted is not submitted again for this long (it may still be pending).
+RESUBMIT_S = 5.0
+
+
+@dataclass
+class TaskWork:
+    """What the scheduler knows of one task beyond the ledger: replicates handed out, results reported."""
+
+    assigned: dict[bytes, float] = field(default_factory=dict)  # worker -> when (monotonic s)
+    results: dict[bytes, bytes] = field(default_factory=dict)  # worker -> sealed result blob hash
+
+
+class Scheduler:
+    def __init__(self) -> None:
+        self.tasks: dict[bytes, TaskWork] = {}
+        self._submitted: dict[tuple[type, bytes], float] = {}
+
+    # --- the manager's deals ---------------------------------------------------------------------------
+
+    def my_deals(self, api: NodeAPI) -> list[tuple[bytes, Deal]]:
+        view = api.ledger_view()
+        return [
+            (key[len(DEAL):], deal)
+            for key, deal in view.base.items_with_prefix(DEAL)
+            if deal.workerpool.owner == api.keypair.address and deal.settled < deal.bot_size
+        ]
+
+    async def tick(self, api: NodeAPI, now: float) -> None:
+        block_time = wall_ms()
+        view = api.ledger_view()
+        for deal_id, deal in self.my_deals(api):
+            for index in range(deal.bot_first, deal.bot_first + deal.bot_size):
+                task_id = task_id_for(deal_id, index)
+                task = view.task(task_id)
+                if task is None:
+                    body: TxBody = (
+                        Claim(deal_id, index) if block_time >= deal.final_deadline else InitializeTask(deal_id, index)
+                    )
+                    await self._submit(api, body, task_id, now)
+                elif task.status in (TaskStatus.ACTIVE, TaskStatus.REVEALING) and block_time >= task.final_deadline:
+                    await self._submit(api, Claim(deal_id, index), task_id, now)
+                elif task.status == TaskStatus.REVEALING:
+                    await self._settle_revealing(api, task_id, task, block_time, now)
+        for task_id in [t for t in self.tasks if (task := view.task(t)) is not None and task.status >= TaskStatus.COMPLETED]:
+            del self.tasks[task_id]
+
+    async def _settle_revealing(self, api: NodeAPI, task_id: bytes, task: Task, block_time: int, now: float) -> None:
+        if task.reveal_counter == task.winner_counter or (task.reveal_counter > 0 and block_time >= task.reveal_deadline):
+            await self._submit(api, Finalize(task_id, self._result_location(api, task_id, task)), task_id, now)
+        elif task.reveal_counter == 0 and block_time >= task.reveal_deadline:
+            await self._submit(api, Reopen(task_id), task_id, now)
+
+    def _result_location(self, api: NodeAPI, task_id: bytes, task: Task) -> bytes:
+        """Where the requester finds the result: a worker that proved its contribution and reported a blob."""
+        view = api.ledger_view()
+        reported = self.tasks.get(task_id, TaskWork()).results
+        for worker in task.contributors:
+            contribution = view.contribution(task_id, worker)
+            if contribution is not None and contribution.status == ContributionStatus.PROVED and worker in reported:
+                return encode(ResultLocation(worker, reported[worker]))
+        return b""
+
+    async def _submit(self, api: NodeAPI, body: TxBody, task_id: bytes, now: float) -> None:
+        key = (type(body), task_id)
+        if now - self._submitted.get(key, -RESUBMIT_S) < RESUBMIT_S:
+            return
+        self._submitted[key] = now
+        try:
+            await api.submit(body)
+        except ValueError as exc:
+            log.debug("event=scheduler-tx-refused kind=%s task=%s reason=%s", type(body).__name__, task_id.hex()[:16], exc)
+            return
+        log.info("event=scheduler-tx kind=%s task=%s", type(body).__name__, task_id.hex()[:16])
+
+    # --- workers ---------------------------------------------------------------------------------------
+
+    def next_task_for(self, api: NodeAPI, worker: bytes, now: float) -> bytes | None:
+        """A task of this pool that `worker` has not worked on and that still needs a replicate."""
+        view = api.ledger_view()
+        for deal_id, deal in self.my_deals(api):
+            for index in range(deal.bot_first, deal.bot_first + deal.bot_size):
+                task_id = task_id_for(deal_id, index)
+                task = view.task(task_id)
+                if task is None or task.status != TaskStatus.ACTIVE or wall_ms() >= task.contribution_deadline:
+                    continue
+                work = self.tasks.setdefault(task_id, TaskWork())
+                timeout = REPLICATE_TIMEOUT_T * deal.time_ref_ms / 1000
+                work.assigned = {
+                    w: t for w, t in work.assigned.items()
+                    if now - t < timeout and view.contribution(task_id, w) is None
+                }
+                if worker in work.assigned or view.contribution(task_id, worker) is not None:
+                    continue
+                if self._consensus_reachable(api, task_id, task, deal, work):
+                    continue
+                work.assigned[worker] = now
+                log.info("event=replicate-assigned task=%s worker=%s", task_id.hex()[:16], hex_address(worker))
+                return task_id
+        return None
+
+    def _consensus_reachable(self, api: NodeAPI, task_id: bytes, task: Task, deal: Deal, work: TaskWork) -> bool:
+        """PoCo's prediction: could the contributions made plus the replicates running reach consensus if
+        every running replicate agreed with the largest group? Then no more replicates are needed."""
+        view = api.ledger_view()
+        groups: dict[bytes, int] = {}
+        for worker in task.contributors:
+            c = view.contribution(task_id, worker)
+            if c is not None and c.status == ContributionStatus.CONTRIBUTED:
+                groups[c.result_hash] = groups.get(c.result_hash, 1) * c.weight
+        pending = 1
+        for worker in work.assigned:
+            pending *= consensus_weight(view.account(worker).score)
+        best = max(groups.values(), default=1)
+        best_key = max(groups, key=lambda k: groups[k], default=None)
+        optimistic = best * pending if work.assigned else best
+        if not work.assigned and best_key is None:
+            return False
+        others = sum(w for k, w in groups.items() if k != best_key)
+        total = 1 + others + optimistic
+        return optimistic * deal.trust > total * (deal.trust - 1)
+
+    def authorize(self, api: NodeAPI, worker: bytes, task_id: bytes, enclave_key: bytes) -> Signature | None:
+        """PoCo's authSign, only for a worker this scheduler assigned to the task."""
+        work = self.tasks.get(task_id)
+        if work is None or worker not in work.assigned:
+            return None
+        return sign(api.keypair, api.genesis.chain_id, WorkerAuthorization(worker, task_id, enclave_key)).signature
+
+    def record_result(self, worker: bytes, task_id: bytes, blob: bytes) -> None:
+        self.tasks.setdefault(task_id, TaskWork()).results[worker] = blob
