@@ -187,6 +187,8 @@ def demo_story(devnet: Devnet, nodes: list[NodeSpec]) -> None:
                 print(f"   {member.name}: {content.read().decode(errors='replace').strip() if content else ''}")
     done(t, "result opened with the requester's key")
 
+    height = requester.call(TaskRequest(task_id)).height
+    devnet.wait_for_height(nodes, height, STEP_TIMEOUT_S)  # every node has applied the final block
     print("\nBalance changes (free + frozen, RLC):")
     after = {name: p.holdings() for name, p in everyone.items()}
     for name in everyone:

@@ -102,9 +102,11 @@ class WorkerRole:
         for task_id, digest in list(self._to_reveal.items()):
             task = view.task(task_id)
             contribution = view.contribution(task_id, api.keypair.address)
-            if task is None or contribution is None or task.status >= TaskStatus.COMPLETED:
+            if task is None or task.status >= TaskStatus.COMPLETED:
                 self._to_reveal.pop(task_id)
                 continue
+            if contribution is None:
+                continue  # our contribution is not in a block yet
             if (
                 task.status == TaskStatus.REVEALING
                 and contribution.status == ContributionStatus.CONTRIBUTED
