@@ -130,20 +130,24 @@ class Devnet:
         self.save(nodes)
         return nodes
 
-    def start(self, nodes: list[NodeSpec], timeout_s: float = 30.0) -> None:
+    def start(
+        self, nodes: list[NodeSpec], timeout_s: float = 30.0, running: list[NodeSpec] | None = None,
+        also_join: tuple[str, ...] = (),
+    ) -> None:
         """Start every node process, in waves: each wave joins nodes of the earlier ones (up to JOIN_FANOUT,
         at random), and a wave is as large as JOIN_FANOUT times what runs already, so ten nodes start in
         three waves instead of ten sequential starts (each costs about a second of imports)."""
-        started: list[str] = []
+        started: list[str] = [n.name for n in running or []]
         pending = list(nodes)
         while pending:
             wave, pending = pending[: max(1, JOIN_FANOUT * len(started))], pending[max(1, JOIN_FANOUT * len(started)):]
             for node in wave:
                 joins: list[str] = []
-                for peer in random.sample(started, min(JOIN_FANOUT, len(started))):
+                peers = random.sample(started, min(JOIN_FANOUT, len(started)))
+                for peer in peers + [name for name in also_join if name not in peers]:
                     joins += self.addresses(peer)[:1]
                 node.pid = self.launch(node, joins)
-            self.save(nodes)
+            self.save(list(running or []) + nodes)
             for node in wave:
                 self.wait_for_address(node, timeout_s)
             started += [node.name for node in wave]

@@ -112,18 +112,22 @@ def run_demo(root: Path, managers: int, followers: int) -> None:
     nodes = devnet.create(managers, max(followers, 1), extra=demo_nodes())
     t = step(f"starting {len(nodes)} nodes on 127.0.0.1: {managers} managers, {max(followers, 1)} requester(s), "
              "a provider, 4 workers (worker-3 dishonest)")
+    late = [n for n in nodes if n.roles == "worker" and "--dishonest" not in n.args]
+    early = [n for n in nodes if n not in late]
     try:
-        devnet.start(nodes)
-        devnet.wait_for_height(nodes, 1, STEP_TIMEOUT_S)
-        done(t, "every node is up and the chain has its first block")
-        demo_story(devnet, nodes)
+        devnet.start(early)
+        devnet.wait_for_height(early, 1, STEP_TIMEOUT_S)
+        done(t, "the chain has its first block; the honest workers wait in the wings")
+        demo_story(devnet, nodes, early, late)
     finally:
         killed = devnet.stop(nodes)
         print(f"\nnetwork stopped{' (killed: ' + ', '.join(killed) + ')' if killed else ''}; logs remain in {root}")
 
 
-def demo_story(devnet: Devnet, nodes: list[NodeSpec]) -> None:
-    everyone = {n.name: Participant(devnet, n) for n in nodes}
+def demo_story(devnet: Devnet, nodes: list[NodeSpec], early: list[NodeSpec], late: list[NodeSpec]) -> None:
+    """`late` (the honest workers) start once the dishonest one has contributed, so the demo always shows
+    PoCo catching a liar (with all workers polling at once, the scheduler may not pick it)."""
+    everyone = {n.name: Participant(devnet, n) for n in early}
     provider, requester = everyone["provider-0"], everyone["follower-0"]
     manager = everyone[nodes[0].name]
 
@@ -161,6 +165,7 @@ def demo_story(devnet: Devnet, nodes: list[NodeSpec]) -> None:
 
     t = step("workers compute in enclaves; the ledger reaches PoCo consensus")
     shown = ""
+    late_started = False
     while True:
         info: TaskInfo = requester.call(TaskRequest(task_id))
         task = info.task
@@ -171,6 +176,12 @@ def demo_story(devnet: Devnet, nodes: list[NodeSpec]) -> None:
             shown = state
         if task is not None and task.status >= 3:
             break
+        if not late_started and task is not None and task.contributors:
+            print(f"   {time.monotonic() - t:6.1f} s  the dishonest worker contributed; starting the honest workers")
+            devnet.start(late, running=early, also_join=(nodes[0].name, "provider-0"))
+            everyone.update({n.name: Participant(devnet, n) for n in late})
+            before.update({n.name: everyone[n.name].holdings() for n in late})
+            late_started = True
         if time.monotonic() - t > STEP_TIMEOUT_S:
             raise DevnetError(f"the task did not complete in {STEP_TIMEOUT_S:.0f} s (last: {state})")
         time.sleep(0.1)

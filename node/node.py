@@ -408,6 +408,7 @@ class Node:
                     self.host.set_request_handler(protocol, handler)
             nursery.start_soon(self._announce_peer_record)
             await nursery.start(serve, socket_path(self.config.data_dir), self.handle_control)
+            write_addresses(self.data_dir, self.host.addrs)  # last: whoever reads it can use the control socket
             await self.driver.catch_up(CATCH_UP_S if self.config.join else 0)
             await nursery.start(self.driver.run)
             send, receive = trio.open_memory_channel[tuple[int, CommittedBlock]](1000)
@@ -438,7 +439,6 @@ async def run_node(config: NodeConfig, ready: Callable[[Node], Awaitable[None]] 
         store.bind_genesis(config.genesis.genesis_hash)
         host_config = HostConfig(seed=keypair.seed, listen=config.listen, bootstrap=config.join)
         async with open_host(host_config) as host:
-            write_addresses(config.data_dir, host.addrs)
             node = Node(config, keypair, store, host)
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.run)

@@ -63,6 +63,9 @@ INVALID_MESSAGE_WEIGHT = 10.0
 INVALID_MESSAGE_CAP = 100.0
 INVALID_MESSAGE_DECAY = 0.9
 PUBLISH_THRESHOLD = -50.0
+# A gossip queue full and never shrinking for this long has lost its sending task (see _drop_dead_senders);
+# a live but slow peer on a loaded 2-core machine drains within a few seconds.
+OUTBOUND_DEAD_S = 10.0
 # Extra jitter on reconnection delays, so peers that lost each other do not redial in lockstep.
 RECONNECT_JITTER = 0.25
 # Our publishes wait while any peer's outbound queue (py-libp2p: 32 RPCs, then silent drops) holds this
@@ -90,6 +93,7 @@ class P2PHost:
         self._subscriptions: dict[str, Subscription] = {}
         self._batchers: dict[str, Batcher] = {}
         self.penalties = PenaltyBook()
+        self._queue_marks: dict[Any, tuple[int, float]] = {}  # peer -> (queue length, full and not shrinking since)
         self._streams = StreamService(self._open_raw_stream, self.penalise)
 
     # --- identity and peers ----------------------------------------------------------------------
@@ -202,11 +206,32 @@ class P2PHost:
 
     async def _wait_for_outbound_room(self) -> None:
         deadline = trio.current_time() + OUTBOUND_MAX_WAIT_S
-        while any(len(queue) >= OUTBOUND_HIGH_WATER for queue in list(self._pubsub.peer_queues.values())):
-            if trio.current_time() > deadline:
-                log.warning("event=outbound-queue-stuck wait_s=%.1f", OUTBOUND_MAX_WAIT_S)
+        while True:
+            full = {peer: len(q) for peer, q in list(self._pubsub.peer_queues.items()) if len(q) >= OUTBOUND_HIGH_WATER}
+            self._drop_dead_senders(full)
+            if not full or trio.current_time() > deadline:
                 return
             await trio.sleep(OUTBOUND_POLL_S)
+
+    def _drop_dead_senders(self, full: dict[Any, int]) -> None:
+        """py-libp2p 0.8.1: Pubsub.handle_sending_messages returns when a write fails (the gossip stream was
+        closed or reset) without removing the peer's queue; only an exception calls _handle_dead_peer. That
+        queue never drains again, the peer silently receives nothing, and every publish waits for it. A
+        queue that stayed full without ever shrinking for OUTBOUND_DEAD_S has no sender: drop the
+        connection, so the library forgets the peer and the connectivity loop dials it afresh. A merely
+        slow peer's queue shrinks now and then and is left alone."""
+        now = trio.current_time()
+        marks = self._queue_marks
+        for peer in [p for p in marks if p not in full]:
+            del marks[peer]
+        for peer, length in full.items():
+            last_length, since = marks.get(peer, (length, now))
+            marks[peer] = (length, since if length >= last_length else now)
+            if now - marks[peer][1] > OUTBOUND_DEAD_S:
+                del marks[peer]
+                log.warning("event=gossip-sender-dead peer=%s queued=%d action=disconnect", peer.to_base58(), length)
+                if self._nursery is not None:
+                    self._nursery.start_soon(self.disconnect, peer.to_base58())
 
     async def publish_item(self, topic: str, item: bytes) -> None:
         """Queue one item for `topic`; it goes out within `config.batch.delay_s` in a batch with the items
