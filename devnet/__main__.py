@@ -65,7 +65,7 @@ def cmd_match_demo(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from devnet.network_demo import run_demo
 
-    run_demo(Path(args.dir), args.managers, args.followers)
+    run_demo(Path(args.dir), args.managers, args.followers, args.trust, args.honest_workers, not args.all_honest)
 
 
 def main() -> None:
@@ -86,6 +86,9 @@ def main() -> None:
     demo = commands.add_parser("demo", help="start a devnet, publish orders, watch the managers match them into deals")
     demo.add_argument("--managers", type=int, default=4)
     demo.add_argument("--followers", type=int, default=2)
+    demo.add_argument("--trust", type=int, default=3, help="PoCo trust of the request (default 3)")
+    demo.add_argument("--honest-workers", type=int, default=3)
+    demo.add_argument("--all-honest", action="store_true", help="no dishonest worker")
     demo.set_defaults(run=cmd_demo)
     commands.add_parser("match-demo", help="the in-process matching demo (no network)").set_defaults(run=cmd_match_demo)
     args = parser.parse_args()

@@ -102,29 +102,34 @@ def done(started: float, text: str) -> None:
     print(f"   {text} ({(time.monotonic() - started) * 1000:.0f} ms)")
 
 
-def demo_nodes() -> list[NodeSpec]:
-    workers = [NodeSpec(f"worker-{i}", "worker") for i in range(3)]
-    return [NodeSpec("provider-0", "provider"), *workers, NodeSpec("worker-3", "worker", args=["--dishonest"])]
+def demo_nodes(honest_workers: int, dishonest: bool) -> list[NodeSpec]:
+    workers = [NodeSpec(f"worker-{i}", "worker") for i in range(honest_workers)]
+    if dishonest:
+        workers.append(NodeSpec(f"worker-{honest_workers}", "worker", args=["--dishonest"]))
+    return [NodeSpec("provider-0", "provider"), *workers]
 
 
-def run_demo(root: Path, managers: int, followers: int) -> None:
+def run_demo(
+    root: Path, managers: int, followers: int, trust: int = 3, honest_workers: int = 3, dishonest: bool = True
+) -> None:
     devnet = Devnet(root)
-    nodes = devnet.create(managers, max(followers, 1), extra=demo_nodes())
-    t = step(f"starting {len(nodes)} nodes on 127.0.0.1: {managers} managers, {max(followers, 1)} requester(s), "
-             "a provider, 4 workers (worker-3 dishonest)")
-    late = [n for n in nodes if n.roles == "worker" and "--dishonest" not in n.args]
+    nodes = devnet.create(managers, max(followers, 1), extra=demo_nodes(honest_workers, dishonest))
+    liar = f", worker-{honest_workers} dishonest" if dishonest else ""
+    t = step(f"starting {len(nodes)} nodes on 127.0.0.1: {managers} manager(s), {max(followers, 1)} requester(s), "
+             f"a provider, {honest_workers + dishonest} worker(s){liar}")
+    late = [n for n in nodes if dishonest and n.roles == "worker" and "--dishonest" not in n.args]
     early = [n for n in nodes if n not in late]
     try:
         devnet.start(early)
         devnet.wait_for_height(early, 1, STEP_TIMEOUT_S)
-        done(t, "the chain has its first block; the honest workers wait in the wings")
-        demo_story(devnet, nodes, early, late)
+        done(t, "the chain has its first block" + ("; the honest workers wait in the wings" if late else ""))
+        demo_story(devnet, nodes, early, late, trust)
     finally:
         killed = devnet.stop(nodes)
         print(f"\nnetwork stopped{' (killed: ' + ', '.join(killed) + ')' if killed else ''}; logs remain in {root}")
 
 
-def demo_story(devnet: Devnet, nodes: list[NodeSpec], early: list[NodeSpec], late: list[NodeSpec]) -> None:
+def demo_story(devnet: Devnet, nodes: list[NodeSpec], early: list[NodeSpec], late: list[NodeSpec], trust: int) -> None:
     """`late` (the honest workers) start once the dishonest one has contributed, so the demo always shows
     PoCo catching a liar (with all workers polling at once, the scheduler may not pick it)."""
     everyone = {n.name: Participant(devnet, n) for n in early}
@@ -154,9 +159,9 @@ def demo_story(devnet: Devnet, nodes: list[NodeSpec], early: list[NodeSpec], lat
 
     before = {name: p.holdings() for name, p in everyone.items()}
     kitty_before = manager.holdings(KITTY_ADDRESS)
-    t = step("the requester runs the app over the dataset with trust 3")
+    t = step(f"the requester runs the app over the dataset with trust {trust}")
     started: RunStarted = requester.call(RunRequest(
-        app=app, dataset=dataset, workerpool=pool, args="words", trust=3, category=0, max_price=10 * NRLC_PER_RLC))
+        app=app, dataset=dataset, workerpool=pool, args="words", trust=trust, category=0, max_price=10 * NRLC_PER_RLC))
     print(f"   request published at {started.task_price / NRLC_PER_RLC} RLC per task")
     deal: DealInfo = wait_for("the deal", lambda: (d := requester.call(DealRequest(started.deal_id))).deal and d)
     assert deal.deal is not None
@@ -176,7 +181,7 @@ def demo_story(devnet: Devnet, nodes: list[NodeSpec], early: list[NodeSpec], lat
             shown = state
         if task is not None and task.status >= 3:
             break
-        if not late_started and task is not None and task.contributors:
+        if late and not late_started and task is not None and task.contributors:
             print(f"   {time.monotonic() - t:6.1f} s  the dishonest worker contributed; starting the honest workers")
             devnet.start(late, running=early, also_join=(nodes[0].name, "provider-0"))
             everyone.update({n.name: Participant(devnet, n) for n in late})
