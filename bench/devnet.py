@@ -459,8 +459,8 @@ def run_setup(setup: Setup, txs: int | None, orders: int, latency_txs: int, keep
         own_s = time.process_time() - own_before
         results.node_cores, results.bench_cores = nodes_s / wall, own_s / wall
         results.other_cores = max(0.0, busy - nodes_s - own_s) / wall
-    except (DevnetError, ControlRejected, ConnectionError, OSError) as exc:
-        results.notes.append(f"aborted: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # report what was measured so far; the finally below stops the devnet
+        results.notes.append(f"aborted: {type(exc).__name__}: {exc!r}")
     finally:
         if bench is not None:
             bench.close()

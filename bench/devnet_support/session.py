@@ -41,6 +41,10 @@ class ControlSession:
                 self.close()
                 if attempt:
                     raise
+            except BaseException:
+                # A timeout or an interruption mid-answer: the late answer must not be read as the next one's.
+                self.close()
+                raise
         response = decode(ControlResponse, data, max_size=MAX_FRAME)
         if isinstance(response, ControlError):
             raise ControlRejected(response.message)
