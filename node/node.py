@@ -85,6 +85,9 @@ STORE_FILE = "node.db"
 # Gossip loses messages: our own orders and pending transactions are announced again at this interval
 # until the ledger consumes them (DESIGN.md section 8).
 REANNOUNCE_S = 3.0
+# At most this many of our pending transactions go out again per round: every receiver decodes and checks
+# each one, so re-sending a whole backlog at once costs the network more than the loss it repairs.
+REANNOUNCE_MAX_TXS = 200
 # How often roles get a tick for time-driven work (a manager's matching turn).
 ROLE_TICK_S = 0.25
 # At start a node asks peers for missed blocks for at most this long before its roles begin.
@@ -141,7 +144,8 @@ class Node:
             machine, self.app, store, host, self.topics.consensus, self.topics.blocks, self._on_commit
         )
         self._own_orders: dict[bytes, Order] = {}
-        self._pending_txs: dict[bytes, bytes] = {}  # tx id -> bytes, ours and not yet committed
+        # Ours, not yet committed: tx id -> (nonce, bytes, when submitted on trio's clock).
+        self._pending_txs: dict[bytes, tuple[int, bytes, float]] = {}
         self._rejected_txs: dict[bytes, str] = {}
         self._block_events: trio.MemorySendChannel[tuple[int, CommittedBlock]] | None = None
         for order, _ in store.load_orders():
@@ -173,8 +177,11 @@ class Node:
         return (index - self.validators.proposer_index(self.height + 1, 0)) % self.validators.n
 
     def _next_nonce(self) -> int:
-        """Committed nonce plus our transactions still pending (they were admitted in order)."""
-        return self.ledger_view().account(self.keypair.address).nonce + len(self._pending_txs)
+        """After the committed nonce and after every transaction of ours still pending. Taking the maximum
+        (not committed + pending count) stays right in the moment between a block's commit and the
+        cleaning of `_pending_txs`, when a just-committed transaction would otherwise count twice."""
+        committed = self.ledger_view().account(self.keypair.address).nonce
+        return max([committed, *(nonce + 1 for nonce, _, _ in self._pending_txs.values())])
 
     async def submit(self, body: TxBody) -> Transaction:
         tx = sign(self.keypair, self.genesis.chain_id, Transaction(self._next_nonce(), body))
@@ -182,7 +189,7 @@ class Node:
         reason = self.mempool.add(data)
         if reason is not None:
             raise ValueError(reason)
-        self._pending_txs[tx.tx_id] = data
+        self._pending_txs[tx.tx_id] = (tx.nonce, data, trio.current_time())
         await self.host.publish_item(self.topics.txs, data)
         self.driver.wake()
         log.info("event=tx-submitted tx=%s kind=%s nonce=%d", tx.tx_id.hex()[:16], type(body).__name__, tx.nonce)
@@ -202,6 +209,8 @@ class Node:
     # --- gossip handlers ------------------------------------------------------------------------------
 
     def validate_tx(self, peer: str, data: bytes) -> str | None:
+        if data in self.mempool:
+            return None  # a re-announcement of what we already checked: skip decoding it again
         try:
             tx = decode_tx(data)
         except DecodeError as exc:
@@ -275,7 +284,7 @@ class Node:
         for data in block.txs:
             self._pending_txs.pop(decode_tx(data).tx_id, None)
         # Our pending transactions the block made invalid (mempool eviction) will never commit.
-        for tx_id, data in list(self._pending_txs.items()):
+        for tx_id, (_, data, _) in list(self._pending_txs.items()):
             if data not in self.mempool:
                 self._pending_txs.pop(tx_id)
                 self._rejected_txs[tx_id] = "dropped from the mempool: no longer valid"
@@ -320,7 +329,9 @@ class Node:
             await trio.sleep(REANNOUNCE_S)
             for order in list(self._own_orders.values()):
                 await self.host.publish_item(self.topics.orders, encode(order))
-            for data in list(self._pending_txs.values()):
+            now = trio.current_time()
+            stale = [data for _, data, since in self._pending_txs.values() if now - since >= REANNOUNCE_S]
+            for data in stale[:REANNOUNCE_MAX_TXS]:
                 await self.host.publish_item(self.topics.txs, data)
 
     # --- control API ----------------------------------------------------------------------------------

@@ -72,8 +72,9 @@ RECONNECT_JITTER = 0.25
 # many, leaving half of it for relays and control messages.
 OUTBOUND_HIGH_WATER = 16
 OUTBOUND_POLL_S = 0.001
-# A peer whose queue does not drain (a stalled connection) must not block publishing forever.
-OUTBOUND_MAX_WAIT_S = 1.0
+# A peer whose queue does not drain (slow, or stalled) must not hold back every publish: consensus votes
+# wait here too, and one round trip of waiting per vote made commit latency grow to about a second.
+OUTBOUND_MAX_WAIT_S = 0.2
 # Peers dialled per connectivity check when below degree_low (spreads dials, no burst on start-up).
 TOP_UP_DIALS_PER_CHECK = 2
 
