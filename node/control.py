@@ -322,15 +322,15 @@ class ControlClient:
                 raise ConnectionError(f"no node is running with its control socket at {self.path}") from None
             payload = encode(request)
             sock.sendall(struct.pack(">I", len(payload)) + payload)
-            header = _recv_exactly(sock, 4)
+            header = recv_exactly(sock, 4)
             (length,) = struct.unpack(">I", header)
-            response = decode(ControlResponse, _recv_exactly(sock, length), max_size=MAX_FRAME)
+            response = decode(ControlResponse, recv_exactly(sock, length), max_size=MAX_FRAME)
         if isinstance(response, ControlError):
             raise ControlRejected(response.message)
         return response
 
 
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
     data = bytearray()
     while len(data) < n:
         chunk = sock.recv(n - len(data))

@@ -12,7 +12,7 @@ import socket
 import struct
 from pathlib import Path
 
-from node.control import MAX_FRAME, ControlError, ControlRejected, ControlResponse, socket_path
+from node.control import recv_exactly, MAX_FRAME, ControlError, ControlRejected, ControlResponse, socket_path
 from protocols.encoding import decode, encode
 
 # Well above any answer time of a healthy node, even a loaded one on two cores.
@@ -34,8 +34,8 @@ class ControlSession:
             try:
                 payload = encode(request)
                 sock.sendall(struct.pack(">I", len(payload)) + payload)
-                (length,) = struct.unpack(">I", _recv_exactly(sock, 4))
-                data = _recv_exactly(sock, length)
+                (length,) = struct.unpack(">I", recv_exactly(sock, 4))
+                data = recv_exactly(sock, length)
                 break
             except (ConnectionError, BrokenPipeError):
                 self.close()
@@ -67,12 +67,3 @@ class ControlSession:
             self._sock = sock
         return self._sock
 
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes:
-    data = bytearray()
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("the node closed the control connection")
-        data += chunk
-    return bytes(data)
