@@ -23,7 +23,7 @@ from node.net.host import P2PHost
 from node.net.streams import RequestError, StreamLimits
 from node.storage import Store
 from node.sync import MAX_BLOCKS_PER_RESPONSE, MAX_FRAME_BYTES, SYNC_PROTOCOL, SYNC_TIMEOUT_S, SyncRequest, parse_response
-from protocols.chain import CommittedBlock, LedgerApplication, decode_tx
+from protocols.chain import CommittedBlock, LedgerApplication
 from protocols.consensus.actions import (
     Action,
     Broadcast,
@@ -197,16 +197,20 @@ class ConsensusDriver:
     async def _commit(self, block: Block, certificate: Certificate) -> None:
         committed = self.app.last_committed
         assert committed is not None and committed.time == block.time
-        tx_ids = [decode_tx(tx).tx_id for tx in block.txs]
+        tx_ids = [self.app.decode(tx).tx_id for tx in block.txs]
         self.store.commit_block(block, certificate, committed, tx_ids)
         log.info(
             "event=block-committed height=%d txs=%d round=%d id=%s",
             block.height, len(block.txs), certificate.round, block_id(block).hex()[:16],
         )
-        try:
-            await self.host.publish(self.blocks_topic, encode(DecidedBlock(block, certificate)))
-        except ValueError:
-            pass  # too large for gossip: followers fetch it by sync
+        # One announcement per block is enough (followers also decide from the votes they hear, and sync
+        # covers the rest): only the block's proposer sends it, which saves n-1 large gossip messages.
+        validators = self.machine.validators
+        if self.own_key is not None and validators.proposer(block.height, certificate.round) == self.own_key:
+            try:
+                await self.host.publish(self.blocks_topic, encode(DecidedBlock(block, certificate)))
+            except ValueError:
+                pass  # too large for gossip: followers fetch it by sync
         await self.on_commit(block, certificate, committed)
         async with self.committed:
             self.committed.notify_all()

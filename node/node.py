@@ -58,7 +58,7 @@ from node.roles.worker import WorkerRole
 from node.storage import Store
 from node.sync import MAX_FRAME_BYTES, SYNC_PROTOCOL, answer
 from node.topics import Topics
-from protocols.chain import CommittedBlock, LedgerApplication, decode_tx
+from protocols.chain import CommittedBlock, LedgerApplication
 from protocols.consensus.blocks import genesis_tip
 from protocols.consensus.config import ConsensusConfig
 from protocols.consensus.mempool import Mempool
@@ -221,7 +221,7 @@ class Node:
         if data in self.mempool:
             return None  # a re-announcement of what we already checked: skip decoding it again
         try:
-            tx = decode_tx(data)
+            tx = self.app.decode(data)
         except DecodeError as exc:
             return f"undecodable transaction: {exc.reason}"
         return None if self.verifier.verify(tx) else "bad transaction signature"
@@ -291,7 +291,7 @@ class Node:
 
     async def _on_commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
         for data in block.txs:
-            self._pending_txs.pop(decode_tx(data).tx_id, None)
+            self._pending_txs.pop(self.app.decode(data).tx_id, None)
         # Our pending transactions the block made invalid (mempool eviction) will never commit.
         for tx_id, (_, data, _) in list(self._pending_txs.items()):
             if data not in self.mempool:

@@ -12,7 +12,7 @@ no failed transactions, and proposers drop conflicting ones before proposing.
 from __future__ import annotations
 
 import heapq
-from collections import ChainMap
+from collections import ChainMap, OrderedDict
 from dataclasses import dataclass
 
 from protocols.encoding import DecodeError, decode
@@ -24,6 +24,8 @@ from protocols.ledger.transactions import Transaction
 # A transaction on the wire: one signed envelope around one body. MatchOrders carries four orders with
 # their signatures, which stays well under this.
 MAX_TX_BYTES = 16 * 1024
+# Decoded transactions remembered: a few full mempools' worth.
+DECODE_CACHE = 50_000
 
 
 class _Overlay(LedgerState):
@@ -63,6 +65,7 @@ class LedgerApplication:
         self._deadlines: list[int] = []
         self._validated: tuple[tuple[bytes, ...], int, tuple[TxOutcome, ...], Writes] | None = None
         self.last_committed: CommittedBlock | None = None
+        self._decoded: OrderedDict[bytes, Transaction] = OrderedDict()
         self.track_deadlines(task for _, task in ledger.state.items_with_prefix(TASK))
 
     # --- Application protocol --------------------------------------------------------------------
@@ -70,9 +73,20 @@ class LedgerApplication:
     def state_digest(self) -> bytes:
         return self.ledger.state.digest()
 
+    def decode(self, tx: bytes) -> Transaction:
+        """`decode_tx` with a bounded cache: a transaction is decoded on gossip, on admission, again on every
+        mempool re-check after a block, and in the block's dry run; decoding it once saves most of that."""
+        cached = self._decoded.get(tx)
+        if cached is None:
+            cached = decode_tx(tx)
+            self._decoded[tx] = cached
+            if len(self._decoded) > DECODE_CACHE:
+                self._decoded.popitem(last=False)
+        return cached
+
     def check_tx(self, tx: bytes) -> str | None:
         try:
-            transaction = decode_tx(tx)
+            transaction = self.decode(tx)
         except DecodeError as exc:
             return f"undecodable: {exc.reason}"
         outcome = apply(self.ledger.rules, self._mempool_state, transaction, self._mempool_time())
@@ -137,7 +151,7 @@ class LedgerApplication:
         outcomes = []
         for index, data in enumerate(txs):
             try:
-                tx = decode_tx(data)
+                tx = self.decode(data)
             except DecodeError as exc:
                 return f"tx {index} undecodable: {exc.reason}"
             outcome = apply(self.ledger.rules, overlay, tx, block_time)
