@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 import trio
+import trio.lowlevel
 
 from node.net import HostConfig, open_host
 from node.net.batching import pack_batch
@@ -149,45 +150,41 @@ async def test_forged_validator_signatures_are_not_relayed(network: Cluster) -> 
         assert target.host.peer_penalty(attacker.peer_id) >= 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node/node.py Node.submit: between storing a block and its commit hook (the driver awaits the "
-    "blocks-topic publish), the committed nonce already counts the tx still in _pending_txs: nonce too high",
-)
 async def test_submit_right_after_a_commit_gets_the_right_nonce(
     network: Cluster,
 ) -> None:
     """A client that sees its transaction's result (TxResultRequest reads the store) and submits the next
-    one at once must not be refused with bad-nonce. The block announcement is held back, so the window
-    between storing the block and the commit hook is open for certain rather than for a scheduling step."""
-    node = network["f0"]
+    one at once must not be refused with bad-nonce (fixed in dc21418). Where the node announces the block
+    (it proposed it), the announcement is held back, so the moment between storing the block and the
+    commit hook is tested for certain rather than for one scheduling step."""
+    node = network["m0"]
     announce = node.host.publish
     held, release = trio.Event(), trio.Event()
     submitted: list[Transaction] = []
 
+    def stored() -> bool:
+        return bool(submitted) and node.store.tx_result(submitted[0].tx_id) is not None
+
     async def held_announcement(topic: str, data: bytes) -> None:
-        if (
-            topic == node.topics.blocks
-            and submitted
-            and node.store.tx_result(submitted[0].tx_id) is not None
-        ):
+        if topic == node.topics.blocks and stored():
             held.set()
             await release.wait()
         await announce(topic, data)
 
     node.host.publish = held_announcement  # type: ignore[method-assign]
-    first = await node.submit(Transfer(network.members["f1"].address, NRLC_PER_RLC))
-    submitted.append(first)
-    with trio.fail_after(45):
-        await held.wait()
-    assert (
-        node.store.tx_result(first.tx_id) is not None
-    )  # what a client polling the store sees
     try:
+        submitted.append(
+            await node.submit(Transfer(network.members["f1"].address, NRLC_PER_RLC))
+        )
+        with trio.fail_after(45):
+            while not (held.is_set() or stored()):
+                await (
+                    trio.lowlevel.checkpoint()
+                )  # look at every scheduling step, as a busy client would
         second = await node.submit(
             Transfer(network.members["f1"].address, NRLC_PER_RLC)
         )
-        assert second.nonce == first.nonce + 1
+        assert second.nonce == submitted[0].nonce + 1
     finally:
         release.set()
 
