@@ -195,8 +195,8 @@ class ConsensusDriver:
             log.error("event=consensus-publish-failed reason=%r", str(exc))
 
     async def _commit(self, block: Block, certificate: Certificate) -> None:
-        committed = self.app.last_committed
-        assert committed is not None and committed.time == block.time
+        committed = self.app.committed.popleft()
+        assert committed.time == block.time, "Commit actions come in the order the blocks were applied"
         tx_ids = [self.app.decode(tx).tx_id for tx in block.txs]
         self.store.commit_block(block, certificate, committed, tx_ids)
         log.info(
@@ -282,6 +282,8 @@ class ConsensusDriver:
     async def catch_up(self, timeout_s: float) -> None:
         """At start: fetch what peers have decided since we stopped, for at most `timeout_s`."""
         with trio.move_on_after(timeout_s):
+            while not self.host.connected_peers():  # bootstrap dials may still be in flight
+                await trio.sleep(0.05)
             while True:
                 before = self.height
                 if not await self.sync_once() or self.height == before:

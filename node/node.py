@@ -59,10 +59,10 @@ from node.storage import Store
 from node.sync import MAX_FRAME_BYTES, SYNC_PROTOCOL, answer
 from node.topics import Topics
 from protocols.chain import CommittedBlock, LedgerApplication
-from protocols.consensus.blocks import genesis_tip
+from protocols.consensus.blocks import genesis_tip, verify_certificate
 from protocols.consensus.config import ConsensusConfig
 from protocols.consensus.mempool import Mempool
-from protocols.consensus.messages import Block, Certificate, DecidedBlock, decode_message
+from protocols.consensus.messages import Block, Certificate, DecidedBlock, block_id, decode_message
 from protocols.consensus.tendermint import Tendermint
 from protocols.consensus.validators import ValidatorSet
 from protocols.crypto import Keypair, sign
@@ -256,6 +256,8 @@ class Node:
             return f"undecodable consensus message: {exc.reason}"
         if self.validators.index_of(message.signature.public_key) is None:
             return "consensus message not signed by a validator"
+        if not self.verifier.verify(message):  # cached: consensus checks it again for free
+            return "consensus message with a bad signature"
         return None
 
     async def on_consensus(self, peer: str, data: bytes) -> None:
@@ -263,10 +265,11 @@ class Node:
 
     def validate_block(self, peer: str, data: bytes) -> str | None:
         try:
-            decode(DecidedBlock, data)
+            decided = decode(DecidedBlock, data)
         except DecodeError as exc:
             return f"undecodable block: {exc.reason}"
-        return None
+        block, certificate = decided.block, decided.certificate
+        return verify_certificate(certificate, block.height, block_id(block), self.validators, self.verifier)
 
     async def on_block(self, peer: str, data: bytes) -> None:
         await self.driver.on_block_gossip(peer, decode(DecidedBlock, data))

@@ -43,7 +43,8 @@ def answer(store: Store, request_bytes: bytes) -> bytes:
     blocks: list[DecidedBlock] = []
     size = 0
     height = request.from_height
-    while len(blocks) < request.max_blocks:
+    tip_height = tip.height if tip else 0
+    while len(blocks) < request.max_blocks and height <= tip_height:  # (SQLite integers end at 2^63)
         found = store.decided_block(height)
         if found is None:
             break
@@ -54,7 +55,7 @@ def answer(store: Store, request_bytes: bytes) -> bytes:
         blocks.append(item)
         size += item_size
         height += 1
-    return encode(SyncResponse(tuple(blocks), tip.height if tip else 0))
+    return encode(SyncResponse(tuple(blocks), tip_height))
 
 
 def parse_response(data: bytes) -> SyncResponse:

@@ -12,7 +12,7 @@ no failed transactions, and proposers drop conflicting ones before proposing.
 from __future__ import annotations
 
 import heapq
-from collections import ChainMap, OrderedDict
+from collections import ChainMap, OrderedDict, deque
 from dataclasses import dataclass
 
 from protocols.encoding import DecodeError, decode
@@ -64,7 +64,9 @@ class LedgerApplication:
         self._mempool_state = _Overlay(ledger.state)
         self._deadlines: list[int] = []
         self._validated: tuple[tuple[bytes, ...], int, tuple[TxOutcome, ...], Writes] | None = None
-        self.last_committed: CommittedBlock | None = None
+        # Blocks applied by consensus and not yet collected by the shell, oldest first: one consensus step
+        # may decide several heights (a restarted validator with buffered messages of the next one).
+        self.committed: deque[CommittedBlock] = deque()
         self._decoded: OrderedDict[bytes, Transaction] = OrderedDict()
         self.track_deadlines(task for _, task in ledger.state.items_with_prefix(TASK))
 
@@ -100,8 +102,8 @@ class LedgerApplication:
         return result if isinstance(result, str) else None
 
     def commit_block(self, txs: tuple[bytes, ...], block_time: int) -> None:
-        """Consensus applies decided blocks through this; the shell then persists `last_committed`."""
-        self.last_committed = self.commit(txs, block_time)
+        """Consensus applies decided blocks through this; the shell then persists them from `committed`."""
+        self.committed.append(self.commit(txs, block_time))
 
     def next_deadline(self) -> int | None:
         while self._deadlines and self._deadlines[0] <= self.last_block_time:

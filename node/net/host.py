@@ -442,6 +442,14 @@ async def open_host(config: HostConfig) -> AsyncIterator[P2PHost]:
                     hard_stop.deadline = trio.current_time() + config.shutdown_grace_s
                     host._nursery = None
                     nursery.cancel_scope.cancel()
+                    # py-libp2p 0.8.1: leaving host.run() does not close the swarm; its TCP listener (a
+                    # system task) keeps accepting under our identity and open connections stay up, so a
+                    # node restarted in the same process never meshes again. Close the network ourselves.
+                    with trio.CancelScope(shield=True), trio.move_on_after(config.shutdown_grace_s):
+                        try:
+                            await libp2p_host.get_network().close()
+                        except Exception as exc:  # the library raises assorted types while tearing down
+                            log.debug("event=network-close-failed error=%r", exc)
     if hard_stop.cancelled_caught:
         log.warning("event=host-shutdown-forced peer=%s grace_s=%.1f", host.peer_id, config.shutdown_grace_s)
     log.info("event=host-stopped peer=%s", host.peer_id)

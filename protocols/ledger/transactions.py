@@ -6,6 +6,7 @@ transaction apply at most once.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -141,7 +142,9 @@ class Transaction(SignedMixin):
 
     @property
     def tx_id(self) -> bytes:
-        return self.payload_digest
+        """The payload digest leaves the signer out (two accounts may sign the same nonce and body): the id
+        binds both."""
+        return hashlib.sha256(self.signature.public_key + self.payload_digest).digest()
 
 
 @wire(tag=43)

@@ -262,11 +262,6 @@ async def send_garbage(peer: object, target: str, frame: bytes) -> None:
         log.debug("event=garbage-stream-ended error=%r", exc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node/sync.py answer(): from_height >= 2**63 (allowed by SyncRequest's U64 range) overflows "
-    "SQLite's INTEGER in Store.decided_block and is answered 'internal error: OverflowError' with a traceback",
-)
 async def test_sync_request_for_a_height_beyond_sqlite_integers_is_answered(
     network: Cluster,
 ) -> None:

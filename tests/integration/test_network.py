@@ -189,13 +189,6 @@ async def test_a_late_node_catches_up_by_sync(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
 
 
-@pytest.mark.xfail(
-    strict=False,  # the crash needs a message ordering that happens in about two runs out of three
-    reason="node/consensus_driver.py:199 ConsensusDriver._commit reads app.last_committed, which only holds "
-    "the latest block: when one state-machine call decides two heights (a restarted validator catching up "
-    "with buffered next-height messages) the first Commit finds the second's result, the assert fails and "
-    "the node crashes",
-)
 async def test_a_restarted_manager_catches_up_and_votes_again(tmp_path: Path) -> None:
     """A manager stopped while the others go on restarts on the same data directory (its signed-message
     log included), fetches the blocks it missed by sync, and takes part in consensus again."""
