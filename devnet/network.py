@@ -84,9 +84,13 @@ class Devnet:
 
     # --- lifecycle --------------------------------------------------------------------------------
 
-    def create(self, managers: int, followers: int, extra: list[NodeSpec] | None = None) -> list[NodeSpec]:
+    def create(
+        self, managers: int, followers: int, extra: list[NodeSpec] | None = None,
+        categories: tuple[Category, ...] = DEVNET_CATEGORIES,
+    ) -> list[NodeSpec]:
         """Keys, genesis and node directories for `managers` validators, `followers` plain nodes and any
         `extra` nodes; workers get a platform key certified by the devnet's attestation authority.
+        `categories` go into the genesis (a test of deadlines passes a shorter T than the demo's).
         Refuses to overwrite a running network."""
         if (self.root / STATE_FILE).exists() and any(_alive(n.pid) for n in self.load()):
             raise DevnetError(f"a devnet is already running in {self.root}: `python -m devnet down` first")
@@ -122,7 +126,7 @@ class Devnet:
             genesis_time_ms=int(time.time() * 1000),
             validators=tuple(Validator(keys[n.name].public_key, n.name) for n in nodes if "manager" in n.roles),
             allocations=tuple(Allocation(keys[n.name].address, START_BALANCE) for n in nodes),
-            categories=DEVNET_CATEGORIES,
+            categories=categories,
             attestation_authorities=(authority.public_key,),
             empty_block_interval_ms=EMPTY_BLOCK_INTERVAL_MS,
         )
