@@ -45,7 +45,7 @@ from protocols.chain import CommittedBlock
 from protocols.crypto import Keypair, hex_address
 from protocols.encoding import DecodeError, decode, encode
 from protocols.ledger.poco import result_hash, result_seal
-from protocols.ledger.records import ContributionStatus, TaskStatus
+from protocols.ledger.records import ContributionStatus, Task, TaskStatus
 from protocols.ledger.transactions import Contribute, Reveal
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ MAX_DATASET_BYTES = 256 * 1024 * 1024
 POOL_TIMEOUT_S = 5.0
 # Between two requests for work when the manager cannot be reached.
 RETRY_S = 1.0
+# How long a worker waits for its node to learn of an assigned task (the manager may be a block ahead).
+TASK_LAG_S = 5.0
 
 
 @dataclass
@@ -152,9 +154,11 @@ class WorkerRole:
 
     async def execute(self, api: NodeAPI, manager_peer: str, task_id: bytes) -> None:
         assert self.platform is not None and self.certificate is not None
+        task = await _known_task(api, task_id)
+        if task is None:
+            log.warning("event=replicate-dropped task=%s reason='task unknown to this node'", task_id.hex()[:16])
+            return
         view = api.ledger_view()
-        task = view.task(task_id)
-        assert task is not None
         deal = view.deal(task.deal_id)
         app = view.app(deal.app.pointer) if deal else None
         assert deal is not None and app is not None
@@ -221,3 +225,13 @@ def _iexec_args(params: str) -> tuple[str, ...]:
         return tuple(params.split())
     args = parsed.get("iexec_args", "") if isinstance(parsed, dict) else ""
     return tuple(str(args).split())
+
+
+async def _known_task(api: NodeAPI, task_id: bytes) -> Task | None:
+    """The task as our ledger has it. The manager assigns from its own ledger, which may be a block ahead of
+    ours (the block that initialized the task): wait for our node to catch up, for a bounded time."""
+    with trio.move_on_after(TASK_LAG_S):
+        while (task := api.ledger_view().task(task_id)) is None:
+            await trio.sleep(0.05)
+        return task
+    return None
