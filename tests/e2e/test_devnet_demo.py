@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+# Real nodes on a shared 2-core machine: py-libp2p gossip timing under load occasionally needs another try
+# (see the closing notes of issue 4); a failure that repeats is a real one.
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1)]
+
 
 DEMO_TIMEOUT_S = 400
 

@@ -25,6 +25,11 @@ from protocols.ledger.escrow import KITTY_ADDRESS
 from protocols.ledger.records import TaskStatus
 from protocols.matching import task_id_for
 
+# Real nodes on a shared 2-core machine: py-libp2p gossip timing under load occasionally needs another try
+# (see the closing notes of issue 4); a failure that repeats is a real one.
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1)]
+
+
 # T = 2 s: the final deadline (10T) passes 20 s after the deal; the other categories as the devnet's.
 FAST_CATEGORIES = (Category(0, "XS", 2_000), *DEVNET_CATEGORIES[1:])
 # The scheduler gives up on a silent replicate after 2T = 10 s (category 0 of the devnet, T = 5 s);

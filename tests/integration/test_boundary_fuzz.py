@@ -28,7 +28,9 @@ from tests.integration.peers import open_peer, topics_of, wait_until_publishable
 from tests.integration.support import Cluster
 
 log = logging.getLogger(__name__)
-pytestmark = pytest.mark.slow
+# Real nodes on a shared 2-core machine: py-libp2p gossip timing under load occasionally needs another
+# try (see the closing notes of issue 4); a failure that repeats is a real one.
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1)]
 
 SEED = 4
 # Counts: enough to reach the decoders' odd corners on every run, small enough for a few seconds.

@@ -28,7 +28,9 @@ from tests.integration.peers import (
 )
 from tests.integration.support import Cluster
 
-pytestmark = pytest.mark.slow
+# Real nodes on a shared 2-core machine: py-libp2p gossip timing under load occasionally needs another
+# try (see the closing notes of issue 4); a failure that repeats is a real one.
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1)]
 
 
 def badly_signed_tx(keypair: Keypair, chain_id: str) -> bytes:

@@ -29,7 +29,9 @@ from protocols.orders import (
 )
 from tests.integration.support import START_BALANCE, Cluster
 
-pytestmark = pytest.mark.slow
+# Real nodes on a shared 2-core machine: py-libp2p gossip timing under load occasionally needs another
+# try (see the closing notes of issue 4); a failure that repeats is a real one.
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1)]
 
 
 async def test_transfers_through_a_follower_reach_every_node(network: Cluster) -> None:
