@@ -17,22 +17,18 @@ enclave subprocesses and this script's polling share its cores; read the numbers
 
     /work/venv/bin/python bench/e2e.py [--runs N] [--in-flight N] [--workers N] [--keep]
 
-The helpers `open_market`, `request_task`, `wait_settled` and `supply` are shared with
-tests/e2e/test_failures.py; they would sit well in devnet/network_demo.py beside `Participant`.
+The market helpers are in devnet/scenario.py, shared with tests/e2e/test_failures.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import statistics
 import sys
-import tarfile
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,119 +36,28 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from devnet.network import DEVNET_CATEGORIES, LOG_FILE, Devnet, DevnetError  # noqa: E402
-from devnet.network_demo import APPS, DATASET_TEXT, STEP_TIMEOUT_S, Participant, demo_nodes, wait_for  # noqa: E402
+from devnet.network_demo import STEP_TIMEOUT_S, Participant, demo_nodes  # noqa: E402
+from devnet.scenario import (  # noqa: E402
+    POLL_S,
+    Market,
+    open_market,
+    request_task,
+    result_text,
+)
 from node.control import (  # noqa: E402
-    DealInfo,
-    DealRequest,
-    Deployed,
-    DeployAppRequest,
-    DeployDatasetRequest,
     FetchResultRequest,
-    OrderbookRequest,
-    PublishOrderRequest,
-    ResultArchive,
-    RunRequest,
-    RunStarted,
     TaskInfo,
     TaskRequest,
 )
-from node.enclave.bundle import build_bundle  # noqa: E402
-from protocols.crypto import ZERO_ADDRESS  # noqa: E402
-from protocols.genesis import NRLC_PER_RLC, Category  # noqa: E402
-from protocols.ledger.escrow import KITTY_ADDRESS  # noqa: E402
-from protocols.ledger.market import asset_address  # noqa: E402
-from protocols.ledger.records import Task, TaskStatus  # noqa: E402
-from protocols.matching import task_id_for  # noqa: E402
-from protocols.orders import NO_TAG, AppOrder, DatasetOrder  # noqa: E402
+from protocols.genesis import Category  # noqa: E402
+from protocols.ledger.records import TaskStatus  # noqa: E402
 
 TARGET_TRUST1_P50_S = 3.0
-# A requester's ceiling on the task price: app 1 + dataset 2 + workerpool 1 RLC leaves room.
-MAX_PRICE = 10 * NRLC_PER_RLC
-# Order volumes large enough for every run of the bench.
-ORDER_VOLUME = 1_000_000
-POLL_S = 0.02
 # Category 0's T for the bench (the demo's is 5 s): a replicate the scheduler presumes lost is handed out
 # again after 2T, and every run of a deal must contribute within 7T of it.
 BENCH_T_MS = 3_000
 # Throughput: all tasks must settle within this long (about a task per worker-second is expected).
 THROUGHPUT_TIMEOUT_S = 240.0
-
-
-# --- helpers shared with tests/e2e/test_failures.py ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Market:
-    """What a requester runs: the word-count app, its encrypted dataset, and the first manager's pool."""
-
-    app: bytes
-    dataset: bytes
-    pool: bytes
-
-
-def open_market(provider: Participant, manager: Participant, requesters: list[Participant]) -> Market:
-    """The demo's first steps: the provider deploys the app and an encrypted dataset and publishes their
-    orders; returns once every requester's book has them and the manager's workerpool order."""
-    bundle, manifest = build_bundle(APPS / "word-count")
-    app = provider.committed(provider.call(DeployAppRequest(manifest.name, bundle)).tx_id, "app registration")
-    deployed: Deployed = provider.call(DeployDatasetRequest("tale-of-two-cities", DATASET_TEXT))
-    dataset = provider.committed(deployed.tx_id, "dataset registration")
-    provider.call(PublishOrderRequest(AppOrder(
-        app, NRLC_PER_RLC, ORDER_VOLUME, NO_TAG, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))))
-    provider.call(PublishOrderRequest(DatasetOrder(
-        dataset, 2 * NRLC_PER_RLC, ORDER_VOLUME, NO_TAG, app, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))))
-    pool = asset_address(manager.address, "workerpool", 0)  # a manager's first transaction registers its pool
-    for requester in requesters:
-        wait_for(f"the workerpool order at {requester.name}", lambda r=requester: next(  # type: ignore[misc]
-            (o for o in r.call(OrderbookRequest("workerpool")).orders if o.workerpool == pool), None))
-        wait_for(f"the app and dataset orders at {requester.name}", lambda r=requester: (  # type: ignore[misc]
-            r.call(OrderbookRequest("app")).orders and r.call(OrderbookRequest("dataset")).orders) or None)
-    return Market(app, dataset, pool)
-
-
-def request_task(requester: Participant, market: Market, trust: int) -> bytes:
-    """Publish a RunRequest (its own request order, volume 1); the id of its single task."""
-    started: RunStarted = requester.call(RunRequest(
-        app=market.app, dataset=market.dataset, workerpool=market.pool, args="words", trust=trust, category=0,
-        max_price=MAX_PRICE))
-    return task_id_for(started.deal_id, 0)  # a fresh request's deal starts at its index 0
-
-
-def wait_deal(requester: Participant, deal_id: bytes, timeout_s: float = STEP_TIMEOUT_S) -> DealInfo:
-    return wait_for("the deal", lambda: (d := requester.call(DealRequest(deal_id))).deal and d, timeout_s)
-
-
-def wait_settled(
-    observer: Participant, task_id: bytes, timeout_s: float = STEP_TIMEOUT_S, check: Callable[[], None] | None = None
-) -> Task:
-    """The task once COMPLETED or FAILED in `observer`'s ledger; `check` runs at every poll (it raises to
-    end the wait early, e.g. when a node it watches has exited)."""
-    def probe() -> Task | None:
-        if check is not None:
-            check()
-        info: TaskInfo = observer.call(TaskRequest(task_id))
-        return info.task if info.task is not None and info.task.status >= TaskStatus.COMPLETED else None
-
-    return wait_for(f"task 0x{task_id.hex()[:16]} to settle", probe, timeout_s)
-
-
-def supply(observer: Participant, addresses: list[bytes]) -> int:
-    """Free plus frozen nRLC of `addresses` and the kitty, as `observer`'s ledger has them."""
-    return sum(observer.holdings(a) for a in addresses) + observer.holdings(KITTY_ADDRESS)
-
-
-def result_text(archive: ResultArchive) -> str:
-    """The result files of a decrypted archive (not computed.json), concatenated."""
-    parts = []
-    with tarfile.open(fileobj=io.BytesIO(archive.archive)) as tar:
-        for member in tar.getmembers():
-            if member.isfile() and "computed" not in member.name:
-                content = tar.extractfile(member)
-                parts.append(content.read().decode(errors="replace") if content else "")
-    return "".join(parts)
-
-
-# --- the bench ------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
