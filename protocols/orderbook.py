@@ -154,9 +154,14 @@ class _PendingConsumption:
     def __init__(self, view: MarketView) -> None:
         self.view = view
         self.pending: dict[bytes, int] = {}
+        # The ledger does not change during a batch, and most requests name the same few assets.
+        self._owners: dict[tuple[str, bytes], bytes | None] = {}
 
     def asset_owner(self, kind: str, address: bytes) -> bytes | None:
-        return self.view.asset_owner(kind, address)
+        key = (kind, address)
+        if key not in self._owners:
+            self._owners[key] = self.view.asset_owner(kind, address)
+        return self._owners[key]
 
     def category_exists(self, category: int) -> bool:
         return self.view.category_exists(category)
