@@ -462,6 +462,31 @@ def cmd_task_show(args: argparse.Namespace) -> int:
     return 0
 
 
+CONTRIBUTION_STATES = {1: "CONTRIBUTED", 2: "PROVED", 3: "REJECTED"}
+
+
+def cmd_task_debug(args: argparse.Namespace) -> int:
+    """Everything the ledger knows of a task: the deal's terms, each contribution, deadlines from now."""
+    cmd_task_show(argparse.Namespace(**{**vars(args), "download": False}))
+    info: TaskInfo = call(args, TaskRequest(hex32(args.task_id, "task id")))
+    task, deal = info.task, info.deal
+    if task is None or deal is None:
+        return 0
+    now_ms = time.time() * 1000
+    print(f"deal terms    trust {deal.trust}, category {deal.category}, worker stake {show_rlc(deal.worker_stake)}")
+    print(f"params        {deal.params or '(none)'}")
+    for name, at in (("contribution", task.contribution_deadline), ("reveal", task.reveal_deadline),
+                     ("final", task.final_deadline)):
+        if at:
+            print(f"{name + ' due':<13} {(at - now_ms) / 1000:+.1f} s from now")
+    for worker, contribution in zip(task.contributors, info.contributions):
+        agrees = "consensus" if contribution.result_hash == task.consensus_value else "other result"
+        print(f"  {hex_address(worker)}  {CONTRIBUTION_STATES.get(contribution.status, '?'):<11} "
+              f"weight {contribution.weight}  hash 0x{contribution.result_hash.hex()[:16]}... ({agrees})")
+    print("worker logs: `python -m devnet logs WORKER` on a devnet (enclave stdout/stderr tails are logged on failure)")
+    return 0
+
+
 def cmd_task_claim(args: argparse.Namespace) -> int:
     submit(args, Claim(hex32(args.deal_id, "deal id"), args.index))
     return 0
@@ -569,6 +594,16 @@ def build_parser() -> argparse.ArgumentParser:
     app_deploy.add_argument("directory")
     app_deploy.add_argument("--name", help="default: the name in iapp.toml")
     app_deploy.set_defaults(run=cmd_app_deploy)
+    for kind, parent in (("app", app), ("dataset", dataset)):
+        publish_alias = with_data_dir(parent.add_parser("publish", help=f"sign and publish a {kind} order"))
+        publish_alias.add_argument(kind, help=f"the {kind} address")
+        publish_alias.add_argument("--price", default="0", help="price per task in RLC")
+        publish_alias.add_argument("--volume", type=int, default=1_000_000, help="number of tasks (default 1,000,000)")
+        publish_alias.add_argument("--tee", action="store_true")
+        for restriction in ("app", "dataset", "workerpool", "requester"):
+            if restriction != kind:
+                publish_alias.add_argument(f"--{restriction}-restrict")
+        publish_alias.set_defaults(run=cmd_order_publish, kind=kind, app_restrict=None, dataset_restrict=None)
     app_run = with_data_dir(app.add_parser("run", help="request an execution of an app (like iexec app run)"))
     app_run.add_argument("app")
     app_run.add_argument("--dataset")
@@ -595,6 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
     task_show.add_argument("--download", action="store_true", help="download and decrypt a completed task's result")
     task_show.add_argument("--output")
     task_show.set_defaults(run=cmd_task_show)
+    task_debug = with_data_dir(task.add_parser("debug", help="a task with its deal terms, contributions and deadlines"))
+    task_debug.add_argument("task_id")
+    task_debug.set_defaults(run=cmd_task_debug, output=None)
     task_claim = with_data_dir(task.add_parser("claim", help="refund a task past its final deadline"))
     task_claim.add_argument("deal_id")
     task_claim.add_argument("index", type=int)

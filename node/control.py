@@ -20,7 +20,7 @@ import trio
 
 from protocols.crypto import Address
 from protocols.encoding import U64, Bytes32, DecodeError, MaxLen, decode, encode, wire
-from protocols.ledger.records import Deal, Task
+from protocols.ledger.records import Contribution, Deal, Task
 from protocols.ledger.transactions import TxBody
 from protocols.orders import Order
 
@@ -205,6 +205,8 @@ class TaskInfo:
     task_id: Bytes32
     task: Task | None
     height: U64
+    deal: Deal | None = None
+    contributions: tuple[Contribution, ...] = ()  # in the order of `task.contributors`
 
 
 @wire(tag=114)

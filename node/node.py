@@ -401,7 +401,14 @@ class Node:
         if isinstance(request, DealRequest):
             return DealInfo(request.deal_id, self.ledger_view().deal(request.deal_id), self.height)
         if isinstance(request, TaskRequest):
-            return TaskInfo(request.task_id, self.ledger_view().task(request.task_id), self.height)
+            view = self.ledger_view()
+            task = view.task(request.task_id)
+            if task is None:
+                return TaskInfo(request.task_id, None, self.height)
+            contributions = tuple(
+                c for w in task.contributors if (c := view.contribution(request.task_id, w)) is not None
+            )
+            return TaskInfo(request.task_id, task, self.height, view.deal(task.deal_id), contributions)
         if isinstance(request, DeployAppRequest):
             return await deploy_app(self, request)
         if isinstance(request, DeployDatasetRequest):
