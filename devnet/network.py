@@ -58,7 +58,7 @@ class DevnetError(Exception):
 
 class Devnet:
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = root.resolve()
 
     # --- files ----------------------------------------------------------------------------------
 

@@ -57,7 +57,8 @@ def parse_multiaddr(text: str, option: str, need_peer_id: bool) -> str:
 def load_config(
     roles: str, data_dir: str, genesis: str, listen: str, join: list[str], manager: str | None = None, dishonest: bool = False
 ) -> NodeConfig:
-    directory = Path(data_dir)
+    # Absolute: the enclave runner changes directories and mount namespaces, where a relative path breaks.
+    directory = Path(data_dir).resolve()
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -152,6 +152,7 @@ async def run_enclave(
     key = enclave_key or new_enclave_key()
     confinement = await trio.to_thread.run_sync(sandbox.probe)
     started = time.monotonic()
+    workdir = workdir.resolve()  # the sandbox enters it from another mount namespace: relative paths break
     workdir.mkdir(parents=True, exist_ok=True)
     layout = _new_layout(workdir, confinement)
     context = f"task=0x{task.task_id.hex()} enclave={key.public_key.hex()[:16]}"
