@@ -18,9 +18,10 @@ DEMO_TIMEOUT_S = 400
 
 
 def run_demo(tmp_path: Path, *options: str) -> str:
+    # A relative --dir, as the README's command uses by default: the enclave must not depend on the cwd.
     result = subprocess.run(
-        [sys.executable, "-m", "devnet", "--dir", str(tmp_path / "devnet"), "demo", *options],
-        capture_output=True, text=True, timeout=DEMO_TIMEOUT_S,
+        [sys.executable, "-m", "devnet", "--dir", "devnet", "demo", *options],
+        capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, cwd=tmp_path,
     )
     assert result.returncode == 0, f"demo failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout
