@@ -114,17 +114,23 @@ def submit(args: argparse.Namespace, body: TxBody) -> TxResultInfo | TxSubmitted
     print(f"transaction 0x{submitted.tx_id.hex()} submitted (nonce {submitted.nonce})")
     if not getattr(args, "wait", False):
         return submitted
+    result = wait_committed(args, submitted.tx_id, "transaction")
+    created = f", created 0x{result.created.hex()}" if result.created else ""
+    print(f"committed in block {result.height}: {result.code}{created}")
+    return result
+
+
+def wait_committed(args: argparse.Namespace, tx_id: bytes, what: str) -> TxResultInfo:
+    """Poll the node until the transaction is in a block; UsageError if it is dropped or takes too long."""
     deadline = time.monotonic() + WAIT_TIMEOUT_S
     while time.monotonic() < deadline:
-        result: TxResultInfo = call(args, TxResultRequest(submitted.tx_id))
+        result: TxResultInfo = call(args, TxResultRequest(tx_id))
         if result.height:
-            created = f", created 0x{result.created.hex()}" if result.created else ""
-            print(f"committed in block {result.height}: {result.code}{created}")
             return result
         if result.code != "pending":
-            raise UsageError(f"transaction not committed: {result.code}")
+            raise UsageError(f"{what} not committed: {result.code}")
         time.sleep(0.2)
-    raise UsageError(f"transaction still pending after {WAIT_TIMEOUT_S:.0f} s")
+    raise UsageError(f"{what} still pending after {WAIT_TIMEOUT_S:.0f} s")
 
 
 def describe(order: Order) -> str:
@@ -363,16 +369,8 @@ def cmd_dataset_deploy(args: argparse.Namespace) -> int:
 
 
 def _follow(args: argparse.Namespace, tx_id: bytes, what: str) -> None:
-    deadline = time.monotonic() + WAIT_TIMEOUT_S
-    while time.monotonic() < deadline:
-        result: TxResultInfo = call(args, TxResultRequest(tx_id))
-        if result.height:
-            print(f"{what} {hex_address(result.created)} registered in block {result.height}")
-            return
-        if result.code != "pending":
-            raise UsageError(f"registration not committed: {result.code}")
-        time.sleep(0.2)
-    raise UsageError(f"registration still pending after {WAIT_TIMEOUT_S:.0f} s")
+    result = wait_committed(args, tx_id, f"{what} registration")
+    print(f"{what} {hex_address(result.created)} registered in block {result.height}")
 
 
 TASK_STATES = {0: "UNSET", 1: "ACTIVE", 2: "REVEALING", 3: "COMPLETED", 4: "FAILED"}

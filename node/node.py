@@ -169,9 +169,7 @@ class Node:
         if stored or self.store.tip() is not None:
             return LedgerState(stored)
         state = genesis_state(self.genesis)
-        with self.store._tx():  # noqa: SLF001 - the genesis state is written once, like a block 0
-            for key, value in state.items():
-                self.store.db.execute("INSERT INTO state VALUES (?, ?)", (key, encode(value)))
+        self.store.write_genesis_state(state.items())
         return state
 
     # --- NodeAPI ------------------------------------------------------------------------------------

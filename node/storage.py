@@ -114,6 +114,11 @@ class Store:
             )
             self.db.execute("DELETE FROM signed_messages WHERE height <= ?", (block.height,))
 
+    def write_genesis_state(self, entries: Iterable[tuple[bytes, Any]]) -> None:
+        """The state before block 1, written once when a data directory is new (a block 0 of sorts)."""
+        with self._tx():
+            self.db.executemany("INSERT INTO state VALUES (?, ?)", [(k, encode(v)) for k, v in entries])
+
     def decided_block(self, height: int) -> tuple[Block, Certificate] | None:
         row = self.db.execute("SELECT block, certificate FROM blocks WHERE height = ?", (height,)).fetchone()
         if row is None:

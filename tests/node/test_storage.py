@@ -27,8 +27,7 @@ def test_committed_block_and_state_survive_a_reopen(tmp_path: Path) -> None:
     tx = market.signed("w1", Transfer(market.addr("poor"), RLC))
     store = Store(tmp_path / "node.db")
     store.bind_genesis(b"g" * 32)
-    for key, value in market.ledger.state.items():  # what the node writes at genesis
-        store.db.execute("INSERT INTO state VALUES (?, ?)", (key, encode(value)))
+    store.write_genesis_state(market.ledger.state.items())
     block, cert = decided(1, (encode(tx),), market.now + 1)
     committed = app.commit(block.txs, block.time)
     store.commit_block(block, cert, committed, [tx.tx_id])
