@@ -7,6 +7,7 @@ network, or for one kind of message, is worthless anywhere else.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import OrderedDict
@@ -29,8 +30,12 @@ SIGNATURE_PREFIX = b"pocnet/v1/"
 HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
 
 
+@functools.lru_cache(maxsize=65_536)
 def address_of(public_key: bytes) -> bytes:
-    """Address = the first 20 bytes of SHA-256 of the Ed25519 public key."""
+    """Address = the first 20 bytes of SHA-256 of the Ed25519 public key.
+
+    Cached: every signed object asks for its signer's address, and a network has far fewer keys than
+    messages."""
     return hashlib.sha256(public_key).digest()[:ADDRESS_LEN]
 
 
@@ -49,8 +54,12 @@ def parse_address(text: str) -> bytes:
     return raw
 
 
+def signing_prefix(chain_id: str, kind: str) -> bytes:
+    return SIGNATURE_PREFIX + chain_id.encode() + b"/" + kind.encode() + b"/"
+
+
 def signing_message(chain_id: str, kind: str, payload_digest: bytes) -> bytes:
-    return SIGNATURE_PREFIX + chain_id.encode() + b"/" + kind.encode() + b"/" + payload_digest
+    return signing_prefix(chain_id, kind) + payload_digest
 
 
 @wire(tag=1)
@@ -147,6 +156,10 @@ def sign(keypair: Keypair, chain_id: str, unsigned: Any) -> Any:
     return replace(unsigned, signature=sig)
 
 
+# The instance-dict key under which a signed object remembers the chain its signature verified for.
+_VERIFIED_ON = "_signature_verified_on"
+
+
 class SignatureVerifier:
     """Verifies signed wire objects for one chain, remembering results so each signature is checked once.
 
@@ -159,17 +172,27 @@ class SignatureVerifier:
         self.chain_id = chain_id
         self._capacity = capacity
         self._cache: OrderedDict[tuple[str, bytes, bytes, bytes], bool] = OrderedDict()
+        self._prefixes: dict[str, bytes] = {}
         self.verifications = 0
 
     def verify(self, obj: SignedMixin) -> bool:
+        # The same object is checked again and again (the book on arrival, then matching for every candidate
+        # combination, then the ledger): a valid result is also kept in the immutable object itself, which
+        # spares building the cache key. It is tagged with the chain id, what the result depends on.
+        if obj.__dict__.get(_VERIFIED_ON) == self.chain_id:
+            return True
         sig = obj.signature
         key = (obj.SIGNATURE_KIND, obj.payload_digest, sig.public_key, sig.signature)
-        known = self._cache.get(key)
-        if known is not None:
-            return known
-        self.verifications += 1
-        ok = verify_raw(sig, signing_message(self.chain_id, obj.SIGNATURE_KIND, key[1]))
-        self._cache[key] = ok
-        if len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
+        ok = self._cache.get(key)
+        if ok is None:
+            self.verifications += 1
+            prefix = self._prefixes.get(obj.SIGNATURE_KIND)
+            if prefix is None:
+                prefix = self._prefixes[obj.SIGNATURE_KIND] = signing_prefix(self.chain_id, obj.SIGNATURE_KIND)
+            ok = verify_raw(sig, prefix + key[1])
+            self._cache[key] = ok
+            if len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
+        if ok:
+            obj.__dict__[_VERIFIED_ON] = self.chain_id
         return ok

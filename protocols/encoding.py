@@ -165,6 +165,16 @@ def decode(expected: Any, data: bytes, max_size: int = MAX_MESSAGE_BYTES) -> Any
         raise DecodeError(f"top level must be an array, got {type(raw).__name__}")
     if msgpack.packb(raw, use_bin_type=True) != data:
         raise DecodeError("non-canonical encoding")
+    signed = _signed_members(expected).get(raw[0]) if raw and type(raw[0]) is int else None
+    if signed is not None:
+        # The payload digest is hashed from the received bytes, which are canonical, instead of re-encoding
+        # the fields: signed objects arrive on the hot path of order and vote handling.
+        try:
+            obj = _fast_decoder(signed)(raw, _unsigned_digest_from_bytes(signed, raw, data))
+        except DecodeError:
+            obj = None
+        if obj is not None:
+            return obj
     return converter_for(expected)(raw)
 
 
@@ -309,22 +319,54 @@ def _wire_converter(cls: type) -> Converter:
     cached = _CONVERTERS.get(cls)
     if cached is not None:
         return cached
-    state: dict[str, Any] = {}
 
     def convert(value: Any) -> Any:
-        fast = state.get("fast")
-        if fast is None:
-            hints = typing.get_type_hints(cls, include_extras=True)
-            state["fields"] = [_build(hints[name], ()) for name in cls.__wire_fields__]
-            fast = state["fast"] = _compile_fast(cls, [hints[name] for name in cls.__wire_fields__], state["fields"])
         try:
-            obj = fast(value)
-        except DecodeError:
+            obj = _fast_decoder(cls)(value)
+        except DecodeError:  # from a composite field's converter: `_checked` names the path to it
             obj = None
-        return obj if obj is not None else _checked(cls, state["fields"], value)
+        return obj if obj is not None else _checked(cls, _field_converters(cls), value)
 
     _CONVERTERS[cls] = convert
     return convert
+
+
+_FAST_DECODERS: dict[type, Callable[..., Any]] = {}
+_FIELD_CONVERTERS: dict[type, list[Converter]] = {}
+
+
+def _field_hints(cls: type) -> list[Any]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return [hints[name] for name in cls.__wire_fields__]
+
+
+def _field_converters(cls: type) -> list[Converter]:
+    fields = _FIELD_CONVERTERS.get(cls)
+    if fields is None:
+        fields = _FIELD_CONVERTERS[cls] = [_build(hint, ()) for hint in _field_hints(cls)]
+    return fields
+
+
+def _fast_decoder(cls: type) -> Callable[..., Any]:
+    fast = _FAST_DECODERS.get(cls)
+    if fast is None:
+        fast = _FAST_DECODERS[cls] = _compile_fast(cls, _field_hints(cls))
+    return fast
+
+
+_SIGNED_MEMBERS: dict[Any, dict[Any, type]] = {}
+
+
+def _signed_members(expected: Any) -> dict[Any, type]:
+    """The signed wire classes `expected` (a wire class or a union) admits, by tag."""
+    members = _SIGNED_MEMBERS.get(expected)
+    if members is None:
+        union = typing.get_origin(expected) in (typing.Union, types.UnionType)
+        candidates = typing.get_args(expected) if union else (expected,)
+        members = _SIGNED_MEMBERS[expected] = {
+            cls.__wire_tag__: cls for cls in candidates if getattr(cls, "__wire_signed__", False)
+        }
+    return members
 
 
 def _checked(cls: type, fields: list[Converter], value: Any) -> Any:
@@ -355,6 +397,53 @@ def _unsigned_digest_of(value: list[Any]) -> bytes:
     return hashlib.sha256(msgpack.packb(value[:-1], use_bin_type=True)).digest()
 
 
+def _array_header(length: int) -> bytes:
+    """msgpack's header of an array of `length` items (fixarray, array 16 or array 32)."""
+    if length < 16:
+        return bytes((0x90 | length,))
+    if length < 1 << 16:
+        return b"\xdc" + length.to_bytes(2, "big")
+    return b"\xdd" + length.to_bytes(4, "big")
+
+
+def _fixed_size(hint: Any) -> int | None:
+    """The length of the encoding of every valid value of `hint`, if it is one number (a signature's is)."""
+    constraints: tuple[Any, ...] = ()
+    if typing.get_origin(hint) is Annotated:
+        hint, *extra = typing.get_args(hint)
+        constraints = tuple(extra)
+    if hint is bool:
+        return 1
+    if hint is bytes:
+        exact = next((c.n for c in constraints if isinstance(c, Len)), None)
+        if exact is None:
+            return None
+        return exact + (2 if exact < 1 << 8 else 3 if exact < 1 << 16 else 5)  # bin 8/16/32 header
+    if is_wire_type(hint):
+        sizes = [_fixed_size(field) for field in _field_hints(hint)]
+        if None in sizes:
+            return None
+        head = _array_header(len(sizes) + 2) + msgpack.packb(hint.__wire_tag__) + msgpack.packb(hint.__wire_version__)
+        return len(head) + sum(sizes)  # type: ignore[arg-type]
+    return None
+
+
+_SIGNATURE_SIZES: dict[type, int | None] = {}
+
+
+def _unsigned_digest_from_bytes(cls: type, value: list[Any], data: bytes) -> bytes:
+    """`_unsigned_digest_of(value)` cut from `data`, the canonical encoding of `value`: the array header
+    for one item less, then every item's bytes but the last (the signature, whose encoding has a fixed
+    length in every signed class). Hashing a slice of the received bytes costs half of re-encoding."""
+    if cls not in _SIGNATURE_SIZES:
+        _SIGNATURE_SIZES[cls] = _fixed_size(_field_hints(cls)[-1])
+    tail = _SIGNATURE_SIZES[cls]
+    if tail is None:
+        return _unsigned_digest_of(value)
+    length = len(value)
+    return hashlib.sha256(_array_header(length - 1) + data[len(_array_header(length)) : len(data) - tail]).digest()
+
+
 def _primitive_condition(hint: Any, var: str) -> str | None:
     """A Python expression true when `var` is a valid value of a primitive field, or None if not primitive."""
     constraints: tuple[Any, ...] = ()
@@ -375,31 +464,40 @@ def _primitive_condition(hint: Any, var: str) -> str | None:
     return None
 
 
-def _compile_fast(cls: type, hints: list[Any], converters: list[Converter]) -> Callable[[Any], Any]:
+def _compile_fast(cls: type, hints: list[Any]) -> Callable[..., Any]:
     """Generate the happy path of decoding `cls` from its raw array as one function.
 
-    Primitive fields are checked inline and composite ones go through their converters; the object is
-    built without the dataclass __init__ (which calls object.__setattr__ once per field) unless the class
-    has a __post_init__ invariant. Decoding signed orders is on the hot path of order handling, where one
-    closure call per field cost more than the checks themselves. The function returns None when any check
-    fails; the caller then runs `_checked` for the precise error.
+    Primitive fields are checked inline, nested wire classes go straight to their own generated function,
+    other composite fields through their converters; the object is built without the dataclass __init__
+    (which calls object.__setattr__ once per field) unless the class has a __post_init__ invariant.
+    Decoding signed orders is on the hot path of order handling, where one closure call per field cost
+    more than the checks themselves. The function returns None when any check fails; the caller then runs
+    `_checked` for the precise error. For a signed class it takes the payload digest when the caller
+    already knows it.
     """
     n = len(hints)
     signed = getattr(cls, "__wire_signed__", False)
     lines = [
-        "def fast(value):",
+        "def fast(value, digest=None):" if signed else "def fast(value):",
         f"    if type(value) is not list or len(value) != {n + 2}: return None",
         "    tag = value[0]; version = value[1]",
         f"    if type(tag) is not int or tag != {cls.__wire_tag__} or type(version) is not int"
         f" or version != {cls.__wire_version__}: return None",
     ]
+    helpers: dict[str, Any] = {}
     for i, hint in enumerate(hints):
         lines.append(f"    f{i} = value[{i + 2}]")
         condition = _primitive_condition(hint, f"f{i}")
-        if condition is None:
-            lines.append(f"    f{i} = converters[{i}](f{i})")
-        else:
+        if condition is not None:
             lines.append(f"    if not ({condition}): return None")
+        elif is_wire_type(hint) and not getattr(hint, "__wire_signed__", False):
+            helpers[f"nested{i}"] = _fast_decoder(hint)
+            lines += [f"    f{i} = nested{i}(f{i})", f"    if f{i} is None: return None"]
+        else:
+            helpers[f"convert{i}"] = _build(hint, ())
+            lines.append(f"    f{i} = convert{i}(f{i})")
+    if signed:
+        lines.append("    if digest is None: digest = unsigned_digest_of(value)")
     if hasattr(cls, "__post_init__"):
         lines += [
             "    try:",
@@ -408,22 +506,22 @@ def _compile_fast(cls: type, hints: list[Any], converters: list[Converter]) -> C
             "        return None",
         ]
         if signed:
-            lines.append("    setattr(obj, 'payload_digest', unsigned_digest_of(value))")
+            lines.append("    setattr(obj, 'payload_digest', digest)")
     else:
         entries = [f"{name!r}: f{i}" for i, name in enumerate(cls.__wire_fields__)]
         if signed:
-            entries.append("'payload_digest': unsigned_digest_of(value)")
+            entries.append("'payload_digest': digest")
         lines += ["    obj = new(cls)", f"    setattr(obj, '__dict__', {{{', '.join(entries)}}})"]
     lines.append("    return obj")
     namespace: dict[str, Any] = {
-        "converters": converters,
+        **helpers,
         "cls": cls,
         "new": object.__new__,
         "setattr": object.__setattr__,
         "unsigned_digest_of": _unsigned_digest_of,
     }
     exec("\n".join(lines), namespace)  # noqa: S102 - code built only from our own type hints
-    return namespace["fast"]
+    return namespace["fast"]  # type: ignore[no-any-return]
 
 
 def _failing_field(cls: type, fields: list[Converter], value: list[Any]) -> str:

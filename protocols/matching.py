@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from protocols.crypto import ZERO_ADDRESS, SignatureVerifier
 from protocols.orders import (
@@ -45,9 +45,11 @@ class Violation:
     detail: str
 
 
-@dataclass(frozen=True)
-class MatchTerms:
-    """What a valid match agrees on, before the ledger locks funds and writes the deal."""
+class MatchTerms(NamedTuple):
+    """What a valid match agrees on, before the ledger locks funds and writes the deal.
+
+    A NamedTuple, not a frozen dataclass: the engine builds one per proposed match, and a frozen dataclass
+    pays an object.__setattr__ per field."""
 
     volume: int
     tag: bytes
@@ -143,7 +145,8 @@ def _evaluate(
     if missing:
         add(Violation("tag-not-covered", f"workerpool tag lacks bits 0x{missing:x}"))
     # 07: a TEE dataset or request needs a TEE app.
-    if (tag & TEE_BIT) != (tag_int(app.tag) & TEE_BIT):
+    app_tee = tag_int(app.tag) & TEE_BIT if app.tag != NO_TAG else 0
+    if (tag & TEE_BIT) != app_tee:
         add(Violation("tee-bit-mismatch", "the dataset or request needs TEE but the app order is not TEE"))
     # 10, 11: the request names exactly these assets.
     if request.app != app.app:

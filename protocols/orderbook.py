@@ -120,10 +120,16 @@ class OrderBook:
         try:
             yield hide
         finally:
+            # Put every hidden entry back with one sort per index: Timsort merges the appended run in linear
+            # time, where an insort per entry would shift the whole list each time.
+            touched: dict[int, list[BookEntry]] = {}
             for entry in hidden:
                 index = self._index(entry.order)
                 if index is not None and entry.order.payload_digest in self._entries:
-                    bisect.insort(index, entry)
+                    index.append(entry)
+                    touched[id(index)] = index
+            for index in touched.values():
+                index.sort()
 
     def prune(self, view: MarketView) -> int:
         """Drop orders with no volume left on the ledger; return how many."""
@@ -153,8 +159,9 @@ class _PendingConsumption:
 
     def __init__(self, view: MarketView) -> None:
         self.view = view
-        self.pending: dict[bytes, int] = {}
-        # The ledger does not change during a batch, and most requests name the same few assets.
+        # The ledger does not change during a batch, so what it says is looked up once per order or asset:
+        # the engine asks for an order's consumed volume several times per candidate.
+        self._consumed: dict[bytes, int] = {}
         self._owners: dict[tuple[str, bytes], bytes | None] = {}
 
     def asset_owner(self, kind: str, address: bytes) -> bytes | None:
@@ -167,39 +174,50 @@ class _PendingConsumption:
         return self.view.category_exists(category)
 
     def consumed(self, order_hash: bytes) -> int:
-        return self.view.consumed(order_hash) + self.pending.get(order_hash, 0)
+        known = self._consumed.get(order_hash)
+        if known is None:
+            known = self._consumed[order_hash] = self.view.consumed(order_hash)
+        return known
 
     def consume(self, orders: Iterable[Order | None], volume: int) -> None:
         for order in orders:
             if order is not None:
-                self.pending[order.payload_digest] = self.pending.get(order.payload_digest, 0) + volume
+                self._consumed[order.payload_digest] = self.consumed(order.payload_digest) + volume
 
 
 Combo = tuple[AppOrder, DatasetOrder | None, WorkerpoolOrder]
 
 
+def _live(entries: list[BookEntry], view: MarketView) -> list[BookEntry]:
+    return [e for e in entries if view.consumed(e.order.payload_digest) < e.order.volume]
+
+
+def _live_pools(request: RequestOrder, book: OrderBook, view: MarketView) -> Iterator[BookEntry]:
+    """The request's category's pool orders it may use and that have volume left, in (price, seq) order."""
+    wanted = request.workerpool
+    for count, entry in enumerate(book.pool_entries(request.category)):
+        if count == MAX_CANDIDATES_PER_REQUEST:
+            return
+        pool = entry.order
+        if (wanted == ZERO_ADDRESS or wanted == pool.workerpool) and view.consumed(pool.payload_digest) < pool.volume:
+            yield entry
+
+
 def _candidates(request: RequestOrder, book: OrderBook, view: MarketView) -> Iterator[Combo]:
     """Combinations for a request that are not already spent, cheapest total first, then earliest."""
-
-    def live(entries: list[BookEntry]) -> list[BookEntry]:
-        return [e for e in entries if view.consumed(e.order.payload_digest) < e.order.volume]
-
-    apps = live(book.app_entries(request.app))
-    datasets: list[BookEntry | None] = [None] if request.dataset == ZERO_ADDRESS else live(book.dataset_entries(request.dataset))  # type: ignore[assignment]
-    wanted_pool = request.workerpool
-    pools = (
-        e
-        for e in itertools.islice(book.pool_entries(request.category), MAX_CANDIDATES_PER_REQUEST)
-        if (wanted_pool == ZERO_ADDRESS or wanted_pool == e.order.workerpool)
-        and view.consumed(e.order.payload_digest) < e.order.volume
-    )
-    pairs = [(a, d) for a in apps for d in datasets]
+    apps = _live(book.app_entries(request.app), view)
+    if request.dataset == ZERO_ADDRESS:
+        pairs: list[tuple[BookEntry, BookEntry | None]] = [(a, None) for a in apps]
+    else:
+        pairs = [(a, d) for a in apps for d in _live(book.dataset_entries(request.dataset), view)]
+    pools = _live_pools(request, book, view)
     if len(pairs) == 1:
-        # The common case: one app order and one dataset order; pools are already in (price, seq) order,
-        # and are walked lazily: usually the first live one matches.
+        # The common case: one app order and one dataset order; pools are walked lazily, as usually the
+        # first live one matches.
         app, dataset = pairs[0]
+        app_order, dataset_order = app.order, dataset.order if dataset else None
         for pool in pools:
-            yield app.order, dataset.order if dataset else None, pool.order
+            yield app_order, dataset_order, pool.order
         return
     pool_list = list(pools)
 

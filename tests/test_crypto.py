@@ -208,8 +208,19 @@ def test_bad_signatures_are_cached_as_bad() -> None:
 def test_cache_eviction_only_costs_a_reverification() -> None:
     verifier = SignatureVerifier(CHAIN, capacity=1)
     first, second = app_order(salt=b"1"), app_order(salt=b"2")
-    assert verifier.verify(first) and verifier.verify(second) and verifier.verify(first)
+    assert verifier.verify(first) and verifier.verify(second)
+    assert verifier.verify(first)  # the object remembers its own result
+    assert verifier.verifications == 2
+    assert verifier.verify(decode(AppOrder, encode(first)))  # a new copy of an evicted order: checked again
     assert verifier.verifications == 3
+
+
+def test_an_object_verified_on_one_chain_is_not_valid_on_another() -> None:
+    """The result an object remembers is bound to the chain it was verified for."""
+    order = app_order()
+    assert SignatureVerifier(CHAIN).verify(order)
+    assert not SignatureVerifier("other-chain").verify(order)
+    assert SignatureVerifier(CHAIN).verify(order)
 
 
 def test_orders_inside_a_transaction_share_the_cache() -> None:
