@@ -480,17 +480,19 @@ def _compile_fast(cls: type, hints: list[Any]) -> Callable[..., Any]:
     lines = [
         "def fast(value, digest=None):" if signed else "def fast(value):",
         f"    if type(value) is not list or len(value) != {n + 2}: return None",
-        "    tag = value[0]; version = value[1]",
-        f"    if type(tag) is not int or tag != {cls.__wire_tag__} or type(version) is not int"
-        f" or version != {cls.__wire_version__}: return None",
+        f"    tag, version{''.join(f', f{i}' for i in range(n))} = value",
     ]
+    # Every primitive check in one expression: one branch for the whole happy path.
+    conditions = [
+        f"type(tag) is int and tag == {cls.__wire_tag__} and type(version) is int and version == {cls.__wire_version__}"
+    ]
+    conditions += [c for i, hint in enumerate(hints) if (c := _primitive_condition(hint, f"f{i}")) is not None]
+    lines.append(f"    if not ({' and '.join(conditions)}): return None")
     helpers: dict[str, Any] = {}
     for i, hint in enumerate(hints):
-        lines.append(f"    f{i} = value[{i + 2}]")
-        condition = _primitive_condition(hint, f"f{i}")
-        if condition is not None:
-            lines.append(f"    if not ({condition}): return None")
-        elif is_wire_type(hint) and not getattr(hint, "__wire_signed__", False):
+        if _primitive_condition(hint, f"f{i}") is not None:
+            continue
+        if is_wire_type(hint) and not getattr(hint, "__wire_signed__", False):
             helpers[f"nested{i}"] = _fast_decoder(hint)
             lines += [f"    f{i} = nested{i}(f{i})", f"    if f{i} is None: return None"]
         else:
