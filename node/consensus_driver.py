@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 INPUT_QUEUE = 2_000
 # How often a node that has heard of a higher height asks peers for blocks again.
 SYNC_RETRY_S = 1.0
+# A follower hears of a block only from its proposer's one announcement. If that gossip is lost while the
+# chain goes quiet, no later block tells it that it is behind: after this long without a commit it asks a
+# peer, then backs off (doubling) up to the maximum while nothing new comes.
+FOLLOWER_POLL_S = 2.0
+FOLLOWER_POLL_MAX_S = 30.0
 
 OnCommit = Callable[[Block, Certificate, CommittedBlock], Awaitable[None]]
 
@@ -97,6 +102,7 @@ class ConsensusDriver:
         self._peers_tip = 0  # the highest tip the peers asked in the last sync round reported
         self.dropped_inputs = 0
         self.committed = trio.Condition()
+        self._last_commit_at = 0.0  # trio clock
 
     @property
     def height(self) -> int:
@@ -142,6 +148,8 @@ class ConsensusDriver:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._timer_loop)
             nursery.start_soon(self._sync_loop)
+            if self.own_key is None:
+                nursery.start_soon(self._follower_poll_loop)
             await self._perform(self.machine.start(wall_ms()))
             task_status.started()
             async for item in self._receive:
@@ -199,6 +207,7 @@ class ConsensusDriver:
         assert committed.time == block.time, "Commit actions come in the order the blocks were applied"
         tx_ids = [self.app.decode(tx).tx_id for tx in block.txs]
         self.store.commit_block(block, certificate, committed, tx_ids)
+        self._last_commit_at = trio.current_time()
         log.info(
             "event=block-committed height=%d txs=%d round=%d id=%s",
             block.height, len(block.txs), certificate.round, block_id(block).hex()[:16],
@@ -250,6 +259,15 @@ class ConsensusDriver:
                     await trio.sleep(SYNC_RETRY_S)
                     if self._peers_tip <= self.height:
                         break  # nobody has more yet: consensus is simply at work on the next height
+
+    async def _follower_poll_loop(self) -> None:
+        quiet_s = FOLLOWER_POLL_S
+        while True:
+            await trio.sleep(quiet_s)
+            if trio.current_time() - self._last_commit_at < quiet_s:
+                quiet_s = FOLLOWER_POLL_S
+                continue
+            quiet_s = FOLLOWER_POLL_S if await self.sync_once() else min(2 * quiet_s, FOLLOWER_POLL_MAX_S)
 
     async def sync_once(self) -> bool:
         """Ask one random peer for the blocks after ours; feed them to consensus. True if any arrived."""

@@ -44,7 +44,7 @@ from node.control import (
     socket_path,
 )
 from node.blobs import BLOB_PROTOCOL, LIMITS as BLOB_LIMITS, RESULT_PROTOCOL, BlobStore
-from node.directory import MAX_ADDRESSES, Directory, PeerRecord
+from node.directory import MAX_ADDRESSES, Directory, PeerRecord, reach
 from node.keys import load_or_create_key
 from node.requester import deploy_app, deploy_dataset, fetch_result, start_run
 from node.net.config import BatchConfig, HostConfig
@@ -65,7 +65,7 @@ from protocols.consensus.mempool import Mempool
 from protocols.consensus.messages import Block, Certificate, DecidedBlock, block_id, decode_message
 from protocols.consensus.tendermint import Tendermint
 from protocols.consensus.validators import ValidatorSet
-from protocols.crypto import Keypair, sign
+from protocols.crypto import Keypair, address_of, sign
 from protocols.encoding import DecodeError, decode, encode
 from protocols.ledger.ledger import Ledger, genesis_state
 from protocols.ledger.market import LedgerMarketView
@@ -97,6 +97,9 @@ MAX_BLOCK_TXS = 250
 # ~1.3 ms of CPU whatever its size, and a burst of 3,000 transfers from 6 nodes batched every 5 ms made
 # ~6,000 hops/s on 2 cores: queues overflowed, votes were dropped with them, a height took 6 rounds.
 GOSSIP_BATCH_S = 0.05
+# How often a validator checks that it is connected to every other validator it knows an address of.
+# Only validators are on the consensus topic, so their votes must not depend on a path through followers.
+VALIDATOR_LINK_S = 2.0
 # How often roles get a tick for time-driven work (a manager's matching turn).
 ROLE_TICK_S = 0.25
 # At start a node asks peers for missed blocks for at most this long before its roles begin.
@@ -286,6 +289,14 @@ class Node:
             await self.host.publish(self.topics.peers, encode(record))
             await trio.sleep(PEER_RECORD_S)
 
+    async def _link_validators(self) -> None:
+        """Stay connected to every other validator, so consensus gossip goes straight between them."""
+        others = [address_of(key) for key in self.validators.keys if key != self.keypair.public_key]
+        while True:
+            for account in others:
+                await reach(self.host, self.directory, account)
+            await trio.sleep(VALIDATOR_LINK_S)
+
     async def serve_sync(self, peer: str, request: bytes) -> bytes:
         try:
             return answer(self.store, request)
@@ -427,7 +438,12 @@ class Node:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            await self.host.subscribe(self.topics.consensus, self.validate_consensus, self.on_consensus)
+            if self.is_validator:
+                # Followers take decided blocks with their certificates from the blocks topic (and sync),
+                # and never see the votes: each vote then costs 3 gossip hops among 4 managers instead of
+                # a relay through every node of the network.
+                await self.host.subscribe(self.topics.consensus, self.validate_consensus, self.on_consensus)
+                nursery.start_soon(self._link_validators)
             await self.host.subscribe(self.topics.blocks, self.validate_block, self.on_block)
             await self.host.subscribe(self.topics.txs, self.validate_tx, self.on_tx, batched=True)
             await self.host.subscribe(self.topics.orders, self.validate_order, self.on_order, batched=True)

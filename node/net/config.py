@@ -69,6 +69,12 @@ class GossipConfig:
     prune_backoff_s: int = 10
     unsubscribe_backoff_s: int = 10
     seen_ttl_s: int = GOSSIP_SEEN_TTL_S
+    # py-libp2p 0.8.1 queues every message it sends or forwards for each connected peer not subscribed to the
+    # topic (in case the peer's SUBSCRIBE is still on its way), and trims the queue with a warning per message
+    # once it holds 100. Followers never join the consensus topic, so on a manager those queues are always
+    # full: keep a queued message only as long as a subscription can really be in flight on a live link.
+    pending_ttl_s: float = 1.0
+    pending_max_per_peer: int = 400
     spam_protection: bool = True
     max_msgs_per_topic_per_s: float = GOSSIP_MAX_MSGS_PER_TOPIC_PER_S
     # Eclipse protection wants mesh peers from several distinct IPs: impossible on a loopback devnet.

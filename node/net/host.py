@@ -406,6 +406,8 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
         spam_protection_enabled=gossip.spam_protection,
         max_messages_per_topic_per_second=gossip.max_msgs_per_topic_per_s,
         eclipse_protection_enabled=gossip.eclipse_protection,
+        pending_messages_ttl=gossip.pending_ttl_s,
+        max_pending_messages_per_peer=gossip.pending_max_per_peer,
     )
     pubsub = Pubsub(
         host,
