@@ -41,6 +41,11 @@ STOP_TIMEOUT_S = 10.0
 POLL_S = 0.05
 
 
+def chain_topic(node: Node) -> str:
+    """Where a node hears the chain: validators vote on the consensus topic, followers take decided blocks."""
+    return node.topics.consensus if node.is_validator else node.topics.blocks
+
+
 @dataclass
 class Member:
     """One participant: its key and data directory, and while it runs, its `Node` and cancel scope."""
@@ -225,17 +230,18 @@ class Cluster:
         return ", ".join(
             f"{m.name}: height {m.node.height} round {m.node.driver.machine.round} "
             f"step {m.node.driver.machine.step} mempool {len(m.node.mempool)} "
-            f"peers {len(m.node.host.connected_peers())} mesh {len(m.node.host.mesh_peers(m.node.topics.consensus))}"
+            f"peers {len(m.node.host.connected_peers())} mesh {len(m.node.host.mesh_peers(chain_topic(m.node)))}"
             for m in self.members.values()
             if m.node is not None
         )
 
     async def wait_for_mesh(self) -> None:
-        """Every running node has a consensus-topic mesh peer: gossip from anyone reaches everyone."""
+        """Every running node has a mesh peer for the chain (validators: the consensus topic, followers: the
+        blocks topic) and for transactions: gossip from anyone reaches everyone."""
         nodes = self.running
         await self.wait_until(
             lambda: all(
-                n.host.mesh_peers(n.topics.consensus)
+                n.host.mesh_peers(chain_topic(n))
                 and n.host.mesh_peers(n.topics.txs)
                 for n in nodes
             ),

@@ -67,10 +67,11 @@ async def wait_for_block_at(cluster: Cluster, listener: Listener, height: int) -
 async def test_garbage_gossip_is_dropped_penalised_and_not_relayed(
     network: Cluster,
 ) -> None:
-    """An attacker joined to f0 publishes undecodable bytes and wrongly signed messages on all four topics.
-    f0 must reject each before relaying (a listener joined to m1 never sees any), penalise the attacker,
-    keep it out of mempools and order books, and the chain must keep committing."""
-    target = network["f0"]
+    """An attacker joined to m3 publishes undecodable bytes and wrongly signed messages on all four topics
+    (a validator: only validators are on the consensus topic). m3 must reject each before relaying (a
+    listener joined to m1 never sees any), penalise the attacker, keep it out of mempools and order books,
+    and the chain must keep committing."""
+    target = network["m3"]
     chain_id = network.genesis.chain_id
     consensus, txs, orders, blocks = topics_of(target)
     async with AsyncExitStack() as stack:
@@ -127,7 +128,7 @@ async def test_garbage_gossip_is_dropped_penalised_and_not_relayed(
 async def test_forged_validator_signatures_are_not_relayed(network: Cluster) -> None:
     """A vote that names a validator's key but whose signature does not match, and a decided block whose
     certificate nobody signed, are garbage only a validator check can tell: it must run before relay."""
-    target = network["f0"]
+    target = network["m3"]
     consensus, _, _, blocks = topics_of(target)
     async with AsyncExitStack() as stack:
         listener = await open_listener(stack, network, network["m1"])
