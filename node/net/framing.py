@@ -135,6 +135,11 @@ class FramedStream:
             await self.reset()
             raise FrameError(f"write failed: {type(exc).__name__}: {exc}") from exc
 
+    @property
+    def mid_frame(self) -> bool:
+        """Part of a frame has arrived and the rest has not."""
+        return bool(self._buffer)
+
     async def receive(self, timeout_s: float | None = None) -> bytes:
         """The next frame. The deadline (default: the protocol's read timeout) covers the whole frame."""
         if not self.usable:

@@ -51,6 +51,7 @@ from node.net.gossip import (
 )
 from node.net.identity import PeerId, libp2p_key_pair, parse_peer_id
 from node.net.logs import attach_libp2p_logger
+from node.net.mesh import SpecMeshGossipSub
 from node.net.penalties import PenaltyBook
 from node.net.streams import RequestHandler, StreamHandler, StreamLimits, StreamService
 
@@ -387,7 +388,8 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
         graylist_threshold=-math.inf,
         accept_px_threshold=-math.inf,
     )
-    gossipsub = GossipSub(
+    # py-libp2p 0.8.1's mesh maintenance churns without end: see node/net/mesh.py.
+    gossipsub = SpecMeshGossipSub(
         protocols=[PROTOCOL_ID_V11],
         degree=gossip.degree,
         degree_low=gossip.degree_low,
@@ -409,12 +411,6 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
         pending_messages_ttl=gossip.pending_ttl_s,
         max_pending_messages_per_peer=gossip.pending_max_per_peer,
     )
-    # py-libp2p 0.8.1: "GRAFT flood" protection stamps the time a peer PRUNEd *us* and then punishes that
-    # same peer (penalty and a PRUNE back) for GRAFTing us within 10 s. The spec's rule is the other way
-    # round (a peer *we* pruned must not come back within our backoff), which the library also enforces
-    # correctly through its backoff table. The inverted check only churned the meshes: 6,000 times in a
-    # 30-node devnet. Zero turns it off.
-    gossipsub.graft_flood_threshold = 0.0
     pubsub = Pubsub(
         host,
         gossipsub,

@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from node.net.framing import FramedStream, FrameError, FrameTooLarge, StreamClosed
+from node.net.framing import FramedStream, FrameError, FrameTimeout, FrameTooLarge, StreamClosed
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,10 @@ class StreamService:
             except StreamClosed:
                 await stream.close()
                 return
+            except FrameTimeout:
+                if stream.mid_frame:
+                    raise  # a request that started and never finished: the peer's fault
+                return  # an idle pooled stream the client no longer uses (receive has reset it): not a fault
             try:
                 response = bytes([STATUS_OK]) + await handler(stream.peer_id, request)
             except RequestRejected as exc:

@@ -141,3 +141,19 @@ async def test_request_after_reconnect_uses_a_fresh_stream() -> None:
         # the client is bootstrapped to the server: it redials, and the next request gets through
         await wait_until(lambda: server.peer_id in client.connected_peers())
         assert await client.request(server.peer_id, ECHO, b"two", timeout_s=3) == b"owt"
+
+
+async def test_an_idle_pooled_stream_is_closed_without_blame_a_cut_request_is_blamed() -> None:
+    """Between requests a client keeps its stream for the next one; the server closes it after the idle
+    timeout, which is no fault of the client. A request that starts and never finishes is one."""
+    idle_quickly = StreamLimits(max_frame_bytes=1024, read_timeout_s=0.3, idle_timeout_s=0.3)
+    async with AsyncExitStack() as stack:
+        client, server = await pair(stack, "idle")
+        server.set_request_handler(ECHO, echo, idle_quickly)
+        assert await client.request(server.peer_id, ECHO, b"ab", timeout_s=2) == b"ba"
+        await wait_until(lambda: server._streams._registrations[ECHO].active == 0)
+        assert server.peer_penalty(client.peer_id) == 0
+        cut = await client._open_raw_stream(server.peer_id, ECHO)
+        await cut.write(b"\x05ab")  # announces 5 bytes, sends 2
+        await wait_until(lambda: server.peer_penalty(client.peer_id) > 0)
+        await cut.reset()
