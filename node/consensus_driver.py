@@ -157,6 +157,7 @@ class ConsensusDriver:
 
     async def _handle(self, item: object) -> None:
         now = wall_ms()
+        round_before = self.machine.round
         try:
             if isinstance(item, _Message):
                 actions = self.machine.on_message(item.message, now)
@@ -174,6 +175,12 @@ class ConsensusDriver:
             if peer and not exc.reason.startswith("sync block for height"):
                 self.host.penalise(peer, f"invalid consensus input: {exc.reason}")
             return
+        if self.machine.round > round_before:
+            # A round change means the last one failed (a slow or faulty proposer, lost votes): worth a line.
+            log.info(
+                "event=round-started height=%d round=%d after=%s",
+                self.height + 1, self.machine.round, type(item).__name__.lstrip("_"),
+            )
         await self._perform(actions)
 
     async def _perform(self, actions: list[Action]) -> None:

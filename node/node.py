@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -82,9 +83,11 @@ BLOB_DIR = "blobs"
 # Our peer record goes out again this often, for nodes that joined since (gossip has no history).
 PEER_RECORD_S = 5.0
 STORE_FILE = "node.db"
-# Gossip loses messages: our own orders and pending transactions are announced again at this interval
-# until the ledger consumes them (DESIGN.md section 8).
+# Gossip loses messages: our own orders are announced again at this interval until the ledger consumes
+# them, our pending transactions first after it and then at doubling intervals up to REANNOUNCE_MAX_S
+# (DESIGN.md section 8).
 REANNOUNCE_S = 3.0
+REANNOUNCE_MAX_S = 60.0
 # At most this many of our pending transactions go out again per round: every receiver decodes and checks
 # each one, so re-sending a whole backlog at once costs the network more than the loss it repairs.
 REANNOUNCE_MAX_TXS = 200
@@ -97,6 +100,11 @@ MAX_BLOCK_TXS = 250
 # ~1.3 ms of CPU whatever its size, and a burst of 3,000 transfers from 6 nodes batched every 5 ms made
 # ~6,000 hops/s on 2 cores: queues overflowed, votes were dropped with them, a height took 6 rounds.
 GOSSIP_BATCH_S = 0.05
+# ... and a node publishes at most one batch per topic per this interval. Every node pays ~1.3 ms of CPU
+# per gossip message it receives plus a fraction for each duplicate, so on 30 processes sharing 2 cores a
+# message costs the network ~100 ms of CPU: six senders in a burst at one batch per 50 ms each asked for
+# 12 cores, the managers starved, and the chain stopped. A lone transaction still leaves after 50 ms.
+GOSSIP_MIN_INTERVAL_S = 0.25
 # How often a validator checks that it is connected to every other validator it knows an address of.
 # Only validators are on the consensus topic, so their votes must not depend on a path through followers.
 VALIDATOR_LINK_S = 2.0
@@ -115,6 +123,24 @@ def make_role(name: str, config: NodeConfig) -> Role:
     if name == "worker":
         return WorkerRole(config.data_dir, config.manager, config.dishonest)
     return PassiveRole(name)
+
+
+@dataclass
+class PendingTx:
+    """One of our transactions not yet in a block, and when to gossip it again.
+
+    The interval doubles with each re-announcement: a transaction still pending after several is waiting for
+    a chain that is slow, not for a lost message, and re-sending a backlog at a fixed pace is what keeps an
+    overloaded network overloaded (a 30-node devnet on 2 cores never recovered from a burst that way)."""
+
+    nonce: int
+    data: bytes
+    announce_at: float  # trio clock
+    interval: float = REANNOUNCE_S
+
+    def backoff(self, now: float) -> None:
+        self.interval = min(2 * self.interval, REANNOUNCE_MAX_S)
+        self.announce_at = now + self.interval
 
 
 class Node:
@@ -160,8 +186,8 @@ class Node:
             machine, self.app, store, host, self.topics.consensus, self.topics.blocks, self._on_commit
         )
         self._own_orders: dict[bytes, Order] = {}
-        # Ours, not yet committed: tx id -> (nonce, bytes, when submitted on trio's clock).
-        self._pending_txs: dict[bytes, tuple[int, bytes, float]] = {}
+        # Ours, not yet committed, by tx id.
+        self._pending_txs: dict[bytes, PendingTx] = {}
         self._rejected_txs: dict[bytes, str] = {}
         self._block_events: trio.MemorySendChannel[tuple[int, CommittedBlock]] | None = None
         for order, _ in store.load_orders():
@@ -195,7 +221,7 @@ class Node:
         (not committed + pending count) stays right in the moment between a block's commit and the
         cleaning of `_pending_txs`, when a just-committed transaction would otherwise count twice."""
         committed = self.ledger_view().account(self.keypair.address).nonce
-        return max([committed, *(nonce + 1 for nonce, _, _ in self._pending_txs.values())])
+        return max([committed, *(pending.nonce + 1 for pending in self._pending_txs.values())])
 
     async def submit(self, body: TxBody) -> Transaction:
         tx = sign(self.keypair, self.genesis.chain_id, Transaction(self._next_nonce(), body))
@@ -203,7 +229,7 @@ class Node:
         reason = self.mempool.add(data)
         if reason is not None:
             raise ValueError(reason)
-        self._pending_txs[tx.tx_id] = (tx.nonce, data, trio.current_time())
+        self._pending_txs[tx.tx_id] = PendingTx(tx.nonce, data, trio.current_time() + REANNOUNCE_S)
         await self.host.publish_item(self.topics.txs, data)
         self.driver.wake()
         log.info("event=tx-submitted tx=%s kind=%s nonce=%d", tx.tx_id.hex()[:16], type(body).__name__, tx.nonce)
@@ -309,8 +335,8 @@ class Node:
         for data in block.txs:
             self._pending_txs.pop(self.app.decode(data).tx_id, None)
         # Our pending transactions the block made invalid (mempool eviction) will never commit.
-        for tx_id, (_, data, _) in list(self._pending_txs.items()):
-            if data not in self.mempool:
+        for tx_id, pending in list(self._pending_txs.items()):
+            if pending.data not in self.mempool:
                 self._pending_txs.pop(tx_id)
                 self._rejected_txs[tx_id] = "dropped from the mempool: no longer valid"
         view = LedgerMarketView(self.ledger_view(), self.app.ledger.rules.categories)
@@ -355,9 +381,10 @@ class Node:
             for order in list(self._own_orders.values()):
                 await self.host.publish_item(self.topics.orders, encode(order))
             now = trio.current_time()
-            stale = [data for _, data, since in self._pending_txs.values() if now - since >= REANNOUNCE_S]
-            for data in stale[:REANNOUNCE_MAX_TXS]:
-                await self.host.publish_item(self.topics.txs, data)
+            due = [pending for pending in self._pending_txs.values() if pending.announce_at <= now]
+            for pending in due[:REANNOUNCE_MAX_TXS]:
+                pending.backoff(now)
+                await self.host.publish_item(self.topics.txs, pending.data)
 
     # --- control API ----------------------------------------------------------------------------------
 
@@ -486,7 +513,7 @@ async def run_node(config: NodeConfig, ready: Callable[[Node], Awaitable[None]] 
     try:
         store.bind_genesis(config.genesis.genesis_hash)
         host_config = HostConfig(
-            seed=keypair.seed, listen=config.listen, bootstrap=config.join, batch=BatchConfig(delay_s=GOSSIP_BATCH_S)
+            seed=keypair.seed, listen=config.listen, bootstrap=config.join, batch=BatchConfig(delay_s=GOSSIP_BATCH_S, min_interval_s=GOSSIP_MIN_INTERVAL_S)
         )
         async with open_host(host_config) as host:
             node = Node(config, keypair, store, host)

@@ -8,6 +8,7 @@ msgpack array of byte strings; `unpack_batch` is strict (untrusted input) and bo
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 import msgpack
@@ -72,8 +73,11 @@ class Batcher:
     """Gathers items for one topic and publishes them as batches.
 
     `add()` returns as soon as the item is queued; the flusher task publishes a batch `delay_s` after its
-    first item, or at once when the batch is full. `add()` waits (back-pressure) while a full batch is
-    waiting to be published, so a producer cannot queue without bound.
+    first item, but not sooner than `min_interval_s` after the previous batch, or at once when the batch is
+    full. `add()` waits (back-pressure) while a full batch is waiting to be published, so a producer cannot
+    queue without bound. The interval bounds the messages a node sends under load, whatever the item rate,
+    while a lone item still leaves after `delay_s`: a gossip message costs every node of the network about
+    the same CPU whatever its size.
     """
 
     def __init__(self, topic: str, publish: Publish, config: BatchConfig, max_message_bytes: int) -> None:
@@ -86,6 +90,7 @@ class Batcher:
         self._has_items = trio.Event()
         self._flush_now = trio.Event()
         self._space = trio.Event()
+        self._last_publish = -math.inf
         self.batches_sent = 0
         self.items_sent = 0
 
@@ -112,11 +117,13 @@ class Batcher:
         best effort: every protocol above re-announces what must arrive)."""
         while True:
             await self._has_items.wait()
-            with trio.move_on_after(self._config.delay_s):
+            paced_until = self._last_publish + self._config.min_interval_s
+            with trio.move_on_after(max(self._config.delay_s, paced_until - trio.current_time())):
                 await self._flush_now.wait()
             self._has_items = trio.Event()
             self._flush_now = trio.Event()
             await self.flush()
+            self._last_publish = trio.current_time()
 
     async def flush(self) -> None:
         """Publish what is gathered now (also called on shutdown paths and by tests)."""

@@ -96,6 +96,7 @@ class BatchConfig:
     """When the publish batcher flushes."""
 
     delay_s: float = BATCH_DELAY_S
+    min_interval_s: float = 0.0
     max_items: int = BATCH_MAX_ITEMS
     max_bytes: int = BATCH_MAX_BYTES
 

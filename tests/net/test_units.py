@@ -161,6 +161,30 @@ async def test_batcher_respects_byte_limit() -> None:
         await batcher.add(b"x" * 1000)
 
 
+async def test_batcher_paces_batches_under_load_but_not_a_lone_item(autojump_clock: trio.abc.Clock) -> None:
+    sent: list[tuple[float, int]] = []
+
+    async def publish(topic: str, data: bytes) -> None:
+        sent.append((trio.current_time(), len(unpack_batch(data, 1000, 100))))
+
+    config = BatchConfig(delay_s=0.05, min_interval_s=1.0, max_items=1000, max_bytes=100_000)
+    batcher = Batcher("t", publish, config, 900_000)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(batcher.run)
+        start = trio.current_time()
+        await batcher.add(b"lone")
+        await trio.sleep(0.5)
+        for _ in range(30):  # then a steady stream: an item every 0.1 s for 3 s
+            await batcher.add(b"x")
+            await trio.sleep(0.1)
+        await trio.sleep(2)
+        nursery.cancel_scope.cancel()
+    assert sent[0] == (pytest.approx(start + 0.05), 1)
+    assert all(later - earlier >= 1.0 - 1e-9 for (earlier, _), (later, _) in zip(sent, sent[1:]))
+    assert sum(count for _, count in sent) == 31
+    assert len(sent) <= 5
+
+
 def test_penalties_decay_and_ban() -> None:
     book = PenaltyBook(threshold=3.0, ban_duration_s=10.0, decay_per_s=0.5)
     assert not book.add("p", 2.0, now=0.0)
