@@ -139,15 +139,20 @@ class Devnet:
         also_join: tuple[str, ...] = (),
     ) -> None:
         """Start every node process, in waves: each wave joins nodes of the earlier ones (up to JOIN_FANOUT,
-        at random), and a wave is as large as JOIN_FANOUT times what runs already, so ten nodes start in
-        three waves instead of ten sequential starts (each costs about a second of imports)."""
+        the least joined first, ties at random), and a wave is as large as JOIN_FANOUT times what runs
+        already, so ten nodes start in three waves instead of ten sequential starts (each costs about a
+        second of imports). Spreading the joins keeps the first nodes (the managers) from becoming hubs:
+        with uniform picks each manager of a 30-node devnet held 20 connections."""
         started: list[str] = [n.name for n in running or []]
+        joined = dict.fromkeys(started, 0)
         pending = list(nodes)
         while pending:
             wave, pending = pending[: max(1, JOIN_FANOUT * len(started))], pending[max(1, JOIN_FANOUT * len(started)):]
             for node in wave:
                 joins: list[str] = []
-                peers = random.sample(started, min(JOIN_FANOUT, len(started)))
+                peers = sorted(started, key=lambda name: (joined[name], random.random()))[:JOIN_FANOUT]
+                for peer in peers:
+                    joined[peer] += 1
                 for peer in peers + [name for name in also_join if name not in peers]:
                     joins += self.addresses(peer)[:1]
                 node.pid = self.launch(node, joins)
@@ -155,6 +160,7 @@ class Devnet:
             for node in wave:
                 self.wait_for_address(node, timeout_s)
             started += [node.name for node in wave]
+            joined.update(dict.fromkeys((node.name for node in wave), 0))
 
     def launch(self, node: NodeSpec, joins: list[str]) -> int:
         directory = self.node_dir(node.name)
