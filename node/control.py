@@ -267,8 +267,18 @@ async def serve(path: Path, handle: Handler, task_status: trio.TaskStatus[None] 
 
 
 async def _serve_one(stream: trio.abc.Stream, handle: Handler) -> None:
+    """Answer one client's requests until it closes, goes silent or goes away. A client that resets the
+    connection (it was killed mid-call) ends its own connection, never the node."""
+    try:
+        await _answer_requests(stream, handle)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        log.info("event=control-client-gone error=%r", str(exc))
+
+
+async def _answer_requests(stream: trio.abc.Stream, handle: Handler) -> None:
     async with stream:
         while True:
+            data = b""
             with trio.move_on_after(REQUEST_TIMEOUT_S):
                 data = await _read_frame(stream)
             if not data:

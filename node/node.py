@@ -316,11 +316,21 @@ class Node:
             await trio.sleep(PEER_RECORD_S)
 
     async def _link_validators(self) -> None:
-        """Stay connected to every other validator, so consensus gossip goes straight between them."""
+        """Stay connected to every other validator and gossip with it as a direct peer, so consensus
+        messages go straight between validators."""
         others = [address_of(key) for key in self.validators.keys if key != self.keypair.public_key]
+        linked: set[bytes] = set()
         while True:
             for account in others:
-                await reach(self.host, self.directory, account)
+                peer = await reach(self.host, self.directory, account)
+                if peer is not None:
+                    self.host.keep_direct(peer)
+                if peer is not None and account not in linked:
+                    log.info("event=validator-linked validator=0x%s peer=%s", account.hex(), peer)
+                    linked.add(account)
+                elif peer is None and account in linked:
+                    log.warning("event=validator-unreachable validator=0x%s", account.hex())
+                    linked.discard(account)
             await trio.sleep(VALIDATOR_LINK_S)
 
     async def serve_sync(self, peer: str, request: bytes) -> bytes:

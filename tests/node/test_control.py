@@ -19,7 +19,7 @@ from node.control import (
     serve,
     socket_path,
 )
-from protocols.encoding import decode
+from protocols.encoding import decode, encode
 
 
 async def handler(request: object) -> object:
@@ -60,3 +60,23 @@ async def test_requests_errors_and_garbage(tmp_path: Path) -> None:
 def test_client_without_a_node_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConnectionError, match="no node is running"):
         ControlClient(tmp_path).call(StatusRequest())
+
+
+async def test_a_client_that_vanishes_mid_call_does_not_stop_the_server(tmp_path: Path) -> None:
+    """A CLI killed during a call resets its connection; that ends that connection only (it used to
+    escape the connection handler and stop the node)."""
+    path = socket_path(tmp_path)
+    request = encode(AccountRequest(b""))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve, path, handler)
+        for _ in range(5):
+            sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+            await sock.connect(str(path))
+            await sock.send(struct.pack(">I", len(request)) + request)
+            await trio.sleep(0.01)  # the answer is waiting unread when the client goes: a reset
+            sock.close()
+        await trio.sleep(0.05)
+        client = ControlClient(tmp_path, timeout_s=5)
+        info = await trio.to_thread.run_sync(client.call, AccountRequest(b"\x03" * 20))
+        assert info.address == b"\x03" * 20
+        nursery.cancel_scope.cancel()
