@@ -118,13 +118,6 @@ async def test_garbage_gossip_is_dropped_penalised_and_not_relayed(
         network.assert_agree()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the node now rejects both before relay (logged: 'consensus message with a bad signature', "
-    "'certificate is for another block'), but the test's attacker host, once the target drops it, raises out "
-    "of py-libp2p's tasks while closing (an exception group deeper than pytest shows); open_host should "
-    "contain library errors raised during shutdown",
-)
 async def test_forged_validator_signatures_are_not_relayed(network: Cluster) -> None:
     """A vote that names a validator's key but whose signature does not match, and a decided block whose
     certificate nobody signed, are garbage only a validator check can tell: it must run before relay."""
@@ -152,7 +145,8 @@ async def test_forged_validator_signatures_are_not_relayed(network: Cluster) -> 
         await network.transfer("f1", "m0")
         await wait_for_block_at(network, listener, height + 1)
         assert listener.from_origin(attacker.peer_id) == []
-        assert target.host.peer_penalty(attacker.peer_id) >= 2
+        # Two rejections of one point each, less the decay since (penalties fade by design).
+        assert target.host.peer_penalty(attacker.peer_id) > 1.5
 
 
 async def test_submit_right_after_a_commit_gets_the_right_nonce(
