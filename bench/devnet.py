@@ -66,8 +66,9 @@ from devnet_support.node_logs import CommitEvent, LogProblems, commits, problems
 from devnet_support.session import ControlSession  # noqa: E402
 
 # --- targets --------------------------------------------------------------------------------------
+# The issue states both timing targets for 10 nodes; they are printed for 30 too, for comparison.
 TARGET_COMMIT_P50_MS = 300.0
-TARGET_ORDER_P95_MS = 500.0  # stated for 10 nodes; printed for 30 too, for comparison
+TARGET_ORDER_P95_MS = 500.0
 TARGET_RSS_MB = 150.0
 
 
@@ -488,10 +489,12 @@ def report(r: Results) -> None:
     print(f"\n--- {s.name}: {n} nodes ({s.managers} managers + {s.followers} followers), 127.0.0.1, {os.cpu_count()} cores")
     lat = r.latency_ms
     p50 = percentile(lat, 50)
+    target_note = "" if n <= 10 else " (stated for 10 nodes)"
     print(
         f"commit latency (submit -> block committed on the submitting follower): "
         f"p50 {p50:.0f} ms  p95 {percentile(lat, 95):.0f} ms  max {max(lat, default=float('nan')):.0f} ms  "
-        f"n={len(lat)} lost={r.latency_lost}   target p50 < {TARGET_COMMIT_P50_MS:.0f} ms: {verdict(p50, TARGET_COMMIT_P50_MS)}"
+        f"n={len(lat)} lost={r.latency_lost}   "
+        f"target p50 < {TARGET_COMMIT_P50_MS:.0f} ms{target_note}: {verdict(p50, TARGET_COMMIT_P50_MS)}"
     )
     first = r.latency_first_ms
     late_rounds = sum(1 for x in r.latency_rounds if x > 0)
@@ -517,7 +520,6 @@ def report(r: Results) -> None:
     if r.retries:
         print(f"   submits refused and retried: {', '.join(f'{k} x{v}' for k, v in sorted(r.retries.items()))}")
     o95 = percentile(r.order_all_ms, 95)
-    target_note = "" if n <= 10 else " (stated for 10 nodes)"
     print(
         f"order propagation to all {n - 1} other nodes: p50 {percentile(r.order_all_ms, 50):.0f} ms  p95 {o95:.0f} ms  "
         f"max {max(r.order_all_ms, default=float('nan')):.0f} ms  n={len(r.order_all_ms)}   "
