@@ -137,6 +137,11 @@ def digest(obj: Any) -> bytes:
 
 # --- decoding -----------------------------------------------------------------------------------
 
+# Re-encoding decoded plain values (lists, ints, bytes, str: no `default` hook) with one long-lived Packer
+# costs half of `msgpack.packb`, which builds a Packer per call; it runs twice per received message. Safe
+# to share: without a Python hook, a pack runs start to end under the GIL.
+_pack_plain = msgpack.Packer(use_bin_type=True).pack
+
 
 def decode(expected: Any, data: bytes, max_size: int = MAX_MESSAGE_BYTES) -> Any:
     """Decode `data` as `expected` (a wire type, or a union of wire types), strictly.
@@ -163,9 +168,12 @@ def decode(expected: Any, data: bytes, max_size: int = MAX_MESSAGE_BYTES) -> Any
         raise DecodeError(f"malformed msgpack: {type(exc).__name__}: {exc}") from None
     if type(raw) is not list:
         raise DecodeError(f"top level must be an array, got {type(raw).__name__}")
-    if msgpack.packb(raw, use_bin_type=True) != data:
+    if _pack_plain(raw) != data:
         raise DecodeError("non-canonical encoding")
-    signed = _signed_members(expected).get(raw[0]) if raw and type(raw[0]) is int else None
+    members = _SIGNED_MEMBERS.get(expected)
+    if members is None:
+        members = _signed_members(expected)
+    signed = members.get(raw[0]) if raw and type(raw[0]) is int else None
     if signed is not None:
         # The payload digest is hashed from the received bytes, which are canonical, instead of re-encoding
         # the fields: signed objects arrive on the hot path of order and vote handling.
@@ -394,7 +402,7 @@ def _checked(cls: type, fields: list[Converter], value: Any) -> Any:
 
 def _unsigned_digest_of(value: list[Any]) -> bytes:
     """A signed value's payload digest from its raw array: the same bytes minus the signature, hashed."""
-    return hashlib.sha256(msgpack.packb(value[:-1], use_bin_type=True)).digest()
+    return hashlib.sha256(_pack_plain(value[:-1])).digest()
 
 
 def _array_header(length: int) -> bytes:
@@ -429,19 +437,22 @@ def _fixed_size(hint: Any) -> int | None:
 
 
 _SIGNATURE_SIZES: dict[type, int | None] = {}
+# Array headers of every length a wire class can have, built once: the digest cut runs for every order.
+_SMALL_ARRAY_HEADERS = tuple(_array_header(length) for length in range(64))
 
 
 def _unsigned_digest_from_bytes(cls: type, value: list[Any], data: bytes) -> bytes:
     """`_unsigned_digest_of(value)` cut from `data`, the canonical encoding of `value`: the array header
     for one item less, then every item's bytes but the last (the signature, whose encoding has a fixed
     length in every signed class). Hashing a slice of the received bytes costs half of re-encoding."""
-    if cls not in _SIGNATURE_SIZES:
-        _SIGNATURE_SIZES[cls] = _fixed_size(_field_hints(cls)[-1])
-    tail = _SIGNATURE_SIZES[cls]
-    if tail is None:
-        return _unsigned_digest_of(value)
+    tail = _SIGNATURE_SIZES.get(cls, -1)
+    if tail == -1:
+        tail = _SIGNATURE_SIZES[cls] = _fixed_size(_field_hints(cls)[-1])
     length = len(value)
-    return hashlib.sha256(_array_header(length - 1) + data[len(_array_header(length)) : len(data) - tail]).digest()
+    if tail is None or length >= len(_SMALL_ARRAY_HEADERS):
+        return _unsigned_digest_of(value)
+    head = _SMALL_ARRAY_HEADERS[length - 1]
+    return hashlib.sha256(head + data[len(_SMALL_ARRAY_HEADERS[length]) : len(data) - tail]).digest()
 
 
 def _primitive_condition(hint: Any, var: str) -> str | None:

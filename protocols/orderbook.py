@@ -68,13 +68,19 @@ class OrderBook:
 
     def _index(self, order: Order) -> list[BookEntry] | None:
         """The sorted list an order lives in (requests live only in `_entries`, in arrival order)."""
-        if isinstance(order, AppOrder):
-            return self._apps.setdefault(order.app, [])
-        if isinstance(order, DatasetOrder):
-            return self._datasets.setdefault(order.dataset, [])
-        if isinstance(order, WorkerpoolOrder):
-            return self._pools.setdefault(order.category, [])
-        return None
+        kind = type(order)
+        if kind is WorkerpoolOrder:
+            indexes, key = self._pools, order.category
+        elif kind is AppOrder:
+            indexes, key = self._apps, order.app
+        elif kind is DatasetOrder:
+            indexes, key = self._datasets, order.dataset
+        else:
+            return None
+        index = indexes.get(key)
+        if index is None:
+            index = indexes[key] = []
+        return index
 
     def add(self, order: Order) -> str | None:
         """Add an order; return None, or why it was not added ("duplicate", "bad-signature")."""
@@ -180,9 +186,12 @@ class _PendingConsumption:
         return known
 
     def consume(self, orders: Iterable[Order | None], volume: int) -> None:
+        known = self._consumed
         for order in orders:
             if order is not None:
-                self._consumed[order.payload_digest] = self.consumed(order.payload_digest) + volume
+                order_hash = order.payload_digest
+                before = known.get(order_hash)
+                known[order_hash] = (self.view.consumed(order_hash) if before is None else before) + volume
 
 
 Combo = tuple[AppOrder, DatasetOrder | None, WorkerpoolOrder]
