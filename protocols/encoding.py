@@ -475,11 +475,29 @@ def _primitive_condition(hint: Any, var: str) -> str | None:
     return None
 
 
+def _header_condition(cls: type, tag: str, version: str) -> str:
+    return (
+        f"type({tag}) is int and {tag} == {cls.__wire_tag__} and type({version}) is int"
+        f" and {version} == {cls.__wire_version__}"
+    )
+
+
+def _is_flat(hint: Any) -> bool:
+    """A wire class of primitive fields only, with no invariant and no signature: decoded inline."""
+    return (
+        is_wire_type(hint)
+        and not getattr(hint, "__wire_signed__", False)
+        and not hasattr(hint, "__post_init__")
+        and all(_primitive_condition(h, "x") is not None for h in _field_hints(hint))
+    )
+
+
 def _compile_fast(cls: type, hints: list[Any]) -> Callable[..., Any]:
     """Generate the happy path of decoding `cls` from its raw array as one function.
 
-    Primitive fields are checked inline, nested wire classes go straight to their own generated function,
-    other composite fields through their converters; the object is built without the dataclass __init__
+    Primitive fields are checked inline, and so are those of a nested class of primitives (a signature);
+    other nested wire classes go straight to their own generated function, other composite fields through
+    their converters; the object is built without the dataclass __init__
     (which calls object.__setattr__ once per field) unless the class has a __post_init__ invariant.
     Decoding signed orders is on the hot path of order handling, where one closure call per field cost
     more than the checks themselves. The function returns None when any check fails; the caller then runs
@@ -494,16 +512,30 @@ def _compile_fast(cls: type, hints: list[Any]) -> Callable[..., Any]:
         f"    tag, version{''.join(f', f{i}' for i in range(n))} = value",
     ]
     # Every primitive check in one expression: one branch for the whole happy path.
-    conditions = [
-        f"type(tag) is int and tag == {cls.__wire_tag__} and type(version) is int and version == {cls.__wire_version__}"
-    ]
+    conditions = [_header_condition(cls, "tag", "version")]
     conditions += [c for i, hint in enumerate(hints) if (c := _primitive_condition(hint, f"f{i}")) is not None]
+    # A nested class of primitives only (a signature) is unpacked and checked here too, and built below:
+    # a call per nested value cost as much as checking all of its fields.
+    flat = {i: hint for i, hint in enumerate(hints) if _is_flat(hint)}
+    for i, nested in flat.items():
+        inner = _field_hints(nested)
+        names = "".join(f", f{i}_{j}" for j in range(len(inner)))
+        lines += [
+            f"    if type(f{i}) is not list or len(f{i}) != {len(inner) + 2}: return None",
+            f"    f{i}_tag, f{i}_version{names} = f{i}",
+        ]
+        conditions.append(_header_condition(nested, f"f{i}_tag", f"f{i}_version"))
+        conditions += [_primitive_condition(h, f"f{i}_{j}") for j, h in enumerate(inner)]  # type: ignore[misc]
     lines.append(f"    if not ({' and '.join(conditions)}): return None")
     helpers: dict[str, Any] = {}
     for i, hint in enumerate(hints):
         if _primitive_condition(hint, f"f{i}") is not None:
             continue
-        if is_wire_type(hint) and not getattr(hint, "__wire_signed__", False):
+        if i in flat:
+            helpers[f"nested_cls{i}"] = hint
+            entries = ", ".join(f"{name!r}: f{i}_{j}" for j, name in enumerate(hint.__wire_fields__))
+            lines += [f"    f{i} = new(nested_cls{i})", f"    setattr(f{i}, '__dict__', {{{entries}}})"]
+        elif is_wire_type(hint) and not getattr(hint, "__wire_signed__", False):
             helpers[f"nested{i}"] = _fast_decoder(hint)
             lines += [f"    f{i} = nested{i}(f{i})", f"    if f{i} is None: return None"]
         else:
