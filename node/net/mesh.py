@@ -24,8 +24,9 @@ a second were refused and thousands of "GRAFT flood" penalties were logged, whil
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any, DefaultDict
+from typing import Any
 
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import GossipSub
@@ -36,10 +37,10 @@ class SpecMeshGossipSub(GossipSub):
         super().__init__(*args, **kwargs)
         self.graft_flood_threshold = 0.0  # the inverted check compares against min(this, backoff): never
 
-    def _perform_opportunistic_grafting(self, topic: str, peers_to_graft: DefaultDict[ID, list[str]]) -> int:
+    def _perform_opportunistic_grafting(self, topic: str, peers_to_graft: defaultdict[ID, list[str]]) -> int:
         return 0
 
-    def mesh_heartbeat(self) -> tuple[DefaultDict[ID, list[str]], DefaultDict[ID, list[str]]]:
+    def mesh_heartbeat(self) -> tuple[defaultdict[ID, list[str]], defaultdict[ID, list[str]]]:
         peers_to_graft, peers_to_prune = super().mesh_heartbeat()
         for peer, topics in peers_to_prune.items():
             for topic in topics:

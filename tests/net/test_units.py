@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import msgpack
 import pytest
 import trio
@@ -180,7 +182,7 @@ async def test_batcher_paces_batches_under_load_but_not_a_lone_item(autojump_clo
         await trio.sleep(2)
         nursery.cancel_scope.cancel()
     assert sent[0] == (pytest.approx(start + 0.05), 1)
-    assert all(later - earlier >= 1.0 - 1e-9 for (earlier, _), (later, _) in zip(sent, sent[1:]))
+    assert all(later - earlier >= 1.0 - 1e-9 for (earlier, _), (later, _) in itertools.pairwise(sent))
     assert sum(count for _, count in sent) == 31
     assert len(sent) <= 5
 
