@@ -11,8 +11,8 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from dataclasses import dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
