@@ -24,9 +24,10 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgpack
+import msgspec
 
 # py-libp2p silently drops gossip payloads over 1 MiB (reference/py-libp2p.md), so no message we accept
 # may be larger; bulk data travels over streams in chunks below this bound.
@@ -137,21 +138,52 @@ def digest(obj: Any) -> bytes:
 
 # --- decoding -----------------------------------------------------------------------------------
 
-# Re-encoding decoded plain values (lists, ints, bytes, str: no `default` hook) with one long-lived Packer
-# costs half of `msgpack.packb`, which builds a Packer per call; it runs twice per received message. Safe
-# to share: without a Python hook, a pack runs start to end under the GIL.
+# The slow path re-encodes decoded plain values (lists, ints, bytes, str: no `default` hook) with one
+# long-lived Packer; `msgpack.packb` builds one per call. Safe to share: without a Python hook, a pack runs
+# start to end under the GIL.
 _pack_plain = msgpack.Packer(use_bin_type=True).pack
 
 
 def decode(expected: Any, data: bytes, max_size: int = MAX_MESSAGE_BYTES) -> Any:
     """Decode `data` as `expected` (a wire type, or a union of wire types), strictly.
 
-    Raises DecodeError for anything that is not the canonical encoding of a valid value.
+    Raises DecodeError for anything that is not the canonical encoding of a valid value. Valid input takes
+    the fast path: msgspec parses and checks every field against the class's schema in C, and re-encoding
+    the result must give `data` back. Anything it refuses goes through the slow path, which applies the
+    same rules one by one to say what is wrong.
     """
     if type(data) is not bytes:
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_size:
         raise DecodeError(f"message of {len(data)} bytes exceeds the limit of {max_size}")
+    by_tag = _FAST_BY_TAG.get(expected)
+    if by_tag is None:
+        by_tag = _FAST_BY_TAG[expected] = {tag: _fast_decoder(cls) for tag, cls in _members(expected).items()}
+    fast = by_tag.get(_peek_tag(data))
+    if fast is not None:
+        try:
+            return fast(data)
+        except Exception:  # noqa: BLE001, S110 - msgspec raises several types (and UnicodeDecodeError); whatever
+            pass  # the reason, the slow path is the authority: it accepts or names the problem
+    return _decode_slowly(expected, data, max_size)
+
+
+def _peek_tag(data: bytes) -> int | None:
+    """The tag of a canonical wire value: the first item of its array (fixarray, array 16 or array 32
+    header), if it is an int below 256. Whatever the bytes hold, decoding checks the tag again."""
+    if len(data) < 6:
+        return None
+    header = data[0]
+    start = 1 if 0x90 <= header <= 0x9F else 3 if header == 0xDC else 5 if header == 0xDD else 0
+    if not start:
+        return None
+    tag = data[start]
+    if tag < 0x80:
+        return tag
+    return data[start + 1] if tag == 0xCC else None
+
+
+def _decode_slowly(expected: Any, data: bytes, max_size: int) -> Any:
     try:
         raw = msgpack.unpackb(
             data,
@@ -170,20 +202,18 @@ def decode(expected: Any, data: bytes, max_size: int = MAX_MESSAGE_BYTES) -> Any
         raise DecodeError(f"top level must be an array, got {type(raw).__name__}")
     if _pack_plain(raw) != data:
         raise DecodeError("non-canonical encoding")
-    members = _SIGNED_MEMBERS.get(expected)
-    if members is None:
-        members = _signed_members(expected)
-    signed = members.get(raw[0]) if raw and type(raw[0]) is int else None
-    if signed is not None:
-        # The payload digest is hashed from the received bytes, which are canonical, instead of re-encoding
-        # the fields: signed objects arrive on the hot path of order and vote handling.
-        try:
-            obj = _fast_decoder(signed)(raw, _unsigned_digest_from_bytes(signed, raw, data))
-        except DecodeError:
-            obj = None
-        if obj is not None:
-            return obj
     return converter_for(expected)(raw)
+
+
+# Per expected type (a wire class or a union), the fast decoder of each class it admits, by tag.
+_FAST_BY_TAG: dict[Any, dict[int, Callable[[bytes], Any] | None]] = {}
+
+
+def _members(expected: Any) -> dict[int, type]:
+    """The wire classes `expected` (a wire class or a union of them) admits, by tag."""
+    union = typing.get_origin(expected) in (typing.Union, types.UnionType)
+    candidates = typing.get_args(expected) if union else (expected,)
+    return {cls.__wire_tag__: cls for cls in candidates if is_wire_type(cls)}
 
 
 def validated(obj: T) -> T:
@@ -319,27 +349,18 @@ def _build_union(args: tuple[Any, ...], constraints: tuple[Any, ...]) -> Convert
 
 
 def _wire_converter(cls: type) -> Converter:
-    """Converter for one wire class; built once, on first call (classes may refer to ones defined later).
-
-    The happy path is one generated function (`_compile_fast`); when it declines a value, `_checked` goes
-    through the same rules field by field to raise an error that names the field and the problem.
-    """
+    """The slow path's converter for one wire class: every rule checked in turn, for a precise error."""
     cached = _CONVERTERS.get(cls)
     if cached is not None:
         return cached
 
     def convert(value: Any) -> Any:
-        try:
-            obj = _fast_decoder(cls)(value)
-        except DecodeError:  # from a composite field's converter: `_checked` names the path to it
-            obj = None
-        return obj if obj is not None else _checked(cls, _field_converters(cls), value)
+        return _checked(cls, _field_converters(cls), value)
 
     _CONVERTERS[cls] = convert
     return convert
 
 
-_FAST_DECODERS: dict[type, Callable[..., Any]] = {}
 _FIELD_CONVERTERS: dict[type, list[Converter]] = {}
 
 
@@ -353,28 +374,6 @@ def _field_converters(cls: type) -> list[Converter]:
     if fields is None:
         fields = _FIELD_CONVERTERS[cls] = [_build(hint, ()) for hint in _field_hints(cls)]
     return fields
-
-
-def _fast_decoder(cls: type) -> Callable[..., Any]:
-    fast = _FAST_DECODERS.get(cls)
-    if fast is None:
-        fast = _FAST_DECODERS[cls] = _compile_fast(cls, _field_hints(cls))
-    return fast
-
-
-_SIGNED_MEMBERS: dict[Any, dict[Any, type]] = {}
-
-
-def _signed_members(expected: Any) -> dict[Any, type]:
-    """The signed wire classes `expected` (a wire class or a union) admits, by tag."""
-    members = _SIGNED_MEMBERS.get(expected)
-    if members is None:
-        union = typing.get_origin(expected) in (typing.Union, types.UnionType)
-        candidates = typing.get_args(expected) if union else (expected,)
-        members = _SIGNED_MEMBERS[expected] = {
-            cls.__wire_tag__: cls for cls in candidates if getattr(cls, "__wire_signed__", False)
-        }
-    return members
 
 
 def _checked(cls: type, fields: list[Converter], value: Any) -> Any:
@@ -436,119 +435,129 @@ def _fixed_size(hint: Any) -> int | None:
     return None
 
 
-_SIGNATURE_SIZES: dict[type, int | None] = {}
-# Array headers of every length a wire class can have, built once: the digest cut runs for every order.
-_SMALL_ARRAY_HEADERS = tuple(_array_header(length) for length in range(64))
+def _digest_cutter(cls: type) -> Callable[[bytes], bytes] | None:
+    """For a signed class whose signature has a fixed encoded length: a function from a value's canonical
+    bytes to its payload digest. The unsigned encoding is the array header for one item less, then every
+    item's bytes but the last (the signature): hashing a slice of the received bytes costs half of
+    re-encoding the fields. None if the signature's length varies."""
+    tail = _fixed_size(_field_hints(cls)[-1])
+    if tail is None:
+        return None
+    length = len(cls.__wire_fields__) + 2
+    head, skip = _array_header(length - 1), len(_array_header(length))
+    sha256 = hashlib.sha256
+
+    def cut(data: bytes) -> bytes:
+        return sha256(head + data[skip : len(data) - tail]).digest()
+
+    return cut
 
 
-def _unsigned_digest_from_bytes(cls: type, value: list[Any], data: bytes) -> bytes:
-    """`_unsigned_digest_of(value)` cut from `data`, the canonical encoding of `value`: the array header
-    for one item less, then every item's bytes but the last (the signature, whose encoding has a fixed
-    length in every signed class). Hashing a slice of the received bytes costs half of re-encoding."""
-    tail = _SIGNATURE_SIZES.get(cls, -1)
-    if tail == -1:
-        tail = _SIGNATURE_SIZES[cls] = _fixed_size(_field_hints(cls)[-1])
-    length = len(value)
-    if tail is None or length >= len(_SMALL_ARRAY_HEADERS):
-        return _unsigned_digest_of(value)
-    head = _SMALL_ARRAY_HEADERS[length - 1]
-    return hashlib.sha256(head + data[len(_SMALL_ARRAY_HEADERS[length]) : len(data) - tail]).digest()
+# --- the fast path: msgspec decodes and checks in C ------------------------------------------------
+
+_msgspec_encode = msgspec.msgpack.Encoder().encode
+_NIL = msgspec.Raw(b"\xc0")
+INT64_MAX = (1 << 63) - 1
 
 
-def _primitive_condition(hint: Any, var: str) -> str | None:
-    """A Python expression true when `var` is a valid value of a primitive field, or None if not primitive."""
+class _NotExpressible(Exception):
+    """A type hint msgspec cannot check exactly: its class is always decoded by the slow path."""
+
+
+def _fields_schema(cls: type) -> tuple[Any, list[Converter | None]]:
+    """The msgspec type of `cls`'s array, and per field the conversion of what msgspec returns (None: as is)."""
+    parts = [_field_schema(hint) for hint in _field_hints(cls)]
+    items = (Literal[cls.__wire_tag__], Literal[cls.__wire_version__], *(kind for kind, _ in parts))
+    return tuple[items], [convert for _, convert in parts]  # type: ignore[valid-type]
+
+
+def _field_schema(hint: Any) -> tuple[Any, Converter | None]:
+    """msgspec type and conversion for one field, with exactly the rules of the slow path's `_build`."""
     constraints: tuple[Any, ...] = ()
     if typing.get_origin(hint) is Annotated:
         hint, *extra = typing.get_args(hint)
         constraints = tuple(extra)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(members) == 1 and not is_wire_type(members[0]):
+            inner, convert = _field_schema(Annotated[(members[0], *constraints)] if constraints else members[0])
+            return inner | None, (None if convert is None else lambda value: None if value is None else convert(value))
+        # Unions of wire types (and optional wire values): msgspec hands over the field's bytes, and the
+        # field is decoded by `decode`, tag dispatch, digest cut and canonical check included.
+        allows_none = len(members) != len(typing.get_args(hint))
+        expected = members[0] if len(members) == 1 else typing.Union[tuple(members)]
+        return msgspec.Raw, lambda raw: None if allows_none and raw == _NIL else decode(expected, bytes(raw))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            item, convert = _field_schema(args[0])
+            most = next((c.n for c in constraints if isinstance(c, MaxLen)), MAX_CONTAINER_LEN)
+            sequence = Annotated[tuple[item, ...], msgspec.Meta(max_length=most)]  # type: ignore[valid-type]
+            return sequence, (None if convert is None else lambda value: tuple([convert(v) for v in value]))
+        parts = [_field_schema(a) for a in args]
+        converts = [c or _identity for _, c in parts]
+        fixed = tuple[tuple(kind for kind, _ in parts)]  # type: ignore[misc]
+        if all(c is None for _, c in parts):
+            return fixed, None
+        return fixed, lambda value: tuple([c(v) for c, v in zip(converts, value)])
     if hint is int:
         ranges = [c for c in constraints if isinstance(c, Range)]
-        lo, hi = (ranges[0].lo, ranges[0].hi) if ranges else (0, UINT64_MAX)
-        return f"type({var}) is int and {lo} <= {var} <= {hi}"
+        lo, hi = (int(ranges[0].lo), int(ranges[0].hi)) if ranges else (0, UINT64_MAX)  # bounds may be IntEnums
+        if hi == UINT64_MAX:  # msgpack has no larger int, and msgspec no bound beyond int64
+            return Annotated[int, msgspec.Meta(ge=lo)], None
+        if hi > INT64_MAX or lo < -INT64_MAX - 1:
+            raise _NotExpressible(hint)
+        return Annotated[int, msgspec.Meta(ge=lo, le=hi)], None
     if hint is bool:
-        return f"type({var}) is bool"
+        return bool, None
     if hint in (bytes, str):
         exact = next((c.n for c in constraints if isinstance(c, Len)), None)
         most = next((c.n for c in constraints if isinstance(c, MaxLen)), MAX_MESSAGE_BYTES if hint is bytes else MAX_STR_LEN)
-        size = f"len({var}) == {exact}" if exact is not None else f"len({var}) <= {most}"
-        return f"type({var}) is {hint.__name__} and {size}"
-    return None
+        bounds = msgspec.Meta(min_length=exact, max_length=exact) if exact is not None else msgspec.Meta(max_length=most)
+        return Annotated[hint, bounds], None
+    if is_wire_type(hint):
+        if getattr(hint, "__wire_signed__", False):  # its digest is cut from its own bytes
+            return msgspec.Raw, lambda raw: decode(hint, bytes(raw))
+        kind, _ = _fields_schema(hint)
+        return kind, _builder(hint)
+    raise _NotExpressible(hint)
 
 
-def _header_condition(cls: type, tag: str, version: str) -> str:
-    return (
-        f"type({tag}) is int and {tag} == {cls.__wire_tag__} and type({version}) is int"
-        f" and {version} == {cls.__wire_version__}"
-    )
+def _identity(value: Any) -> Any:
+    return value
 
 
-def _is_flat(hint: Any) -> bool:
-    """A wire class of primitive fields only, with no invariant and no signature: decoded inline."""
-    return (
-        is_wire_type(hint)
-        and not getattr(hint, "__wire_signed__", False)
-        and not hasattr(hint, "__post_init__")
-        and all(_primitive_condition(h, "x") is not None for h in _field_hints(hint))
-    )
+_BUILDERS: dict[type, Converter] = {}
 
 
-def _compile_fast(cls: type, hints: list[Any]) -> Callable[..., Any]:
-    """Generate the happy path of decoding `cls` from its raw array as one function.
+def _builder(cls: type) -> Converter:
+    """Build `cls` from msgspec's checked tuple. Generated, because it runs for every order and vote: a
+    dataclass __init__ pays an object.__setattr__ per field, where one dict display costs a fraction."""
+    built = _BUILDERS.get(cls)
+    if built is None:
+        built = _BUILDERS[cls] = _generate_builder(cls)
+    return built
 
-    Primitive fields are checked inline, and so are those of a nested class of primitives (a signature);
-    other nested wire classes go straight to their own generated function, other composite fields through
-    their converters; the object is built without the dataclass __init__
-    (which calls object.__setattr__ once per field) unless the class has a __post_init__ invariant.
-    Decoding signed orders is on the hot path of order handling, where one closure call per field cost
-    more than the checks themselves. The function returns None when any check fails; the caller then runs
-    `_checked` for the precise error. For a signed class it takes the payload digest when the caller
-    already knows it.
-    """
-    n = len(hints)
+
+def _generate_builder(cls: type) -> Converter:
+    _, converts = _fields_schema(cls)
+    n = len(converts)
     signed = getattr(cls, "__wire_signed__", False)
-    lines = [
-        "def fast(value, digest=None):" if signed else "def fast(value):",
-        f"    if type(value) is not list or len(value) != {n + 2}: return None",
-        f"    tag, version{''.join(f', f{i}' for i in range(n))} = value",
-    ]
-    # Every primitive check in one expression: one branch for the whole happy path.
-    conditions = [_header_condition(cls, "tag", "version")]
-    conditions += [c for i, hint in enumerate(hints) if (c := _primitive_condition(hint, f"f{i}")) is not None]
-    # A nested class of primitives only (a signature) is unpacked and checked here too, and built below:
-    # a call per nested value cost as much as checking all of its fields.
-    flat = {i: hint for i, hint in enumerate(hints) if _is_flat(hint)}
-    for i, nested in flat.items():
-        inner = _field_hints(nested)
-        names = "".join(f", f{i}_{j}" for j in range(len(inner)))
-        lines += [
-            f"    if type(f{i}) is not list or len(f{i}) != {len(inner) + 2}: return None",
-            f"    f{i}_tag, f{i}_version{names} = f{i}",
-        ]
-        conditions.append(_header_condition(nested, f"f{i}_tag", f"f{i}_version"))
-        conditions += [_primitive_condition(h, f"f{i}_{j}") for j, h in enumerate(inner)]  # type: ignore[misc]
-    lines.append(f"    if not ({' and '.join(conditions)}): return None")
-    helpers: dict[str, Any] = {}
-    for i, hint in enumerate(hints):
-        if _primitive_condition(hint, f"f{i}") is not None:
-            continue
-        if i in flat:
-            helpers[f"nested_cls{i}"] = hint
-            entries = ", ".join(f"{name!r}: f{i}_{j}" for j, name in enumerate(hint.__wire_fields__))
-            lines += [f"    f{i} = new(nested_cls{i})", f"    setattr(f{i}, '__dict__', {{{entries}}})"]
-        elif is_wire_type(hint) and not getattr(hint, "__wire_signed__", False):
-            helpers[f"nested{i}"] = _fast_decoder(hint)
-            lines += [f"    f{i} = nested{i}(f{i})", f"    if f{i} is None: return None"]
-        else:
-            helpers[f"convert{i}"] = _build(hint, ())
+    fields = ", ".join(f"f{i}" for i in range(n))
+    unpacked = "".join(f", f{i}" for i in range(n))
+    lines = ["def build(value, digest=None):" if signed else "def build(value):", f"    _tag, _version{unpacked} = value"]
+    for i, convert in enumerate(converts):
+        if convert is not None:
             lines.append(f"    f{i} = convert{i}(f{i})")
     if signed:
         lines.append("    if digest is None: digest = unsigned_digest_of(value)")
-    if hasattr(cls, "__post_init__"):
+    if hasattr(cls, "__post_init__"):  # the class checks an invariant: its __init__ runs, and may reject
         lines += [
             "    try:",
-            f"        obj = cls({', '.join(f'f{i}' for i in range(n))})",
-            "    except (ValueError, TypeError):",
-            "        return None",
+            f"        obj = cls({fields})",
+            "    except (ValueError, TypeError) as exc:",
+            f"        raise DecodeError(f'{cls.__name__}: {{exc}}') from None",
         ]
         if signed:
             lines.append("    setattr(obj, 'payload_digest', digest)")
@@ -559,14 +568,51 @@ def _compile_fast(cls: type, hints: list[Any]) -> Callable[..., Any]:
         lines += ["    obj = new(cls)", f"    setattr(obj, '__dict__', {{{', '.join(entries)}}})"]
     lines.append("    return obj")
     namespace: dict[str, Any] = {
-        **helpers,
+        **{f"convert{i}": c for i, c in enumerate(converts) if c is not None},
         "cls": cls,
         "new": object.__new__,
         "setattr": object.__setattr__,
-        "unsigned_digest_of": _unsigned_digest_of,
+        "unsigned_digest_of": lambda value: hashlib.sha256(_msgspec_encode(value[:-1])).digest(),
+        "DecodeError": DecodeError,
     }
     exec("\n".join(lines), namespace)  # noqa: S102 - code built only from our own type hints
-    return namespace["fast"]  # type: ignore[no-any-return]
+    return namespace["build"]  # type: ignore[no-any-return]
+
+
+_FAST_DECODERS: dict[type, Callable[[bytes], Any] | None] = {}
+
+
+def _fast_decoder(cls: type) -> Callable[[bytes], Any] | None:
+    """Decode the bytes of one `cls` value, or raise DecodeError / msgspec.MsgspecError; None if the class's
+    schema is beyond msgspec. Built once per class, on first use."""
+    if cls in _FAST_DECODERS:
+        return _FAST_DECODERS[cls]
+    try:
+        schema, _ = _fields_schema(cls)
+    except _NotExpressible:
+        fast = None
+    else:
+        unpack = msgspec.msgpack.Decoder(schema).decode
+        build = _builder(cls)
+        cut = _digest_cutter(cls) if getattr(cls, "__wire_signed__", False) else None
+        if cut is not None:
+
+            def fast(data: bytes) -> Any:
+                value = unpack(data)
+                if _msgspec_encode(value) != data:
+                    raise DecodeError("non-canonical encoding")
+                return build(value, cut(data))
+
+        else:
+
+            def fast(data: bytes) -> Any:
+                value = unpack(data)
+                if _msgspec_encode(value) != data:
+                    raise DecodeError("non-canonical encoding")
+                return build(value)
+
+    _FAST_DECODERS[cls] = fast
+    return fast
 
 
 def _failing_field(cls: type, fields: list[Converter], value: list[Any]) -> str:

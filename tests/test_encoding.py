@@ -33,6 +33,7 @@ from protocols.encoding import (
     Len,
     MaxLen,
     Range,
+    _fast_decoder,
     decode,
     encode,
     is_wire_type,
@@ -230,6 +231,8 @@ def test_every_wire_type_round_trips(cls: type, data: st.DataObject) -> None:
     encoded = encode(value)
     back = decode(cls, encoded)
     assert back == value
+    fast = _fast_decoder(cls)
+    assert fast is not None and fast(encoded) == value, "valid input must take the fast path"
     assert encode(back) == encoded
     assert validated(value) is value
 

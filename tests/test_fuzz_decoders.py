@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocols.crypto import Keypair, sign
-from protocols.encoding import UINT64_MAX, DecodeError, decode, encode
+from protocols.encoding import MAX_MESSAGE_BYTES, UINT64_MAX, DecodeError, _decode_slowly, decode, encode
 from protocols.ledger.ledger import Ledger, TxOutcome, apply
 from protocols.ledger.transactions import (
     CancelOrder,
@@ -58,6 +58,10 @@ def decode_or_none(expected: Any, data: bytes) -> Any | None:
         assert exc.reason, "a DecodeError must say what was wrong"
         return None
     assert encode(value) == data, "decoded bytes must be the canonical encoding of the value"
+    # Valid input took the fast path (msgspec); the field-by-field slow path must agree that it is valid.
+    slow = _decode_slowly(expected, data, MAX_MESSAGE_BYTES)
+    assert slow == value and type(slow) is type(value)
+    assert getattr(slow, "payload_digest", None) == getattr(value, "payload_digest", None)
     return value
 
 
