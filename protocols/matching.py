@@ -71,13 +71,15 @@ def _has_restrictions(
     app: AppOrder, dataset: DatasetOrder | None, workerpool: WorkerpoolOrder, request: RequestOrder
 ) -> bool:
     """Most orders restrict nothing; this cheap test spares them building the ten pairs."""
-    restricts = (
-        app.dataset_restrict, app.workerpool_restrict, app.requester_restrict,
-        workerpool.app_restrict, workerpool.dataset_restrict, workerpool.requester_restrict, request.workerpool,
+    return not (
+        app.dataset_restrict == app.workerpool_restrict == app.requester_restrict == ZERO_ADDRESS
+        and workerpool.app_restrict == workerpool.dataset_restrict == workerpool.requester_restrict == ZERO_ADDRESS
+        and request.workerpool == ZERO_ADDRESS
+        and (
+            dataset is None
+            or dataset.app_restrict == dataset.workerpool_restrict == dataset.requester_restrict == ZERO_ADDRESS
+        )
     )
-    if dataset is not None:
-        restricts += (dataset.app_restrict, dataset.workerpool_restrict, dataset.requester_restrict)
-    return restricts.count(ZERO_ADDRESS) != len(restricts)
 
 
 def _restriction_pairs(
@@ -139,15 +141,15 @@ def _evaluate(
             "workerpool-price-too-high",
             f"workerpool costs {workerpool.workerpool_price} > max {request.workerpool_max_price}",
         ))
-    # 06: the pool covers every feature bit the deal needs.
+    # 06: the pool covers every feature bit the deal needs. 07: a TEE dataset or request needs a TEE app.
+    # Neither can fail when no order has a tag, the common case.
     tag = deal_tag(app, dataset, request)
-    missing = tag & ~tag_int(workerpool.tag) & FULL_MASK if tag else 0
-    if missing:
-        add(Violation("tag-not-covered", f"workerpool tag lacks bits 0x{missing:x}"))
-    # 07: a TEE dataset or request needs a TEE app.
-    app_tee = tag_int(app.tag) & TEE_BIT if app.tag != NO_TAG else 0
-    if (tag & TEE_BIT) != app_tee:
-        add(Violation("tee-bit-mismatch", "the dataset or request needs TEE but the app order is not TEE"))
+    if tag or app.tag != NO_TAG:
+        missing = tag & ~tag_int(workerpool.tag) & FULL_MASK
+        if missing:
+            add(Violation("tag-not-covered", f"workerpool tag lacks bits 0x{missing:x}"))
+        if (tag & TEE_BIT) != (tag_int(app.tag) & TEE_BIT):
+            add(Violation("tee-bit-mismatch", "the dataset or request needs TEE but the app order is not TEE"))
     # 10, 11: the request names exactly these assets.
     if request.app != app.app:
         add(Violation("app-mismatch", f"request wants app 0x{request.app.hex()}, order is for 0x{app.app.hex()}"))
@@ -167,12 +169,19 @@ def _evaluate(
     if not verifier.verify(request) or request.signer != request.requester:
         add(Violation("request-bad-signature", "request order is not signed by its requester"))
     # 60: volume left on every order.
-    volume = remaining_volume(app, dataset, workerpool, request, view)
+    consumed = view.consumed
+    volume = min(
+        app.volume - consumed(app.payload_digest),
+        workerpool.volume - consumed(workerpool.payload_digest),
+        request.volume - consumed(request.payload_digest),
+    )
+    if dataset is not None:
+        volume = min(volume, dataset.volume - consumed(dataset.payload_digest))
     if volume <= 0:
         add(Violation("volume-exhausted", "an order has no volume left (consumed or cancelled)"))
     if found:
         return found, None
-    return found, MatchTerms(volume, tag_bytes(tag), max(request.trust, 1), app_owner, dataset_owner, pool_owner)
+    return found, MatchTerms(volume, tag_bytes(tag) if tag else NO_TAG, request.trust or 1, app_owner, dataset_owner, pool_owner)
 
 
 def _owner_signed(
@@ -198,20 +207,6 @@ def match_violations(
 ) -> list[Violation]:
     """Every rule the orders break, in PoCo's order of checks; empty if they match."""
     return _evaluate(app, dataset, workerpool, request, view, verifier)[0]
-
-
-def remaining_volume(
-    app: AppOrder,
-    dataset: DatasetOrder | None,
-    workerpool: WorkerpoolOrder,
-    request: RequestOrder,
-    view: MarketView,
-) -> int:
-    volume = min(app.volume - view.consumed(app.payload_digest), workerpool.volume - view.consumed(workerpool.payload_digest))
-    volume = min(volume, request.volume - view.consumed(request.payload_digest))
-    if dataset is not None:
-        volume = min(volume, dataset.volume - view.consumed(dataset.payload_digest))
-    return volume
 
 
 def check_match(

@@ -17,7 +17,6 @@ import bisect
 import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -107,36 +106,6 @@ class OrderBook:
         if index is not None:
             index.pop(bisect.bisect_left(index, entry))
 
-    @contextmanager
-    def hiding(self) -> Iterator[Callable[[Order], None]]:
-        """Within the block, `hide(order)` takes an app, dataset or workerpool order out of the candidate
-        indexes; on exit every hidden order is back. The engine hides what its own proposals used up, so the
-        next requests of a batch do not walk past spent orders (which would make a batch quadratic)."""
-        hidden: list[BookEntry] = []
-
-        def hide(order: Order) -> None:
-            entry = self._entries.get(order.payload_digest)
-            index = self._index(order)
-            if entry is not None and index is not None:
-                position = bisect.bisect_left(index, entry)
-                if position < len(index) and index[position] is entry:
-                    index.pop(position)
-                    hidden.append(entry)
-
-        try:
-            yield hide
-        finally:
-            # Put every hidden entry back with one sort per index: Timsort merges the appended run in linear
-            # time, where an insort per entry would shift the whole list each time.
-            touched: dict[int, list[BookEntry]] = {}
-            for entry in hidden:
-                index = self._index(entry.order)
-                if index is not None and entry.order.payload_digest in self._entries:
-                    index.append(entry)
-                    touched[id(index)] = index
-            for index in touched.values():
-                index.sort()
-
     def prune(self, view: MarketView) -> int:
         """Drop orders with no volume left on the ledger; return how many."""
         spent = [h for h, e in self._entries.items() if view.consumed(h) >= e.order.volume]
@@ -178,6 +147,10 @@ class _PendingConsumption:
     The ledger does not change during a batch, so what it says is read once per order or asset: the engine
     asks for an order's consumed volume several times per candidate. `consumed` is the cache's own
     subscript, the cheapest call Python has, as it runs about ten times per request order.
+
+    It also keeps, per sorted index of the book, how many leading entries are spent: volume only grows
+    within a batch, so those stay spent, and every walk starts after them. The cheapest orders are the
+    first used, so without this each request of a batch would walk past all that earlier ones used up.
     """
 
     def __init__(self, view: MarketView) -> None:
@@ -185,53 +158,59 @@ class _PendingConsumption:
         self.consumed: Callable[[bytes], int] = self._consumed.__getitem__
         self._owners = _ReadThrough(lambda key: view.asset_owner(*key))
         self.category_exists = view.category_exists
+        self._spent_prefix: dict[int, int] = {}  # by id() of an index list: the book does not change in a batch
 
     def asset_owner(self, kind: str, address: bytes) -> bytes | None:
         return self._owners[kind, address]  # type: ignore[no-any-return]
 
-    def consume(self, orders: Iterable[Order | None], volume: int) -> list[Order]:
-        """Count `volume` more against each order; return those that have none left."""
+    def consume(self, orders: Iterable[Order | None], volume: int) -> None:
         known = self._consumed
-        spent = []
         for order in orders:
             if order is not None:
-                total = known[order.payload_digest] = known[order.payload_digest] + volume
-                if total >= order.volume:
-                    spent.append(order)
-        return spent
+                known[order.payload_digest] += volume
+
+    def unspent(self, entries: list[BookEntry]) -> Iterator[BookEntry]:
+        """The entries of a sorted index that have volume left, in order; from the first walk that finds
+        spent entries at its head, later walks start after them."""
+        consumed = self._consumed
+        start = self._spent_prefix.get(id(entries), 0)
+        head = True
+        for position in range(start, len(entries)):
+            entry = entries[position]  # by position: walks start after the spent prefix
+            order = entry.order
+            if consumed[order.payload_digest] < order.volume:
+                head = False
+                yield entry
+            elif head:
+                self._spent_prefix[id(entries)] = position + 1
 
 
 Combo = tuple[AppOrder, DatasetOrder | None, WorkerpoolOrder]
 
 
-def _live(entries: list[BookEntry], view: MarketView) -> list[BookEntry]:
-    return [e for e in entries if view.consumed(e.order.payload_digest) < e.order.volume]
-
-
-def _live_pools(request: RequestOrder, book: OrderBook, view: MarketView) -> Iterator[BookEntry]:
+def _live_pools(request: RequestOrder, book: OrderBook, view: _PendingConsumption) -> Iterator[BookEntry]:
     """The request's category's pool orders it may use and that have volume left, in (price, seq) order."""
     wanted = request.workerpool
-    for count, entry in enumerate(book.pool_entries(request.category)):
-        if count == MAX_CANDIDATES_PER_REQUEST:
-            return
-        pool = entry.order
-        if (wanted == ZERO_ADDRESS or wanted == pool.workerpool) and view.consumed(pool.payload_digest) < pool.volume:
+    candidates = view.unspent(book.pool_entries(request.category))
+    for entry in itertools.islice(candidates, MAX_CANDIDATES_PER_REQUEST):
+        if wanted == ZERO_ADDRESS or wanted == entry.order.workerpool:
             yield entry
 
 
-def _candidates(request: RequestOrder, book: OrderBook, view: MarketView) -> Iterator[Combo]:
+def _candidates(request: RequestOrder, book: OrderBook, view: _PendingConsumption) -> Iterator[Combo]:
     """Combinations for a request that are not already spent, cheapest total first, then earliest."""
-    apps = _live(book.app_entries(request.app), view)
-    if request.dataset == ZERO_ADDRESS:
-        pairs: list[tuple[BookEntry, BookEntry | None]] = [(a, None) for a in apps]
-    else:
-        pairs = [(a, d) for a in apps for d in _live(book.dataset_entries(request.dataset), view)]
+    apps = list(view.unspent(book.app_entries(request.app)))
+    datasets: list[BookEntry] | list[None] = (
+        [None] if request.dataset == ZERO_ADDRESS else list(view.unspent(book.dataset_entries(request.dataset)))
+    )
+    if not apps or not datasets:
+        return
     pools = _live_pools(request, book, view)
-    if len(pairs) == 1:
-        # The common case: one app order and one dataset order; pools are walked lazily, as usually the
-        # first live one matches.
-        app, dataset = pairs[0]
-        app_order, dataset_order = app.order, dataset.order if dataset else None
+    if len(apps) == 1 and len(datasets) == 1:
+        # The common case: one app order and one dataset order (or none); pools are walked lazily, as
+        # usually the first live one matches.
+        app_order, dataset = apps[0].order, datasets[0]
+        dataset_order = dataset.order if dataset is not None else None
         for pool in pools:
             yield app_order, dataset_order, pool.order
         return
@@ -243,13 +222,20 @@ def _candidates(request: RequestOrder, book: OrderBook, view: MarketView) -> Ite
             seqs = sorted((app.seq, dataset.seq if dataset else 0, pool.seq), reverse=True)
             yield fixed + pool.price, seqs, (app.order, dataset.order if dataset else None, pool.order)
 
-    merged = heapq.merge(*(walk(a, d) for a, d in pairs), key=lambda item: (item[0], item[1]))
+    merged = heapq.merge(*(walk(a, d) for a in apps for d in datasets), key=lambda item: (item[0], item[1]))
     for _, _, combo in itertools.islice(merged, MAX_CANDIDATES_PER_REQUEST):
         yield combo
 
 
 def best_match(
     request: RequestOrder, book: OrderBook, view: MarketView, verifier: SignatureVerifier
+) -> tuple[MatchOrders, MatchTerms] | None:
+    """The cheapest (then earliest) orders that match `request`, with the terms of their deal; or None."""
+    return _best_match(request, book, _PendingConsumption(view), verifier)
+
+
+def _best_match(
+    request: RequestOrder, book: OrderBook, view: _PendingConsumption, verifier: SignatureVerifier
 ) -> tuple[MatchOrders, MatchTerms] | None:
     for app, dataset, pool in _candidates(request, book, view):
         terms = check_match(app, dataset, pool, request, view, verifier)
@@ -264,21 +250,17 @@ def propose_matches(
     """Up to `limit` matches, one per request order in arrival order, none counting on the same volume."""
     pending = _PendingConsumption(view)
     proposals: list[MatchOrders] = []
-    with book.hiding() as hide:
-        for request in book.requests():
-            if len(proposals) >= limit:
-                break
-            if pending.consumed(request.payload_digest) >= request.volume:
-                continue
-            found = best_match(request, book, pending, verifier)
-            if found is None:
-                continue
-            match, terms = found
-            proposals.append(match)
-            used = (match.app_order, match.dataset_order, match.workerpool_order, request)
-            for order in pending.consume(used, terms.volume):
-                if order is not request:
-                    hide(order)
+    for request in book.requests():
+        if len(proposals) >= limit:
+            break
+        if pending.consumed(request.payload_digest) >= request.volume:
+            continue
+        found = _best_match(request, book, pending, verifier)
+        if found is None:
+            continue
+        match, terms = found
+        proposals.append(match)
+        pending.consume((match.app_order, match.dataset_order, match.workerpool_order, request), terms.volume)
     return proposals
 
 
