@@ -435,24 +435,6 @@ def _fixed_size(hint: Any) -> int | None:
     return None
 
 
-def _digest_cutter(cls: type) -> Callable[[bytes], bytes] | None:
-    """For a signed class whose signature has a fixed encoded length: a function from a value's canonical
-    bytes to its payload digest. The unsigned encoding is the array header for one item less, then every
-    item's bytes but the last (the signature): hashing a slice of the received bytes costs half of
-    re-encoding the fields. None if the signature's length varies."""
-    tail = _fixed_size(_field_hints(cls)[-1])
-    if tail is None:
-        return None
-    length = len(cls.__wire_fields__) + 2
-    head, skip = _array_header(length - 1), len(_array_header(length))
-    sha256 = hashlib.sha256
-
-    def cut(data: bytes) -> bytes:
-        return sha256(head + data[skip : len(data) - tail]).digest()
-
-    return cut
-
-
 # --- the fast path: msgspec decodes and checks in C ------------------------------------------------
 
 _msgspec_encode = msgspec.msgpack.Encoder().encode
@@ -532,30 +514,96 @@ _BUILDERS: dict[type, Converter] = {}
 
 
 def _builder(cls: type) -> Converter:
-    """Build `cls` from msgspec's checked tuple. Generated, because it runs for every order and vote: a
-    dataclass __init__ pays an object.__setattr__ per field, where one dict display costs a fraction."""
+    """Build a `cls` value from msgspec's checked tuple (for a value nested in another)."""
     built = _BUILDERS.get(cls)
     if built is None:
-        built = _BUILDERS[cls] = _generate_builder(cls)
+        built = _BUILDERS[cls] = _generate(cls, from_bytes=False)
     return built
 
 
-def _generate_builder(cls: type) -> Converter:
-    _, converts = _fields_schema(cls)
+_FAST_DECODERS: dict[type, Callable[[bytes], Any] | None] = {}
+
+
+def _fast_decoder(cls: type) -> Callable[[bytes], Any] | None:
+    """Decode the bytes of one `cls` value, or raise DecodeError / msgspec.MsgspecError; None if the class's
+    schema is beyond msgspec. Built once per class, on first use."""
+    if cls not in _FAST_DECODERS:
+        try:
+            _FAST_DECODERS[cls] = _generate(cls, from_bytes=True)
+        except _NotExpressible:
+            _FAST_DECODERS[cls] = None
+    return _FAST_DECODERS[cls]
+
+
+def _is_flat(hint: Any) -> bool:
+    """A wire class of plain fields, with no invariant and no signature: built inline where it is nested."""
+    return (
+        is_wire_type(hint)
+        and not getattr(hint, "__wire_signed__", False)
+        and not hasattr(hint, "__post_init__")
+        and all(convert is None for convert in _fields_schema(hint)[1])
+    )
+
+
+def _generate(cls: type, from_bytes: bool) -> Callable[[Any], Any]:
+    """One function that builds a `cls` value: from its bytes (`from_bytes`: parse with msgspec, check the
+    encoding is canonical, cut the payload digest from the bytes) or from msgspec's tuple.
+
+    Generated, because it runs for every order and vote: a dataclass __init__ pays an object.__setattr__
+    per field where one dict display costs a fraction, and a call per step (or per nested signature) cost
+    as much as the work itself.
+    """
+    schema, converts = _fields_schema(cls)
+    hints = _field_hints(cls)
     n = len(converts)
     signed = getattr(cls, "__wire_signed__", False)
-    fields = ", ".join(f"f{i}" for i in range(n))
-    unpacked = "".join(f", f{i}" for i in range(n))
-    lines = ["def build(value, digest=None):" if signed else "def build(value):", f"    _tag, _version{unpacked} = value"]
-    for i, convert in enumerate(converts):
-        if convert is not None:
-            lines.append(f"    f{i} = convert{i}(f{i})")
+    namespace: dict[str, Any] = {
+        "cls": cls,
+        "new": object.__new__,
+        "setattr": object.__setattr__,
+        "encode": _msgspec_encode,
+        "sha256": hashlib.sha256,
+        "DecodeError": DecodeError,
+    }
+    if from_bytes:
+        namespace["unpack"] = msgspec.msgpack.Decoder(schema).decode
+        lines = [
+            "def decode_fast(data):",
+            "    value = unpack(data)",
+            "    if encode(value) != data: raise DecodeError('non-canonical encoding')",
+        ]
+    else:
+        lines = ["def build(value):"]
     if signed:
-        lines.append("    if digest is None: digest = unsigned_digest_of(value)")
+        tail = _fixed_size(hints[-1])
+        if from_bytes and tail is not None:
+            # The unsigned encoding is the array header for one item less, then every item's bytes but the
+            # last (the signature): hashing a slice of the received bytes costs half of re-encoding.
+            namespace["head"] = _array_header(n + 1)
+            lines.append(f"    digest = sha256(head + data[{len(_array_header(n + 2))} : len(data) - {tail}]).digest()")
+        else:
+            lines.append("    digest = sha256(encode(value[:-1])).digest()")
+    lines.append(f"    _tag, _version{''.join(f', f{i}' for i in range(n))} = value")
+    for i, (hint, convert) in enumerate(zip(hints, converts)):
+        if convert is None:
+            continue
+        if _is_flat(hint):  # a signature: built here, a call saved on every signed message
+            names = hint.__wire_fields__
+            parts = "".join(f", f{i}_{j}" for j in range(len(names)))
+            entries = ", ".join(f"{name!r}: f{i}_{j}" for j, name in enumerate(names))
+            namespace[f"nested{i}"] = hint
+            lines += [
+                f"    _tag{i}, _version{i}{parts} = f{i}",
+                f"    f{i} = new(nested{i})",
+                f"    setattr(f{i}, '__dict__', {{{entries}}})",
+            ]
+        else:
+            namespace[f"convert{i}"] = convert
+            lines.append(f"    f{i} = convert{i}(f{i})")
     if hasattr(cls, "__post_init__"):  # the class checks an invariant: its __init__ runs, and may reject
         lines += [
             "    try:",
-            f"        obj = cls({fields})",
+            f"        obj = cls({', '.join(f'f{i}' for i in range(n))})",
             "    except (ValueError, TypeError) as exc:",
             f"        raise DecodeError(f'{cls.__name__}: {{exc}}') from None",
         ]
@@ -567,52 +615,8 @@ def _generate_builder(cls: type) -> Converter:
             entries.append("'payload_digest': digest")
         lines += ["    obj = new(cls)", f"    setattr(obj, '__dict__', {{{', '.join(entries)}}})"]
     lines.append("    return obj")
-    namespace: dict[str, Any] = {
-        **{f"convert{i}": c for i, c in enumerate(converts) if c is not None},
-        "cls": cls,
-        "new": object.__new__,
-        "setattr": object.__setattr__,
-        "unsigned_digest_of": lambda value: hashlib.sha256(_msgspec_encode(value[:-1])).digest(),
-        "DecodeError": DecodeError,
-    }
     exec("\n".join(lines), namespace)  # noqa: S102 - code built only from our own type hints
-    return namespace["build"]  # type: ignore[no-any-return]
-
-
-_FAST_DECODERS: dict[type, Callable[[bytes], Any] | None] = {}
-
-
-def _fast_decoder(cls: type) -> Callable[[bytes], Any] | None:
-    """Decode the bytes of one `cls` value, or raise DecodeError / msgspec.MsgspecError; None if the class's
-    schema is beyond msgspec. Built once per class, on first use."""
-    if cls in _FAST_DECODERS:
-        return _FAST_DECODERS[cls]
-    try:
-        schema, _ = _fields_schema(cls)
-    except _NotExpressible:
-        fast = None
-    else:
-        unpack = msgspec.msgpack.Decoder(schema).decode
-        build = _builder(cls)
-        cut = _digest_cutter(cls) if getattr(cls, "__wire_signed__", False) else None
-        if cut is not None:
-
-            def fast(data: bytes) -> Any:
-                value = unpack(data)
-                if _msgspec_encode(value) != data:
-                    raise DecodeError("non-canonical encoding")
-                return build(value, cut(data))
-
-        else:
-
-            def fast(data: bytes) -> Any:
-                value = unpack(data)
-                if _msgspec_encode(value) != data:
-                    raise DecodeError("non-canonical encoding")
-                return build(value)
-
-    _FAST_DECODERS[cls] = fast
-    return fast
+    return namespace["decode_fast" if from_bytes else "build"]  # type: ignore[no-any-return]
 
 
 def _failing_field(cls: type, fields: list[Converter], value: list[Any]) -> str:
