@@ -62,9 +62,11 @@ def signing_message(chain_id: str, kind: str, payload_digest: bytes) -> bytes:
 
 
 @wire(tag=1)
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Signature:
-    """An Ed25519 signature together with the key that made it (the signer's address derives from the key)."""
+    """An Ed25519 signature together with the key that made it (the signer's address derives from the key).
+
+    Slotted: every signed message holds one, and an instance dict would double its memory."""
 
     public_key: PublicKey
     signature: SignatureBytes

@@ -592,11 +592,11 @@ def _generate(cls: type, from_bytes: bool) -> Callable[[Any], Any]:
             parts = "".join(f", f{i}_{j}" for j in range(len(names)))
             entries = ", ".join(f"{name!r}: f{i}_{j}" for j, name in enumerate(names))
             namespace[f"nested{i}"] = hint
-            lines += [
-                f"    _tag{i}, _version{i}{parts} = f{i}",
-                f"    f{i} = new(nested{i})",
-                f"    setattr(f{i}, '__dict__', {{{entries}}})",
-            ]
+            lines += [f"    _tag{i}, _version{i}{parts} = f{i}", f"    f{i} = new(nested{i})"]
+            if hasattr(hint, "__slots__"):
+                lines += [f"    setattr(f{i}, {name!r}, f{i}_{j})" for j, name in enumerate(names)]
+            else:
+                lines.append(f"    setattr(f{i}, '__dict__', {{{entries}}})")
         else:
             namespace[f"convert{i}"] = convert
             lines.append(f"    f{i} = convert{i}(f{i})")
@@ -609,6 +609,9 @@ def _generate(cls: type, from_bytes: bool) -> Callable[[Any], Any]:
         ]
         if signed:
             lines.append("    setattr(obj, 'payload_digest', digest)")
+    elif hasattr(cls, "__slots__"):
+        lines.append("    obj = new(cls)")
+        lines += [f"    setattr(obj, {name!r}, f{i})" for i, name in enumerate(cls.__wire_fields__)]
     else:
         entries = [f"{name!r}: f{i}" for i, name in enumerate(cls.__wire_fields__)]
         if signed:
