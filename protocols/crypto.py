@@ -148,7 +148,7 @@ class SignedMixin:
 
     @memoised
     def signer(self) -> bytes:
-        return self.signature.signer
+        return address_of(self.signature.public_key)
 
 
 def sign(keypair: Keypair, chain_id: str, unsigned: Any) -> Any:

@@ -171,11 +171,9 @@ def decode(expected: Any, data: bytes, max_size: int = MAX_MESSAGE_BYTES) -> Any
 def _peek_tag(data: bytes) -> int | None:
     """The tag of a canonical wire value: the first item of its array (fixarray, array 16 or array 32
     header), if it is an int below 256. Whatever the bytes hold, decoding checks the tag again."""
-    if len(data) < 6:
-        return None
-    header = data[0]
+    header = data[0] if data else 0
     start = 1 if 0x90 <= header <= 0x9F else 3 if header == 0xDC else 5 if header == 0xDD else 0
-    if not start:
+    if not start or len(data) <= start + 1:
         return None
     tag = data[start]
     if tag < 0x80:

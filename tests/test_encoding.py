@@ -34,6 +34,8 @@ from protocols.encoding import (
     MaxLen,
     Range,
     _fast_decoder,
+    _members,
+    _peek_tag,
     decode,
     encode,
     is_wire_type,
@@ -233,6 +235,7 @@ def test_every_wire_type_round_trips(cls: type, data: st.DataObject) -> None:
     assert back == value
     fast = _fast_decoder(cls)
     assert fast is not None and fast(encoded) == value, "valid input must take the fast path"
+    assert _members(cls)[_peek_tag(encoded)] is cls, "decode must find the fast path by the tag"
     assert encode(back) == encoded
     assert validated(value) is value
 
