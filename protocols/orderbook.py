@@ -184,6 +184,13 @@ class _PendingConsumption:
             elif head:
                 self._spent_prefix[id(entries)] = position + 1
 
+    def unspent_list(self, entries: list[BookEntry]) -> list[BookEntry]:
+        consumed = self._consumed
+        if len(entries) == 1:
+            order = entries[0].order
+            return entries if consumed[order.payload_digest] < order.volume else []
+        return list(self.unspent(entries))
+
 
 Combo = tuple[AppOrder, DatasetOrder | None, WorkerpoolOrder]
 
@@ -192,28 +199,12 @@ def _live_pools(request: RequestOrder, book: OrderBook, view: _PendingConsumptio
     """The request's category's pool orders it may use and that have volume left, in (price, seq) order."""
     wanted = request.workerpool
     candidates = view.unspent(book.pool_entries(request.category))
-    for entry in itertools.islice(candidates, MAX_CANDIDATES_PER_REQUEST):
-        if wanted == ZERO_ADDRESS or wanted == entry.order.workerpool:
-            yield entry
+    if wanted == ZERO_ADDRESS:
+        return itertools.islice(candidates, MAX_CANDIDATES_PER_REQUEST)
+    return (e for e in itertools.islice(candidates, MAX_CANDIDATES_PER_REQUEST) if e.order.workerpool == wanted)
 
 
-def _candidates(request: RequestOrder, book: OrderBook, view: _PendingConsumption) -> Iterator[Combo]:
-    """Combinations for a request that are not already spent, cheapest total first, then earliest."""
-    apps = list(view.unspent(book.app_entries(request.app)))
-    datasets: list[BookEntry] | list[None] = (
-        [None] if request.dataset == ZERO_ADDRESS else list(view.unspent(book.dataset_entries(request.dataset)))
-    )
-    if not apps or not datasets:
-        return
-    pools = _live_pools(request, book, view)
-    if len(apps) == 1 and len(datasets) == 1:
-        # The common case: one app order and one dataset order (or none); pools are walked lazily, as
-        # usually the first live one matches.
-        app_order, dataset = apps[0].order, datasets[0]
-        dataset_order = dataset.order if dataset is not None else None
-        for pool in pools:
-            yield app_order, dataset_order, pool.order
-        return
+def _merged(apps, datasets, pools) -> Iterator[Combo]:
     pool_list = list(pools)
 
     def walk(app: BookEntry, dataset: BookEntry | None) -> Iterator[tuple[int, list[int], Combo]]:
@@ -237,10 +228,25 @@ def best_match(
 def _best_match(
     request: RequestOrder, book: OrderBook, view: _PendingConsumption, verifier: SignatureVerifier
 ) -> tuple[MatchOrders, MatchTerms] | None:
-    for app, dataset, pool in _candidates(request, book, view):
-        terms = check_match(app, dataset, pool, request, view, verifier)
+    apps = view.unspent_list(book.app_entries(request.app))
+    datasets: list[BookEntry] | list[None] = (
+        [None] if request.dataset == ZERO_ADDRESS else view.unspent_list(book.dataset_entries(request.dataset))
+    )
+    if not apps or not datasets:
+        return None
+    pools = _live_pools(request, book, view)
+    if len(apps) == 1 and len(datasets) == 1:
+        app, dataset = apps[0].order, datasets[0]
+        dataset_order = dataset.order if dataset is not None else None
+        for pool in pools:
+            terms = check_match(app, dataset_order, pool.order, request, view, verifier)
+            if isinstance(terms, MatchTerms):
+                return MatchOrders(app, dataset_order, pool.order, request), terms
+        return None
+    for app, dataset_order, pool_order in _merged(apps, datasets, pools):
+        terms = check_match(app, dataset_order, pool_order, request, view, verifier)
         if isinstance(terms, MatchTerms):
-            return MatchOrders(app, dataset, pool, request), terms
+            return MatchOrders(app, dataset_order, pool_order, request), terms
     return None
 
 
