@@ -185,6 +185,7 @@ class _PendingConsumption:
                 self._spent_prefix[id(entries)] = position + 1
 
     def unspent_list(self, entries: list[BookEntry]) -> list[BookEntry]:
+        """`unspent` as a list; an index of one order (an app or dataset usually has one) without a generator."""
         consumed = self._consumed
         if len(entries) == 1:
             order = entries[0].order
@@ -204,7 +205,10 @@ def _live_pools(request: RequestOrder, book: OrderBook, view: _PendingConsumptio
     return (e for e in itertools.islice(candidates, MAX_CANDIDATES_PER_REQUEST) if e.order.workerpool == wanted)
 
 
-def _merged(apps, datasets, pools) -> Iterator[Combo]:
+def _merged(
+    apps: list[BookEntry], datasets: list[BookEntry] | list[None], pools: Iterator[BookEntry]
+) -> Iterator[Combo]:
+    """Every combination of the live orders, cheapest total first, then earliest."""
     pool_list = list(pools)
 
     def walk(app: BookEntry, dataset: BookEntry | None) -> Iterator[tuple[int, list[int], Combo]]:
@@ -228,6 +232,7 @@ def best_match(
 def _best_match(
     request: RequestOrder, book: OrderBook, view: _PendingConsumption, verifier: SignatureVerifier
 ) -> tuple[MatchOrders, MatchTerms] | None:
+    """Candidates are walked cheapest first, then earliest; the first that passes every rule wins."""
     apps = view.unspent_list(book.app_entries(request.app))
     datasets: list[BookEntry] | list[None] = (
         [None] if request.dataset == ZERO_ADDRESS else view.unspent_list(book.dataset_entries(request.dataset))
@@ -236,6 +241,8 @@ def _best_match(
         return None
     pools = _live_pools(request, book, view)
     if len(apps) == 1 and len(datasets) == 1:
+        # The common case: one app order and one dataset order (or none); pools are walked lazily, as
+        # usually the first live one matches.
         app, dataset = apps[0].order, datasets[0]
         dataset_order = dataset.order if dataset is not None else None
         for pool in pools:
