@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import reprlib
 import types
 import typing
 from collections.abc import Callable
@@ -332,7 +333,7 @@ def _build_union(args: tuple[Any, ...], constraints: tuple[Any, ...]) -> Convert
                 raise DecodeError("expected a tagged array")
             conv = by_tag.get(value[0]) if type(value[0]) is int else None
             if conv is None:
-                raise DecodeError(f"tag {value[0]!r} is not one of {sorted(by_tag)}")
+                raise DecodeError(f"tag {_shown(value[0])} is not one of {sorted(by_tag)}")
             return conv(value)
 
     else:
@@ -381,9 +382,9 @@ def _checked(cls: type, fields: list[Converter], value: Any) -> Any:
     if len(value) != len(fields) + 2:
         raise DecodeError(f"{cls.__name__}: expected {len(fields)} fields, got {len(value) - 2}")
     if value[0] != cls.__wire_tag__ or type(value[0]) is not int:
-        raise DecodeError(f"{cls.__name__}: wrong tag {value[0]!r}")
+        raise DecodeError(f"{cls.__name__}: wrong tag {_shown(value[0])}")
     if value[1] != cls.__wire_version__ or type(value[1]) is not int:
-        raise DecodeError(f"{cls.__name__}: unsupported version {value[1]!r}")
+        raise DecodeError(f"{cls.__name__}: unsupported version {_shown(value[1])}")
     try:
         args = [conv(v) for conv, v in zip(fields, value[2:])]
     except DecodeError as exc:
@@ -618,6 +619,12 @@ def _generate(cls: type, from_bytes: bool) -> Callable[[Any], Any]:
     lines.append("    return obj")
     exec("\n".join(lines), namespace)  # noqa: S102 - code built only from our own type hints
     return namespace["decode_fast" if from_bytes else "build"]  # type: ignore[no-any-return]
+
+
+def _shown(value: Any) -> str:
+    """A received value in an error message, bounded: `repr` of a deeply nested list from the network would
+    exhaust the recursion limit, and a long one would flood the logs."""
+    return reprlib.repr(value)
 
 
 def _failing_field(cls: type, fields: list[Converter], value: list[Any]) -> str:

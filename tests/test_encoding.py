@@ -401,6 +401,18 @@ def test_deep_nesting_is_rejected_as_a_decode_error() -> None:
         assert reason
 
 
+@pytest.mark.parametrize(
+    "depth, fragment", [(100, "is not one of"), (1000, "is not one of"), (100_000, "malformed msgpack")]
+)
+def test_deep_nesting_inside_a_field_is_rejected_as_a_decode_error(depth: int, fragment: str) -> None:
+    """A deeply nested array where a transaction body's tag should be: the error shows it bounded (its full
+    repr would exceed the recursion limit); past msgpack's own depth limit, it is not even parsed."""
+    signature = pack([1, 1, bytes(32), bytes(64)])
+    nested = b"\x91" * depth + b"\x00"
+    reason = reason_of(Transaction, bytes([0x95, Transaction.__wire_tag__, 1, 0, 0x91]) + nested + signature)
+    assert fragment in reason and len(reason) < 300
+
+
 # --- strictness: the schema ------------------------------------------------------------------------------
 
 
