@@ -189,7 +189,7 @@ class _PendingConsumption:
         consumed = self._consumed
         if len(entries) == 1:
             order = entries[0].order
-            return entries if consumed[order.payload_digest] < order.volume else []
+            return [entries[0]] if consumed[order.payload_digest] < order.volume else []
         return list(self.unspent(entries))
 
 
