@@ -36,8 +36,11 @@ MAX_MESSAGE_BYTES = 1 << 20
 # The largest container a wire type may hold unless its field says less: a block's transaction list
 # is the biggest legitimate one.
 MAX_CONTAINER_LEN = 10_000
-# Strings are names, descriptions and params; a longer one is abuse.
+# Strings are names, descriptions and params; a longer one is abuse. The parser bounds a string's UTF-8
+# bytes; a field bounds its characters, at most a quarter of that, so no string within its field's bound
+# can trip the parser's (the fast and the slow path must agree on every input).
 MAX_STR_LEN = 64 * 1024
+MAX_STR_CHARS = MAX_STR_LEN // 4
 UINT64_MAX = (1 << 64) - 1
 
 
@@ -254,7 +257,7 @@ def _build(hint: Any, constraints: tuple[Any, ...]) -> Converter:
     if hint is bytes:
         return _sized_converter(bytes, constraints, MAX_MESSAGE_BYTES)
     if hint is str:
-        return _sized_converter(str, constraints, MAX_STR_LEN)
+        return _sized_converter(str, constraints, MAX_STR_CHARS)
     if is_wire_type(hint):
         return _wire_converter(hint)
     raise TypeError(f"no wire converter for type hint {hint!r}")
@@ -494,7 +497,9 @@ def _field_schema(hint: Any) -> tuple[Any, Converter | None]:
         return bool, None
     if hint in (bytes, str):
         exact = next((c.n for c in constraints if isinstance(c, Len)), None)
-        most = next((c.n for c in constraints if isinstance(c, MaxLen)), MAX_MESSAGE_BYTES if hint is bytes else MAX_STR_LEN)
+        most = next((c.n for c in constraints if isinstance(c, MaxLen)), MAX_MESSAGE_BYTES if hint is bytes else MAX_STR_CHARS)
+        if hint is str and most > MAX_STR_CHARS:
+            raise TypeError(f"a str field may hold at most {MAX_STR_CHARS} characters, not {most}")
         bounds = msgspec.Meta(min_length=exact, max_length=exact) if exact is not None else msgspec.Meta(max_length=most)
         return Annotated[hint, bounds], None
     if is_wire_type(hint):

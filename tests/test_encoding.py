@@ -28,11 +28,13 @@ from protocols.consensus.messages import MAX_ROUND, Proposal
 from protocols.encoding import (
     _REGISTRY,
     MAX_MESSAGE_BYTES,
+    MAX_STR_CHARS,
     UINT64_MAX,
     DecodeError,
     Len,
     MaxLen,
     Range,
+    _decode_slowly,
     _fast_decoder,
     _members,
     _peek_tag,
@@ -573,6 +575,27 @@ def test_wire_types_must_be_frozen_dataclasses() -> None:
         with pytest.raises(TypeError, match="must be a frozen dataclass"):
             wire(999_999)(cls)
     assert 999_999 not in _REGISTRY
+
+
+def test_a_string_bound_beyond_the_parser_limit_is_refused_at_first_use() -> None:
+    """A str field bounds characters, the parser bounds UTF-8 bytes: a field bound above a quarter of the
+    parser's would let the fast path accept strings the slow path refuses."""
+
+    @dataclass(frozen=True)
+    class LongText:
+        text: Annotated[str, MaxLen(MAX_STR_CHARS + 1)]
+
+    LongText.__wire_tag__, LongText.__wire_version__, LongText.__wire_fields__ = 999_998, 1, ("text",)
+    with pytest.raises(TypeError, match="at most"):
+        _fast_decoder(LongText)
+
+
+def test_strings_at_their_bound_decode_the_same_on_both_paths() -> None:
+    """Four-byte characters up to a field's bound: the fast path and the slow path both accept."""
+    app = RegisterApp("\U0001f600" * 128, bytes(32))  # the name's bound is 128 characters
+    data = encode(app)
+    assert decode(RegisterApp, data) == app == _decode_slowly(RegisterApp, data, MAX_MESSAGE_BYTES)
+    assert "exceeds 128" in reason_of(RegisterApp, encode(replace(app, name=app.name + "x")))
 
 
 def test_registered_tags_match_the_registry() -> None:
