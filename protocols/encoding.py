@@ -477,6 +477,8 @@ def _field_schema(hint: Any) -> tuple[Any, Converter | None]:
         if len(args) == 2 and args[1] is Ellipsis:
             item, convert = _field_schema(args[0])
             most = next((c.n for c in constraints if isinstance(c, MaxLen)), MAX_CONTAINER_LEN)
+            if most > MAX_CONTAINER_LEN:  # the slow path's parser refuses longer arrays
+                raise TypeError(f"a tuple field may hold at most {MAX_CONTAINER_LEN} items, not {most}")
             sequence = Annotated[tuple[item, ...], msgspec.Meta(max_length=most)]  # type: ignore[valid-type]
             return sequence, (None if convert is None else lambda value: tuple([convert(v) for v in value]))
         parts = [_field_schema(a) for a in args]
