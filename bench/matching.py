@@ -4,7 +4,9 @@ The physical limit of order handling is signature verification: every order arri
 checked once. This measures, in one run, (a) the raw verify rate of libsodium on the same signatures and
 (b) the rate of the whole pipeline (strict decode, verify through the cache, insert in the book, run the
 matching engine over every request, which re-checks every rule including signatures), and prints their
-ratio. Target: >= 0.8. It also measures ledger `apply` throughput for MatchOrders and Contribute.
+ratio. Target: >= 0.8. Each is the fastest of five runs, the two taking turns. The ratio moves by about
+0.02 between series on a shared machine: compare series, not single runs. It also measures ledger `apply`
+throughput for MatchOrders and Contribute.
 
 Run: python bench/matching.py [--requests N]
 """
