@@ -595,14 +595,9 @@ def _generate(cls: type, from_bytes: bool) -> Callable[[Any], Any]:
             continue
         if _is_flat(hint):  # a signature: built here, a call saved on every signed message
             names = hint.__wire_fields__
-            parts = "".join(f", f{i}_{j}" for j in range(len(names)))
-            entries = ", ".join(f"{name!r}: f{i}_{j}" for j, name in enumerate(names))
             namespace[f"nested{i}"] = hint
-            lines += [f"    _tag{i}, _version{i}{parts} = f{i}", f"    f{i} = new(nested{i})"]
-            if hasattr(hint, "__slots__"):
-                lines += [f"    setattr(f{i}, {name!r}, f{i}_{j})" for j, name in enumerate(names)]
-            else:
-                lines.append(f"    setattr(f{i}, '__dict__', {{{entries}}})")
+            lines.append(f"    _tag{i}, _version{i}{''.join(f', f{i}_{j}' for j in range(len(names)))} = f{i}")
+            lines += _construction(f"f{i}", hint, f"nested{i}", [(name, f"f{i}_{j}") for j, name in enumerate(names)])
         else:
             namespace[f"convert{i}"] = convert
             lines.append(f"    f{i} = convert{i}(f{i})")
@@ -615,17 +610,21 @@ def _generate(cls: type, from_bytes: bool) -> Callable[[Any], Any]:
         ]
         if signed:
             lines.append("    setattr(obj, 'payload_digest', digest)")
-    elif hasattr(cls, "__slots__"):
-        lines.append("    obj = new(cls)")
-        lines += [f"    setattr(obj, {name!r}, f{i})" for i, name in enumerate(cls.__wire_fields__)]
     else:
-        entries = [f"{name!r}: f{i}" for i, name in enumerate(cls.__wire_fields__)]
-        if signed:
-            entries.append("'payload_digest': digest")
-        lines += ["    obj = new(cls)", f"    setattr(obj, '__dict__', {{{', '.join(entries)}}})"]
+        entries = [(name, f"f{i}") for i, name in enumerate(cls.__wire_fields__)]
+        lines += _construction("obj", cls, "cls", entries + ([("payload_digest", "digest")] if signed else []))
     lines.append("    return obj")
     exec("\n".join(lines), namespace)  # noqa: S102 - code built only from our own type hints
     return namespace["decode_fast" if from_bytes else "build"]  # type: ignore[no-any-return]
+
+
+def _construction(var: str, cls: type, name_of_cls: str, entries: list[tuple[str, str]]) -> list[str]:
+    """Lines that make `var` a `cls` holding `entries` (attribute, expression) without running __init__: one
+    dict display for an instance dict, one store per slot for a slotted class."""
+    lines = [f"    {var} = new({name_of_cls})"]
+    if hasattr(cls, "__slots__"):
+        return lines + [f"    setattr({var}, {attribute!r}, {expression})" for attribute, expression in entries]
+    return lines + [f"    setattr({var}, '__dict__', {{{', '.join(f'{a!r}: {e}' for a, e in entries)}}})"]
 
 
 def _shown(value: Any) -> str:
