@@ -581,14 +581,14 @@ def _generate(cls: type, from_bytes: bool) -> Callable[[Any], Any]:
     else:
         lines = ["def build(value):"]
     if signed:
+        # Signed values are only built from their own bytes (nested ones arrive as msgspec.Raw): the unsigned
+        # encoding is the array header for one item less, then every item's bytes but the last (the
+        # signature), and hashing that slice of the received bytes costs half of re-encoding.
         tail = _fixed_size(hints[-1])
-        if from_bytes and tail is not None:
-            # The unsigned encoding is the array header for one item less, then every item's bytes but the
-            # last (the signature): hashing a slice of the received bytes costs half of re-encoding.
-            namespace["head"] = _array_header(n + 1)
-            lines.append(f"    digest = sha256(head + data[{len(_array_header(n + 2))} : len(data) - {tail}]).digest()")
-        else:
-            lines.append("    digest = sha256(encode(value[:-1])).digest()")
+        if not from_bytes or tail is None:  # a signature of varying length: left to the slow path
+            raise _NotExpressible(cls)
+        namespace["head"] = _array_header(n + 1)
+        lines.append(f"    digest = sha256(head + data[{len(_array_header(n + 2))} : len(data) - {tail}]).digest()")
     lines.append(f"    _tag, _version{''.join(f', f{i}' for i in range(n))} = value")
     for i, (hint, convert) in enumerate(zip(hints, converts)):
         if convert is None:
