@@ -15,7 +15,7 @@ from multiaddr import Multiaddr
 from protocols.crypto import parse_address
 from protocols.genesis import Genesis, GenesisError, parse_genesis
 
-ROLES = ("manager", "worker", "requester", "provider")
+ROLES = ("manager", "worker", "requester", "provider", "authority")
 
 
 class ConfigError(Exception):

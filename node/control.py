@@ -18,6 +18,7 @@ from typing import Annotated
 
 import trio
 
+from node.work_messages import ReplicateInfo
 from protocols.crypto import Address
 from protocols.encoding import U64, Bytes32, DecodeError, MaxLen, decode, encode, wire
 from protocols.ledger.records import Contribution, Deal, Task
@@ -54,6 +55,8 @@ class NodeStatus:
     mempool: U64
     orders: U64
     validator: bool
+    # One line per role on what it does or why it cannot ("worker: NOT READY: no platform certificate: ...").
+    notes: Annotated[tuple[Text, ...], MaxLen(32)] = ()
 
 
 @wire(tag=92)
@@ -224,6 +227,73 @@ class ResultArchive:
     archive: bytes
 
 
+@wire(tag=116)
+@dataclass(frozen=True)
+class CertifyPlatformRequest:
+    """Worker role: have an attestation authority certify this node's platform key."""
+
+    authority: Annotated[bytes, MaxLen(20)]  # empty: each authority of the genesis in turn
+
+
+@wire(tag=117)
+@dataclass(frozen=True)
+class PlatformCertified:
+    platform_public_key: Bytes32
+    authority: Address
+    policy: Text
+
+
+@wire(tag=118)
+@dataclass(frozen=True)
+class ReplicatesQuery:
+    """How a task's replicates went, from the deal's pool manager; with `logs`, also the app's output, which
+    only the requester's node can open."""
+
+    task_id: Bytes32
+    logs: bool
+
+
+@wire(tag=119)
+@dataclass(frozen=True)
+class ReplicateLogs:
+    worker: Address
+    document: Annotated[bytes, MaxLen(256 * 1024)]  # the opened JSON log document (empty: see `error`)
+    error: Text  # why the logs could not be had
+
+
+@wire(tag=123)
+@dataclass(frozen=True)
+class TaskReport:
+    verdict: Text
+    replicates: Annotated[tuple[ReplicateInfo, ...], MaxLen(64)]
+    logs: Annotated[tuple[ReplicateLogs, ...], MaxLen(64)]
+    manager_reached: bool
+
+
+@wire(tag=124)
+@dataclass(frozen=True)
+class ExplainRequest:
+    """Why a request order (by id, or an unambiguous prefix of one) matches nothing in the book."""
+
+    order_id: Annotated[bytes, MaxLen(32)]
+
+
+@wire(tag=125)
+@dataclass(frozen=True)
+class CandidateExplained:
+    app_order: Bytes32
+    dataset_order: Annotated[bytes, MaxLen(32)]  # empty: no dataset order
+    workerpool_order: Bytes32
+    violations: Annotated[tuple[Text, ...], MaxLen(64)]  # "code: detail"; empty: this candidate matches
+
+
+@wire(tag=126)
+@dataclass(frozen=True)
+class Explanation:
+    request: Order
+    candidates: Annotated[tuple[CandidateExplained, ...], MaxLen(2_000)]
+
+
 @wire(tag=102)
 @dataclass(frozen=True)
 class ControlError:
@@ -233,10 +303,11 @@ class ControlError:
 ControlRequest = (
     StatusRequest | AccountRequest | SubmitRequest | TxResultRequest | OrderbookRequest | PublishOrderRequest
     | DealRequest | DeployAppRequest | DeployDatasetRequest | RunRequest | TaskRequest | FetchResultRequest
+    | CertifyPlatformRequest | ReplicatesQuery | ExplainRequest
 )
 ControlResponse = (
     NodeStatus | AccountInfo | TxSubmitted | TxResultInfo | OrderList | OrderPublished | DealInfo | Deployed
-    | RunStarted | TaskInfo | ResultArchive | ControlError
+    | RunStarted | TaskInfo | ResultArchive | ControlError | PlatformCertified | TaskReport | Explanation
 )
 Handler = Callable[[object], Awaitable[object]]
 

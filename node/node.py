@@ -21,6 +21,10 @@ import trio
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver, wall_ms
 from node.control import (
+    CertifyPlatformRequest,
+    ExplainRequest,
+    PlatformCertified,
+    ReplicatesQuery,
     AccountInfo,
     AccountRequest,
     ControlRejected,
@@ -48,7 +52,7 @@ from node.control import (
 from node.blobs import BLOB_PROTOCOL, LIMITS as BLOB_LIMITS, RESULT_PROTOCOL, BlobStore
 from node.directory import MAX_ADDRESSES, Directory, PeerRecord, reach
 from node.keys import load_or_create_key
-from node.requester import deploy_app, deploy_dataset, fetch_result, start_run
+from node.requester import deploy_app, deploy_dataset, explain_request, fetch_result, start_run, task_report
 from node.net.config import BatchConfig, HostConfig
 from node.net.host import P2PHost, open_host
 from node.net.streams import RequestRejected, StreamLimits
@@ -56,7 +60,8 @@ from node.roles.base import Role
 from node.roles.manager import ManagerRole
 from node.roles.passive import PassiveRole
 from node.roles.provider import ProviderRole
-from node.roles.worker import WorkerRole
+from node.roles.worker import CertifyError, WorkerRole
+from node.roles.authority import AuthorityRole
 from node.storage import Store
 from node.sync import MAX_FRAME_BYTES, SYNC_PROTOCOL, answer
 from node.topics import Topics
@@ -127,6 +132,8 @@ def make_role(name: str, config: NodeConfig) -> Role:
         return ProviderRole(config.data_dir)
     if name == "worker":
         return WorkerRole(config.data_dir, config.manager, config.dishonest)
+    if name == "authority":
+        return AuthorityRole()
     return PassiveRole(name)
 
 
@@ -418,6 +425,7 @@ class Node:
                 mempool=len(self.mempool),
                 orders=len(self.order_book),
                 validator=self.is_validator,
+                notes=tuple(note[:1024] for role in self.roles for note in role.notes(self)),
             )
         if isinstance(request, AccountRequest):
             address = request.address or self.keypair.address
@@ -468,6 +476,19 @@ class Node:
             return await start_run(self, request)
         if isinstance(request, FetchResultRequest):
             return await fetch_result(self, request.task_id)
+        if isinstance(request, ReplicatesQuery):
+            return await task_report(self, request)
+        if isinstance(request, ExplainRequest):
+            return explain_request(self, request)
+        if isinstance(request, CertifyPlatformRequest):
+            worker = self._role(WorkerRole)
+            try:
+                grant = await worker.certify(self, request.authority or None)
+            except CertifyError as exc:
+                raise ControlRejected(f"not certified: {exc}") from None
+            return PlatformCertified(
+                grant.certificate.platform_public_key, address_of(grant.certificate.signature.public_key), grant.policy
+            )
         raise ControlRejected(f"unsupported request {type(request).__name__}")
 
     def _role(self, kind: type[RoleT]) -> RoleT:

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 
 from node.blobs import RESULT_PROTOCOL, BlobError, fetch_blob
 from node.control import (
+    CandidateExplained,
     ControlRejected,
+    ExplainRequest,
+    Explanation,
+    ReplicateLogs,
+    ReplicatesQuery,
+    TaskReport,
     Deployed,
     DeployAppRequest,
     DeployDatasetRequest,
@@ -24,13 +30,16 @@ from node.control import (
 from node.directory import reach
 from node.enclave.bundle import measurement
 from node.enclave.sealing import SealError, encrypt_dataset, open_result
-from node.work_messages import ResultLocation
+from node.net.streams import RequestError
+from node.work_messages import POOL_PROTOCOL, PoolResponse, ReplicateInfo, ReplicateList, ReplicatesRequest, ResultLocation
 from protocols.crypto import ZERO_ADDRESS, hex_address
-from protocols.encoding import DecodeError, decode
+from protocols.encoding import DecodeError, decode, encode
+from protocols.ledger.market import LedgerMarketView
+from protocols.orderbook import explain
 from protocols.ledger.records import TaskStatus
 from protocols.ledger.transactions import RegisterApp, RegisterDataset
 from protocols.matching import deal_id_for
-from protocols.orders import RequestOrder, tag_bytes, tag_int
+from protocols.orders import Order, RequestOrder, tag_bytes, tag_int
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -40,6 +49,10 @@ log = logging.getLogger(__name__)
 
 # A sealed result archive a requester accepts from a worker.
 MAX_RESULT_BYTES = 64 * 1024 * 1024
+# A replicate's sealed logs: two output tails of the worker's LOG_TAIL_BYTES and a few fields.
+MAX_LOGS_BYTES = 256 * 1024
+# How long a requester's node waits for the pool manager's account of a task.
+REPORT_TIMEOUT_S = 5.0
 
 
 async def deploy_app(node: Node, request: DeployAppRequest) -> Deployed:
@@ -100,6 +113,74 @@ async def start_run(node: Node, request: RunRequest) -> RunStarted:
     except ValueError as exc:
         raise ControlRejected(f"request order refused: {exc}") from None
     return RunStarted(signed.payload_digest, deal_id_for(signed.payload_digest, 0), price)
+
+
+def find_order(node: Node, prefix: bytes) -> Order:
+    """The one order in the book whose id starts with `prefix`, or ControlRejected saying why not."""
+    found = node.order_book.find(prefix)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ControlRejected(
+            f"no order 0x{prefix.hex()}... in this node's book (spent, cancelled, expired or not heard of yet)"
+        )
+    raise ControlRejected(f"0x{prefix.hex()}... names {len(found)} orders: give more of the id")
+
+
+def explain_request(node: Node, request: ExplainRequest) -> Explanation:
+    """Every rule each candidate combination of orders breaks with this request (protocols.orderbook.explain)."""
+    order = find_order(node, request.order_id)
+    if not isinstance(order, RequestOrder):
+        raise ControlRejected(f"0x{order.payload_digest.hex()} is a {type(order).__name__}: explain takes a request order")
+    view = LedgerMarketView(node.ledger_view(), node.app.ledger.rules.categories)
+    candidates = tuple(
+        CandidateExplained(
+            report.app_order.payload_digest,
+            report.dataset_order.payload_digest if report.dataset_order else b"",
+            report.workerpool_order.payload_digest,
+            tuple(f"{v.code}: {v.detail}"[:1024] for v in report.violations[:64]),
+        )
+        for report in explain(order, node.order_book, view, node.verifier)
+    )
+    return Explanation(order, candidates)
+
+
+async def task_report(node: Node, query: ReplicatesQuery) -> TaskReport:
+    """Ask the deal's pool manager how the task's replicates went; with `logs`, fetch and open each
+    replicate's sealed output (only the requester's key opens it)."""
+    view = node.ledger_view()
+    task = view.task(query.task_id)
+    deal = view.deal(task.deal_id) if task else None
+    if task is None or deal is None:
+        raise ControlRejected(f"task 0x{query.task_id.hex()} is not known to this node (not initialized yet?)")
+    if query.logs and deal.requester != node.keypair.address:
+        raise ControlRejected("logs are sealed to the requester: ask the requester's node")
+    peer = await reach(node.host, node.directory, deal.workerpool.owner)
+    if peer is None:
+        return TaskReport("", (), (), False)
+    try:
+        answer = decode(
+            PoolResponse,
+            await node.host.request(peer, POOL_PROTOCOL, encode(ReplicatesRequest(query.task_id)), REPORT_TIMEOUT_S),
+        )
+    except (RequestError, DecodeError) as exc:
+        log.info("event=replicates-unavailable task=%s reason=%r", query.task_id.hex()[:16], str(exc))
+        return TaskReport("", (), (), False)
+    if not isinstance(answer, ReplicateList):
+        return TaskReport("", (), (), False)
+    logs = [await _replicate_logs(node, info) for info in answer.replicates if query.logs and info.logs_blob]
+    return TaskReport(answer.verdict, answer.replicates, tuple(logs), True)
+
+
+async def _replicate_logs(node: Node, info: ReplicateInfo) -> ReplicateLogs:
+    peer = await reach(node.host, node.directory, info.worker)
+    if peer is None:
+        return ReplicateLogs(info.worker, b"", f"worker {hex_address(info.worker)} is not reachable")
+    try:
+        sealed = await fetch_blob(node.host, peer, info.logs_blob, MAX_LOGS_BYTES, RESULT_PROTOCOL)
+        return ReplicateLogs(info.worker, open_result(sealed, node.keypair.seed)[:MAX_LOGS_BYTES], "")
+    except (BlobError, SealError) as exc:
+        return ReplicateLogs(info.worker, b"", f"cannot get the logs: {exc}")
 
 
 async def fetch_result(node: Node, task_id: bytes) -> ResultArchive:

@@ -121,6 +121,37 @@ def issue_certificate(
     return sign(authority, chain_id, PlatformCertificate(platform_public_key, worker_address))
 
 
+@dataclass(frozen=True)
+class CertificationPolicy:
+    """What an attestation authority checks before it certifies a worker's platform key.
+
+    There is no hardware to attest in this emulation, so the authority can vouch only for who asks: the
+    request arrives over a Noise-authenticated stream, so the worker account is the peer's own key. An
+    authority may restrict certificates to an allow-list of worker accounts (`allowed`); an empty list
+    certifies any account. A real TEE backend would check a hardware quote here instead.
+    """
+
+    allowed: frozenset[bytes] = frozenset()
+
+    def describe(self) -> str:
+        if not self.allowed:
+            return "emulated platforms: any worker account, authenticated by its own node key, gets one certificate"
+        return f"emulated platforms: only the {len(self.allowed)} worker account(s) on this authority's allow-list"
+
+
+NOT_ALLOWED = "worker-not-allowed"
+BAD_PLATFORM_KEY = "bad-platform-key"
+
+
+def decide_certification(policy: CertificationPolicy, worker: bytes, platform_public_key: bytes) -> str | None:
+    """None if the authority certifies `platform_public_key` for `worker` under `policy`, else the reason."""
+    if len(platform_public_key) != ENCLAVE_KEY_LEN:
+        return BAD_PLATFORM_KEY
+    if policy.allowed and worker not in policy.allowed:
+        return NOT_ALLOWED
+    return None
+
+
 def make_quote(
     platform: Keypair, chain_id: str, measurement: bytes, enclave_public_key: bytes, worker: bytes, task_id: bytes
 ) -> Quote:

@@ -116,6 +116,13 @@ class OrderBook:
     def orders(self) -> Iterator[Order]:
         return (e.order for e in self._entries.values())
 
+    def find(self, prefix: bytes) -> list[Order]:
+        """The orders whose id starts with `prefix` (a full id, or the start of one a person copied)."""
+        if len(prefix) == 32:
+            entry = self._entries.get(prefix)
+            return [entry.order] if entry else []
+        return [e.order for h, e in self._entries.items() if h.startswith(prefix)]
+
     def requests(self) -> list[RequestOrder]:
         return [e.order for e in self._entries.values() if isinstance(e.order, RequestOrder)]
 

@@ -87,6 +87,15 @@ class TaskSpec:
     input_files: tuple[InputFile, ...] = ()
 
 
+# Failures that come from the iApp itself: every honest worker would meet them again with the same inputs,
+# so a scheduler stops handing the task out once workers agree on one (the others are the worker's
+# environment: a bundle or key it could not get, a sandbox it could not set up).
+APP_FAULTS = frozenset({
+    "timeout", "cpu-limit", "memory-limit", "file-size-limit", "exit-code", "missing-computed-json",
+    "bad-computed-json", "output-outside-iexec-out", "missing-output", "bad-output", "output-too-large",
+})
+
+
 @dataclass(frozen=True)
 class EnclaveOutcome:
     """What happened. `digest` and `archive` are set only when `status` is "ok"; `reason` names a failure:

@@ -80,3 +80,7 @@ class Role(Protocol):
     def request_handlers(self, api: NodeAPI) -> dict[str, RequestHandler]:
         """Stream protocols the role serves (a manager's pool, a provider's key release)."""
         ...
+
+    def notes(self, api: NodeAPI) -> list[str]:
+        """Lines for `pocnet status`: what the role is doing, or why it cannot and what to do about it."""
+        ...

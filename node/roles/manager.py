@@ -1,6 +1,10 @@
 """The workerpool manager: owns a workerpool, offers it with a workerpool order, and, when it is the next
 block proposer, puts the matching engine's proposals into the mempool as MatchOrders transactions.
 
+It sells only what it has: the offer's volume is the number of ready workers (certified, able to stake,
+heard from recently); a pool without ready workers offers nothing and cancels what it offered, so no
+request is matched to a pool that cannot run it.
+
 Validation and proposing blocks are the consensus driver's job; this role only decides what to sell and
 which matches to submit.
 """
@@ -8,6 +12,7 @@ which matches to submit.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import trio
@@ -24,6 +29,7 @@ from node.work_messages import (
     AuthorizeRequest,
     NoWork,
     PoolRequest,
+    ReplicatesRequest,
     WorkRequest,
 )
 from protocols.attestation import verify_certificate
@@ -33,7 +39,7 @@ from protocols.encoding import DecodeError, decode, encode
 from protocols.genesis import NRLC_PER_RLC
 from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import WORKERPOOL
-from protocols.ledger.transactions import RegisterWorkerpool
+from protocols.ledger.transactions import CancelOrder, RegisterWorkerpool
 from protocols.orderbook import propose_matches
 from protocols.orders import NO_TAG, WorkerpoolOrder
 
@@ -48,6 +54,9 @@ MAX_MATCHES_PER_BLOCK = 50
 BACKUP_DELAY_S = 2.0
 # A match submitted but not committed by then (lost, or beaten by a conflicting one) may be submitted again.
 RESUBMIT_AFTER_S = 10.0
+# A worker counts as ready while it asked for work this recently (an idle worker asks every
+# NO_WORK_RETRY_MS) or runs one of our replicates. Twenty missed polls: a busy machine is not "gone".
+READY_WINDOW_S = 20 * NO_WORK_RETRY_MS / 1000
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,6 @@ class ManagerPolicy:
     """What the pool sells: price per task (nRLC), how many tasks per order, trust offered, category, tag."""
 
     price: int = NRLC_PER_RLC
-    volume: int = 1_000
     trust: int = 5
     category: int = 0
     tag: bytes = NO_TAG
@@ -72,6 +80,8 @@ class ManagerRole:
         self.scheduler = Scheduler()
         self._first_seen: dict[bytes, float] = {}  # request hash -> when this manager first saw it
         self._submitted: dict[bytes, float] = {}  # request hash -> when this manager submitted a match
+        self._polled: dict[bytes, float] = {}  # worker -> when it last asked for work (trio clock)
+        self._cancelling: bytes | None = None  # the hash of an offer whose cancellation we submitted
 
     async def start(self, api: NodeAPI) -> None:
         await self._ensure_workerpool(api)
@@ -79,14 +89,49 @@ class ManagerRole:
     async def on_block(self, api: NodeAPI, height: int, committed: CommittedBlock) -> None:
         if self.workerpool is None:
             await self._ensure_workerpool(api)
-        elif self.offer is None or self._spent(api, self.offer):
-            await self._publish_offer(api)
 
     async def tick(self, api: NodeAPI, now: float) -> None:
+        if self.workerpool is not None:
+            await self._follow_capacity(api, now)
         rank = api.proposer_rank()
         if rank is not None:
             await self._submit_matches(api, rank, now)
         await self.scheduler.tick(api, now)
+
+    def ready_workers(self, now: float) -> set[bytes]:
+        running = {w for work in self.scheduler.tasks.values() for w in work.assigned}
+        return {w for w, t in self._polled.items() if now - t < READY_WINDOW_S} | running
+
+    def notes(self, api: NodeAPI) -> list[str]:
+        if self.workerpool is None:
+            return ["manager: registering its workerpool"]
+        ready = len(self.ready_workers(trio.current_time()))
+        left = self.offer.volume - api.ledger_view().consumed(self.offer.payload_digest) if self.offer else 0
+        offer = f"offering {left} task(s) at {self.policy.price} nRLC" if left > 0 else "offering nothing (no ready worker)"
+        return [f"manager: workerpool {hex_address(self.workerpool)}: {ready} ready worker(s), {offer}"]
+
+    async def _follow_capacity(self, api: NodeAPI, now: float) -> None:
+        """Keep the offer's remaining volume equal to the ready workers: publish when workers come, cancel
+        when the last one goes (a cancelled or spent offer is replaced at the new capacity)."""
+        capacity = len(self.ready_workers(now))
+        live = self.offer is not None and not self._spent(api, self.offer)
+        if live and capacity == 0:
+            assert self.offer is not None
+            if self._cancelling != self.offer.payload_digest:
+                self._cancelling = self.offer.payload_digest
+                try:
+                    await api.submit(CancelOrder(self.offer))
+                    log.info("event=workerpool-order-withdrawn reason='no ready worker'")
+                except ValueError as exc:
+                    log.info("event=workerpool-order-not-withdrawn reason=%s", exc)
+                    self._cancelling = None
+        elif capacity > 0 and (not live or (self.offer is not None and capacity > self.offer.volume)):
+            if live and self.offer is not None:
+                try:
+                    await api.submit(CancelOrder(self.offer))  # replaced by a larger one below
+                except ValueError as exc:
+                    log.info("event=workerpool-order-not-withdrawn reason=%s", exc)
+            await self._publish_offer(api, capacity)
 
     async def run(self, api: NodeAPI) -> None:
         return None
@@ -103,21 +148,40 @@ class ManagerRole:
             request = decode(PoolRequest, data)
         except DecodeError as exc:
             raise RequestRejected(f"malformed pool request: {exc.reason}") from None
+        if isinstance(request, ReplicatesRequest):
+            return self.scheduler.replicates(request.task_id)
         worker = address_of(public_key_of(peer))
         if isinstance(request, WorkRequest):
-            reason = verify_certificate(api.verifier, api.genesis.attestation_authorities, request.certificate, worker)
+            reason = self._refusal(api, worker, request)
             if reason is not None:
-                log.warning("event=worker-refused worker=%s reason=%s", hex_address(worker), reason)
+                log.warning("event=worker-refused worker=%s reason=%r", hex_address(worker), reason)
                 raise RequestRejected(reason)
-            task_id = self.scheduler.next_task_for(api, worker, trio.current_time())
+            now = trio.current_time()
+            self._polled[worker] = now
+            task_id = self.scheduler.next_task_for(api, worker, now)
             return Assignment(task_id) if task_id is not None else NoWork(NO_WORK_RETRY_MS)
         if isinstance(request, AuthorizeRequest):
             signature = self.scheduler.authorize(api, worker, request.task_id, request.enclave_public_key)
             if signature is None:
                 raise RequestRejected("not-assigned: this worker has no replicate of that task")
             return AuthorizationGrant(signature)
-        self.scheduler.record_result(worker, request.task_id, request.result_blob)
+        self.scheduler.record_report(worker, request)
         return Ack()
+
+    def _refusal(self, api: NodeAPI, worker: bytes, request: WorkRequest) -> str | None:
+        """Why this worker may not join the pool now (None: it may), in words its operator can act on."""
+        reason = verify_certificate(api.verifier, api.genesis.attestation_authorities, request.certificate, worker)
+        if reason is not None:
+            return f"{reason}: get a certificate with `pocnet worker certify`"
+        if self.workerpool is None:
+            return "no-workerpool-yet: this manager is still registering its pool, retry shortly"
+        stake, free = self.worker_stake(api), api.ledger_view().account(worker).balance
+        if free < stake:
+            return (
+                f"stake-too-low: a task of this pool locks {stake} nRLC of the worker's stake and"
+                f" {hex_address(worker)} has {free} nRLC free: fund it with `pocnet account send`"
+            )
+        return None
 
     def _own_workerpool(self, api: NodeAPI) -> bytes | None:
         view = api.ledger_view()
@@ -131,21 +195,26 @@ class ManagerRole:
         if self.workerpool is not None:
             log.info("event=workerpool-ready workerpool=%s", hex_address(self.workerpool))
             self._registering = False
-            await self._publish_offer(api)
         elif not self._registering:
             self._registering = True
             await api.submit(RegisterWorkerpool(f"pool of {hex_address(api.keypair.address)}"))
             log.info("event=workerpool-registering")
 
-    async def _publish_offer(self, api: NodeAPI) -> None:
+    async def _publish_offer(self, api: NodeAPI, volume: int) -> None:
         assert self.workerpool is not None
         p = self.policy
         unsigned = WorkerpoolOrder(
-            self.workerpool, p.price, p.volume, p.tag, p.category, p.trust, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS,
-            salt=api.height.to_bytes(8, "big"),
+            self.workerpool, p.price, volume, p.tag, p.category, p.trust, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS,
+            salt=os.urandom(16),
         )
         self.offer = await api.publish_order(unsigned)
-        log.info("event=workerpool-order-published price=%d volume=%d trust=%d", p.price, p.volume, p.trust)
+        log.info("event=workerpool-order-published price=%d volume=%d trust=%d", p.price, volume, p.trust)
+
+    def worker_stake(self, api: NodeAPI) -> int:
+        """What a worker must have free to contribute to a task at our price (PoCo's worker stake ratio)."""
+        assert self.workerpool is not None
+        pool = api.ledger_view().workerpool(self.workerpool)
+        return self.policy.price * pool.worker_stake_ratio // 100 if pool is not None else 0
 
     def _spent(self, api: NodeAPI, order: WorkerpoolOrder) -> bool:
         return api.ledger_view().consumed(order.payload_digest) >= order.volume

@@ -29,3 +29,6 @@ class PassiveRole:
 
     def request_handlers(self, api: NodeAPI) -> dict[str, object]:
         return {}
+
+    def notes(self, api: NodeAPI) -> list[str]:
+        return []

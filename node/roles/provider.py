@@ -82,6 +82,11 @@ class ProviderRole:
 
     def __init__(self, data_dir: Path) -> None:
         self.keys = DatasetKeys(data_dir)
+        self.released = 0
+        self.refused = 0
+
+    def notes(self, api: NodeAPI) -> list[str]:
+        return [f"provider: {self.released} dataset key(s) released to attested enclaves, {self.refused} refused"]
 
     async def start(self, api: NodeAPI) -> None:
         log.info("event=role-started role=provider")
@@ -110,7 +115,9 @@ class ProviderRole:
                 log.warning(
                     "event=key-refused task=%s worker=%s reason=%s", request.task_id.hex()[:16], hex_address(worker), refusal
                 )
+                self.refused += 1
                 raise
+            self.released += 1
             log.info("event=key-released task=%s worker=%s", request.task_id.hex()[:16], hex_address(worker))
             return encode(KeyGrant(sealed))
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from node.consensus_driver import wall_ms
 from node.roles.base import NodeAPI
-from node.work_messages import ResultLocation
+from node.enclave.runner import APP_FAULTS
+from node.work_messages import OK, ReplicateInfo, ReplicateList, ReplicateReport, ResultLocation
 from protocols.crypto import Signature, hex_address, sign
 from protocols.encoding import encode
 from protocols.ledger.poco import consensus_weight
@@ -31,19 +32,46 @@ log = logging.getLogger(__name__)
 REPLICATE_TIMEOUT_T = 2
 # A transaction this scheduler submitted is not submitted again for this long (it may still be pending).
 RESUBMIT_S = 5.0
+# Once this many workers report that the app itself failed (APP_FAULTS: an exit code, a memory or time
+# limit, no computed.json...), the task is not handed out again: every honest worker would fail the same
+# way, and retrying until the deadline only holds the pool. One report is not enough, so that a single
+# worker cannot sink a task by lying. The task then ends as PoCo says: claimed at its final deadline.
+APP_FAILURE_QUORUM = 2
+# Ended tasks whose replicates the scheduler still remembers for `task debug` (a few hundred bytes each).
+MAX_FINISHED_TASKS = 10_000
 
 
 @dataclass
 class TaskWork:
-    """What the scheduler knows of one task beyond the ledger: replicates handed out, results reported."""
+    """What the scheduler knows of one task beyond the ledger: replicates handed out, and how each ended."""
 
     assigned: dict[bytes, float] = field(default_factory=dict)  # worker -> when (monotonic s)
     results: dict[bytes, bytes] = field(default_factory=dict)  # worker -> sealed result blob hash
+    reports: dict[bytes, ReplicateReport] = field(default_factory=dict)  # worker -> its last report
+    lost: set[bytes] = field(default_factory=set)  # workers whose replicate timed out without a word
+
+    def app_failures(self) -> list[ReplicateReport]:
+        return [r for r in self.reports.values() if r.outcome in APP_FAULTS]
+
+    def abandoned(self) -> bool:
+        return len(self.app_failures()) >= APP_FAILURE_QUORUM
+
+    def verdict(self) -> str:
+        """The scheduler's word on the task for the requester ("" while it runs normally)."""
+        failures = self.app_failures()
+        if not self.abandoned():
+            return ""
+        reasons = sorted({f"{r.outcome} ({r.detail})" if r.detail else r.outcome for r in failures})
+        return (
+            f"the app failed on {len(failures)} workers: {'; '.join(reasons)}. The pool stopped handing the task"
+            " out; it fails at its final deadline, when the requester's escrow is refunded"
+        )
 
 
 class Scheduler:
     def __init__(self) -> None:
         self.tasks: dict[bytes, TaskWork] = {}
+        self.finished: dict[bytes, TaskWork] = {}  # ended tasks, oldest first
         self._submitted: dict[tuple[type, bytes], float] = {}
 
     # --- the manager's deals ---------------------------------------------------------------------------
@@ -73,7 +101,9 @@ class Scheduler:
                 elif task.status == TaskStatus.REVEALING:
                     await self._settle_revealing(api, task_id, task, block_time, now)
         for task_id in [t for t in self.tasks if (task := view.task(t)) is not None and task.status >= TaskStatus.COMPLETED]:
-            del self.tasks[task_id]
+            self.finished[task_id] = self.tasks.pop(task_id)  # kept for `task debug` after the end
+        while len(self.finished) > MAX_FINISHED_TASKS:
+            del self.finished[next(iter(self.finished))]
 
     async def _settle_revealing(self, api: NodeAPI, task_id: bytes, task: Task, block_time: int, now: float) -> None:
         if task.reveal_counter == task.winner_counter or (task.reveal_counter > 0 and block_time >= task.reveal_deadline):
@@ -116,11 +146,15 @@ class Scheduler:
                     continue
                 work = self.tasks.setdefault(task_id, TaskWork())
                 timeout = REPLICATE_TIMEOUT_T * deal.time_ref_ms / 1000
-                work.assigned = {
-                    w: t for w, t in work.assigned.items()
-                    if now - t < timeout and view.contribution(task_id, w) is None
-                }
-                if worker in work.assigned or view.contribution(task_id, worker) is not None:
+                for w, t in list(work.assigned.items()):
+                    if view.contribution(task_id, w) is not None:
+                        del work.assigned[w]
+                    elif now - t >= timeout:
+                        del work.assigned[w]
+                        work.lost.add(w)
+                if work.abandoned() or view.account(worker).balance < deal.worker_stake:
+                    continue
+                if worker in work.assigned or worker in work.reports or view.contribution(task_id, worker) is not None:
                     continue
                 if self._consensus_reachable(api, task_id, task, deal, work):
                     continue
@@ -157,5 +191,31 @@ class Scheduler:
             return None
         return sign(api.keypair, api.genesis.chain_id, WorkerAuthorization(worker, task_id, enclave_key)).signature
 
-    def record_result(self, worker: bytes, task_id: bytes, blob: bytes) -> None:
-        self.tasks.setdefault(task_id, TaskWork()).results[worker] = blob
+    def record_report(self, worker: bytes, report: ReplicateReport) -> None:
+        """A worker's word on its replicate. A failure frees the replicate at once, so another worker takes
+        it (or, once the app has failed on enough workers, nobody: see APP_FAILURE_QUORUM)."""
+        work = self.tasks.get(report.task_id)
+        if work is None or (worker not in work.assigned and worker not in work.lost):
+            return  # not a replicate of ours: a stray or forged report changes nothing
+        work.assigned.pop(worker, None)
+        work.lost.discard(worker)
+        if report.outcome == OK:
+            work.results[worker] = report.result_blob
+            work.reports[worker] = report
+            return
+        if report.outcome in APP_FAULTS:
+            work.reports[worker] = report  # this worker is not asked again for the task
+        log.info("event=replicate-reported task=%s worker=%s outcome=%s detail=%r",
+                 report.task_id.hex()[:16], hex_address(worker), report.outcome, report.detail[:200])
+        if work.abandoned() and len(work.app_failures()) == APP_FAILURE_QUORUM:
+            log.warning("event=task-abandoned task=%s verdict=%r", report.task_id.hex()[:16], work.verdict())
+
+    def replicates(self, task_id: bytes) -> ReplicateList:
+        """How the task's replicates went, for `pocnet task show/debug` on any node."""
+        work = self.tasks.get(task_id) or self.finished.get(task_id)
+        if work is None:
+            return ReplicateList((), "")
+        infos = [ReplicateInfo(w, "running", "", b"") for w in work.assigned]
+        infos += [ReplicateInfo(w, r.outcome, r.detail, r.logs_blob) for w, r in work.reports.items()]
+        infos += [ReplicateInfo(w, "lost", "no word from the worker within the replicate timeout", b"") for w in work.lost]
+        return ReplicateList(tuple(infos[:64]), work.verdict())
