@@ -20,12 +20,23 @@ def print_table(devnet: Devnet, nodes: list[NodeSpec]) -> None:
             print(f"{node.name:<13}{node.roles:<20}{node.pid:>8}  {'down':>6}")
             continue
         print(f"{node.name:<13}{node.roles:<20}{node.pid:>8}  {status.height:>6}  {status.peers:>5}  0x{status.address.hex()}")
+        for note in status.notes:
+            if "NOT READY" in note or "NOT AN AUTHORITY" in note:
+                print(f"{'':<13}{note}")
+
+
+def dir_option(args: argparse.Namespace) -> str:
+    """How the user named the devnet's directory, for the hints we print (empty for the default)."""
+    return "" if args.dir == DEFAULT_DIR else f" --dir {args.dir}"
 
 
 def cmd_up(args: argparse.Namespace) -> None:
     devnet = Devnet(Path(args.dir))
-    nodes = devnet.create(args.managers, args.followers)
-    print(f"devnet in {devnet.root}: {args.managers} managers, {args.followers} followers; starting...")
+    extra = [NodeSpec(f"provider-{i}", "provider") for i in range(args.providers)]
+    extra += [NodeSpec(f"worker-{i}", "worker") for i in range(args.workers)]
+    nodes = devnet.create(args.managers, args.followers, extra=extra)
+    print(f"devnet in {devnet.root}: {args.managers} managers, an attestation authority, {args.followers} followers, "
+          f"{args.providers} provider(s), {args.workers} worker(s) in manager-0's pool; starting...")
     try:
         devnet.start(nodes)
         devnet.wait_for_height(nodes, 1, args.timeout)
@@ -33,7 +44,11 @@ def cmd_up(args: argparse.Namespace) -> None:
         devnet.stop(nodes)
         raise
     print_table(devnet, nodes)
-    print(f"\nlogs: python -m devnet logs NODE   stop: python -m devnet down   CLI: pocnet status --data-dir {devnet.node_dir(nodes[0].name)}")
+    where = dir_option(args)
+    print(f"\nlogs: python -m devnet{where} logs NODE   stop: python -m devnet{where} down")
+    print(f"CLI:  pocnet status --data-dir {devnet.node_dir(nodes[0].name)}")
+    print(f"join: pocnet node --role worker --data-dir DIR --genesis {devnet.genesis_path} "
+          f"--join {devnet.addresses(nodes[0].name)[0]} --manager 0x{devnet.address_of(nodes[0].name).hex()}")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -69,28 +84,41 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    # --dir is accepted before or after the command (`python -m devnet --dir X up` and `... up --dir X`).
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--dir", default=argparse.SUPPRESS, help=f"the devnet's directory (default: {DEFAULT_DIR})")
     parser = argparse.ArgumentParser(prog="python -m devnet", description="Launch and drive a local pocnet network.")
     parser.add_argument("--dir", default=DEFAULT_DIR, help=f"the devnet's directory (default: {DEFAULT_DIR})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    up = commands.add_parser("up", help="generate keys and a genesis, start the nodes, wait for the first block")
+    up = commands.add_parser("up", parents=[where], help="generate keys and a genesis, start the nodes, wait for the first block")
     up.add_argument("--managers", type=int, default=4, help="validators (default 4: tolerates one fault)")
-    up.add_argument("--followers", type=int, default=2, help="non-validating nodes (requester role)")
+    up.add_argument("--followers", type=int, default=2, help="non-validating nodes with the requester role (default 2)")
+    up.add_argument("--workers", type=int, default=0, help="honest workers in manager-0's pool, certified and funded (default 0)")
+    up.add_argument("--providers", type=int, default=0, help="nodes with the provider role (default 0)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the first block")
     up.set_defaults(run=cmd_up)
-    commands.add_parser("status", help="height, peers and address of every node").set_defaults(run=cmd_status)
-    logs = commands.add_parser("logs", help="the end of one node's log")
+    commands.add_parser("status", parents=[where], help="height, peers and address of every node").set_defaults(run=cmd_status)
+    logs = commands.add_parser("logs", parents=[where], help="the end of one node's log")
     logs.add_argument("node")
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.set_defaults(run=cmd_logs)
-    commands.add_parser("down", help="stop every node (SIGTERM, then SIGKILL after 5 s)").set_defaults(run=cmd_down)
-    demo = commands.add_parser("demo", help="start a devnet, publish orders, watch the managers match them into deals")
+    commands.add_parser("down", parents=[where], help="stop every node (SIGTERM, then SIGKILL after 5 s)").set_defaults(run=cmd_down)
+    demo = commands.add_parser(
+        "demo", parents=[where],
+        help="the whole story on a fresh devnet: deploy an iApp and a protected dataset, run it with trust 3, "
+        "PoCo catches a lying worker, the requester decrypts the result",
+        description="Start a devnet (managers, an attestation authority, a requester, a provider, workers of which "
+        "one lies), deploy the word-count iApp and an encrypted dataset, request it with trust 3, watch the "
+        "managers match it, the workers compute in emulated enclaves and PoCo pay the honest ones and seize the "
+        "liar's stake, decrypt the result, print every balance change, and stop the network.",
+    )
     demo.add_argument("--managers", type=int, default=4)
     demo.add_argument("--followers", type=int, default=2)
     demo.add_argument("--trust", type=int, default=3, help="PoCo trust of the request (default 3)")
     demo.add_argument("--honest-workers", type=int, default=3)
     demo.add_argument("--all-honest", action="store_true", help="no dishonest worker")
     demo.set_defaults(run=cmd_demo)
-    commands.add_parser("match-demo", help="the in-process matching demo (no network)").set_defaults(run=cmd_match_demo)
+    commands.add_parser("match-demo", parents=[where], help="the in-process matching demo (no network)").set_defaults(run=cmd_match_demo)
     args = parser.parse_args()
     try:
         args.run(args)

@@ -1,11 +1,13 @@
 """A local multi-process pocnet network (DESIGN.md section 10).
 
-`create` makes a directory per node with its key, and one genesis naming the managers as validators and
-funding every node; `start` launches each node as its own `pocnet node` process on 127.0.0.1 with an
-ephemeral port, the first manager as the bootstrap peer and each later node joining a few of the ones
-before it (a random graph, no hub); `wait_for_height` polls the nodes' control sockets. A `devnet.json`
-file in the network directory records names, roles and pids, so `status`, `logs` and `down` work from
-another shell.
+`create` makes a directory per node with its key, and one genesis naming the managers as validators, the
+`authority-0` node as the attestation authority, and funding every node; `start` launches each node as
+its own `pocnet node` process on 127.0.0.1 with an ephemeral port, the first manager as the bootstrap peer
+and each later node joining a few of the ones before it (a random graph, no hub); `wait_for_height` polls
+the nodes' control sockets. Workers are certified as a person would do it, through the `pocnet worker
+certify` control request to their node, which asks the authority over the network. A `devnet.json` file
+in the network directory records names, roles and pids, so `status`, `logs` and `down` work from another
+shell.
 """
 
 from __future__ import annotations
@@ -21,18 +23,19 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from node.control import ControlClient, NodeStatus, StatusRequest
-from node.keys import KEY_FILE, PLATFORM_CERT_FILE, PLATFORM_KEY_FILE, write_key
-from protocols.attestation import issue_certificate
+from node.control import CertifyPlatformRequest, ControlClient, ControlRejected, NodeStatus, StatusRequest
+from node.keys import KEY_FILE, write_key
 from protocols.crypto import Keypair
-from protocols.encoding import encode
 from protocols.genesis import NRLC_PER_RLC, Allocation, Category, Genesis, Validator, genesis_to_json
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "devnet.json"
 GENESIS_FILE = "genesis.json"
-AUTHORITY_KEY_FILE = "attestation-authority.key"
+# The attestation authority of the devnet: a node of its own, like the service a TEE vendor runs.
+AUTHORITY_NODE = "authority-0"
+# How long `start` keeps asking for a worker's certificate (the authority may still be starting).
+CERTIFY_TIMEOUT_S = 30.0
 ADDRESS_FILE = "node.addr"  # written by a node once it listens: its multiaddrs, one per line
 LOG_FILE = "node.log"
 START_BALANCE = 1_000_000 * NRLC_PER_RLC
@@ -89,7 +92,7 @@ class Devnet:
         categories: tuple[Category, ...] = DEVNET_CATEGORIES,
     ) -> list[NodeSpec]:
         """Keys, genesis and node directories for `managers` validators, `followers` plain nodes and any
-        `extra` nodes; workers get a platform key certified by the devnet's attestation authority.
+        `extra` nodes, and the attestation authority's node.
         `categories` go into the genesis (a test of deadlines passes a shorter T than the demo's).
         Refuses to overwrite a running network."""
         if (self.root / STATE_FILE).exists() and any(_alive(n.pid) for n in self.load()):
@@ -97,6 +100,7 @@ class Devnet:
         if managers < 1:
             raise DevnetError("a devnet needs at least one manager (validator)")
         nodes = [NodeSpec(f"manager-{i}", "manager") for i in range(managers)]
+        nodes += [NodeSpec(AUTHORITY_NODE, "authority")]
         nodes += [NodeSpec(f"follower-{i}", "requester") for i in range(followers)]
         nodes += extra or []
         self.root.mkdir(parents=True, exist_ok=True)
@@ -108,26 +112,17 @@ class Devnet:
             directory.mkdir(parents=True)
             keys[node.name] = Keypair.generate()
             write_key(directory / KEY_FILE, keys[node.name])
-        authority = Keypair.generate()
-        authority_path = self.root / AUTHORITY_KEY_FILE
-        authority_path.unlink(missing_ok=True)
-        write_key(authority_path, authority)
         chain_id = f"devnet-{random.randrange(16**6):06x}"
         for node in nodes:
-            if "worker" in node.roles:
-                if "--manager" not in node.args:  # by default workers join the first manager's pool
-                    node.args += ["--manager", "0x" + keys[nodes[0].name].address.hex()]
-                platform = Keypair.generate()
-                write_key(self.node_dir(node.name) / PLATFORM_KEY_FILE, platform)
-                certificate = issue_certificate(authority, chain_id, platform.public_key, keys[node.name].address)
-                (self.node_dir(node.name) / PLATFORM_CERT_FILE).write_bytes(encode(certificate))
+            if "worker" in node.roles and "--manager" not in node.args:  # by default workers join manager-0's pool
+                node.args += ["--manager", "0x" + keys[nodes[0].name].address.hex()]
         genesis = Genesis(
             chain_id=chain_id,
             genesis_time_ms=int(time.time() * 1000),
             validators=tuple(Validator(keys[n.name].public_key, n.name) for n in nodes if "manager" in n.roles),
             allocations=tuple(Allocation(keys[n.name].address, START_BALANCE) for n in nodes),
             categories=categories,
-            attestation_authorities=(authority.public_key,),
+            attestation_authorities=(keys[AUTHORITY_NODE].public_key,),
             empty_block_interval_ms=EMPTY_BLOCK_INTERVAL_MS,
         )
         self.genesis_path.write_text(genesis_to_json(genesis))
@@ -161,6 +156,21 @@ class Devnet:
                 self.wait_for_address(node, timeout_s)
             started += [node.name for node in wave]
             joined.update(dict.fromkeys((node.name for node in wave), 0))
+        for node in nodes:
+            if "worker" in node.roles.split(","):
+                self.certify(node)
+
+    def certify(self, node: NodeSpec, timeout_s: float = CERTIFY_TIMEOUT_S) -> None:
+        """`pocnet worker certify` on a worker's node: its node asks the devnet's authority."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                ControlClient(self.node_dir(node.name)).call(CertifyPlatformRequest(b""))
+                return
+            except (ControlRejected, ConnectionError, OSError) as exc:
+                if time.monotonic() > deadline:
+                    raise DevnetError(f"{node.name} was not certified within {timeout_s:.0f} s: {exc}") from None
+            time.sleep(0.2)
 
     def launch(self, node: NodeSpec, joins: list[str]) -> int:
         directory = self.node_dir(node.name)

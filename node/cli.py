@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -19,6 +20,13 @@ from typing import Any
 
 from node.config import ROLES, ConfigError, load_config
 from node.control import (
+    CertifyPlatformRequest,
+    ExplainRequest,
+    Explanation,
+    PlatformCertified,
+    ReplicateLogs,
+    ReplicatesQuery,
+    TaskReport,
     AccountInfo,
     AccountRequest,
     ControlClient,
@@ -45,6 +53,7 @@ from node.control import (
     TxResultRequest,
     TxSubmitted,
 )
+from node.work_messages import ReplicateInfo
 from protocols.crypto import ZERO_ADDRESS, hex_address, parse_address
 from protocols.genesis import NRLC_PER_RLC, GenesisError, parse_genesis
 from protocols.ledger.transactions import CancelOrder, Claim, RegisterApp, RegisterDataset, Transfer, TxBody
@@ -108,14 +117,15 @@ def call(args: argparse.Namespace, request: object) -> Any:
         raise UsageError(f"{exc} (start it with `pocnet node`, or pass --data-dir)") from None
 
 
-def submit(args: argparse.Namespace, body: TxBody) -> TxResultInfo | TxSubmitted:
-    """Submit a transaction through the node; with --wait, follow it until committed."""
+def submit(args: argparse.Namespace, body: TxBody, created_is: str = "created") -> TxResultInfo | TxSubmitted:
+    """Submit a transaction through the node; with --wait, follow it until committed. `created_is` names
+    what the transaction's result id is (a new asset's address, a claimed task...)."""
     submitted: TxSubmitted = call(args, SubmitRequest(body))
     print(f"transaction 0x{submitted.tx_id.hex()} submitted (nonce {submitted.nonce})")
     if not getattr(args, "wait", False):
         return submitted
     result = wait_committed(args, submitted.tx_id, "transaction")
-    created = f", created 0x{result.created.hex()}" if result.created else ""
+    created = f", {created_is} 0x{result.created.hex()}" if result.created else ""
     print(f"committed in block {result.height}: {result.code}{created}")
     return result
 
@@ -133,17 +143,60 @@ def wait_committed(args: argparse.Namespace, tx_id: bytes, what: str) -> TxResul
     raise UsageError(f"{what} still pending after {WAIT_TIMEOUT_S:.0f} s")
 
 
-def describe(order: Order) -> str:
-    h = order.payload_digest.hex()[:16]
+def _restrictions(order: Order) -> str:
+    pairs = {
+        "app": getattr(order, "app_restrict", ZERO_ADDRESS), "dataset": getattr(order, "dataset_restrict", ZERO_ADDRESS),
+        "workerpool": getattr(order, "workerpool_restrict", ZERO_ADDRESS),
+        "requester": getattr(order, "requester_restrict", ZERO_ADDRESS),
+    }
+    named = [f"{kind} {hex_address(who)}" for kind, who in pairs.items() if who != ZERO_ADDRESS]
+    return f"  only for: {', '.join(named)}" if named else ""
+
+
+def describe(order: Order, remaining: int | None = None) -> str:
+    """Two lines for a person: the order's full id (what `order cancel` and `order explain` take) and terms."""
+    left = f"{remaining}/{order.volume} left" if remaining is not None else f"volume {order.volume}"
+    head = f"{type(order).__name__.removesuffix('Order').lower():<10} 0x{order.payload_digest.hex()}\n           "
     if isinstance(order, AppOrder):
-        return f"app        {h}  app {hex_address(order.app)} price {show_rlc(order.app_price)} volume {order.volume}"
+        return head + f"app {hex_address(order.app)} price {show_rlc(order.app_price)} {left}{_restrictions(order)}"
     if isinstance(order, DatasetOrder):
-        return f"dataset    {h}  dataset {hex_address(order.dataset)} price {show_rlc(order.dataset_price)} volume {order.volume}"
+        return head + f"dataset {hex_address(order.dataset)} price {show_rlc(order.dataset_price)} {left}{_restrictions(order)}"
     if isinstance(order, WorkerpoolOrder):
-        return (f"workerpool {h}  pool {hex_address(order.workerpool)} price {show_rlc(order.workerpool_price)} "
-                f"volume {order.volume} trust {order.trust} category {order.category}")
-    return (f"request    {h}  app {hex_address(order.app)} requester {hex_address(order.requester)} "
-            f"volume {order.volume} trust {order.trust} category {order.category}")
+        return head + (f"pool {hex_address(order.workerpool)} price {show_rlc(order.workerpool_price)} {left} "
+                       f"trust {order.trust} category {order.category}{_restrictions(order)}")
+    pool = f" pool {hex_address(order.workerpool)}" if order.workerpool != ZERO_ADDRESS else ""
+    dataset = f" dataset {hex_address(order.dataset)}" if order.dataset != ZERO_ADDRESS else ""
+    total = order.app_max_price + order.dataset_max_price + order.workerpool_max_price
+    return head + (f"app {hex_address(order.app)}{dataset}{pool} requester {hex_address(order.requester)} "
+                   f"max {show_rlc(total)} per task {left} trust {order.trust} category {order.category}")
+
+
+def when(ms: int) -> str:
+    """A block time for a person: the UTC date and how far from now."""
+    if not ms:
+        return "-"
+    delta = ms / 1000 - time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
+    return f"{stamp} UTC ({'in ' if delta >= 0 else ''}{_duration(abs(delta))}{'' if delta >= 0 else ' ago'})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def order_prefix(text: str) -> bytes:
+    """An order id as printed, or enough of its start to name one order (at least 8 hex digits)."""
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        raise UsageError(f"order id {text!r} is not hexadecimal (an even number of hex digits)") from None
+    if not 4 <= len(raw) <= 32:
+        raise UsageError(f"order id {text!r}: give the id as `pocnet orderbook` prints it (at least 8 hex digits)")
+    return raw
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -204,6 +257,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"mempool    {status.mempool} transactions, order book {status.orders} orders")
     for addr in status.listen_addrs:
         print(f"listening  {addr}")
+    for note in status.notes:
+        print(f"role       {note}")
     return 0
 
 
@@ -228,8 +283,9 @@ def cmd_account_send(args: argparse.Namespace) -> int:
 
 def cmd_orderbook(args: argparse.Namespace) -> int:
     answer: OrderList = call(args, OrderbookRequest(args.kind or ""))
-    for order in answer.orders:
-        print(describe(order))
+    remaining: list[int | None] = list(answer.remaining) or [None] * len(answer.orders)
+    for order, left in zip(answer.orders, remaining):
+        print(describe(order, left))
     if not answer.orders:
         print("(no orders)")
     return 0
@@ -268,13 +324,34 @@ def cmd_order_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_order_cancel(args: argparse.Namespace) -> int:
-    wanted = hex32(args.order_hash, "order hash")
+    wanted = order_prefix(args.order_hash)
     answer: OrderList = call(args, OrderbookRequest(""))
-    matches = [o for o in answer.orders if o.payload_digest == wanted]
+    matches = [o for o in answer.orders if o.payload_digest.startswith(wanted)]
     if not matches:
-        raise UsageError(f"order 0x{wanted.hex()} is not in this node's order book")
+        raise UsageError(f"order 0x{wanted.hex()}... is not in this node's order book (`pocnet orderbook` lists it)")
+    if len(matches) > 1:
+        raise UsageError(f"0x{wanted.hex()}... names {len(matches)} orders: give more of the id")
     submit(args, CancelOrder(matches[0]))
     return 0
+
+
+def cmd_order_explain(args: argparse.Namespace) -> int:
+    answer: Explanation = call(args, ExplainRequest(order_prefix(args.order_id)))
+    print_explanation(answer)
+    return 0
+
+
+def print_explanation(answer: Explanation) -> None:
+    print(f"request 0x{answer.request.payload_digest.hex()}")
+    if not answer.candidates:
+        print("  no candidate: the book holds no app order and workerpool order to pair it with")
+        print("  (is the app order published? does any pool have ready workers? see `pocnet orderbook`)")
+    for candidate in answer.candidates:
+        dataset = f" + dataset 0x{candidate.dataset_order.hex()[:16]}..." if candidate.dataset_order else ""
+        print(f"  app 0x{candidate.app_order.hex()[:16]}...{dataset} + pool 0x{candidate.workerpool_order.hex()[:16]}...: "
+              + ("MATCHES" if not candidate.violations else f"{len(candidate.violations)} rule(s) broken"))
+        for violation in candidate.violations:
+            print(f"      {violation}")
 
 
 def cmd_app_register(args: argparse.Namespace) -> int:
@@ -300,20 +377,39 @@ def cmd_deal_show(args: argparse.Namespace) -> int:
     print(f"requester   {hex_address(deal.requester)}")
     print(f"tasks       {deal.bot_size} from index {deal.bot_first}, trust {deal.trust}, category {deal.category}")
     print(f"settled     {deal.settled}/{deal.bot_size}")
+    print(f"started     {when(deal.start_time)}")
+    print(f"final       {when(deal.final_deadline)} (a task not completed by then can be claimed)")
+    from protocols.matching import task_id_for
+
+    for index in range(deal.bot_first, deal.bot_first + deal.bot_size):
+        task_id = task_id_for(info.deal_id, index)
+        task: TaskInfo = call(args, TaskRequest(task_id))
+        state = TASK_STATES[task.task.status] if task.task else "not initialized yet"
+        print(f"  task {index}  0x{task_id.hex()}  {state}")
     return 0
 
 
-APP_TEMPLATE_TOML = """name = "hello"
+APP_TEMPLATE_TOML = """name = "{name}"
 version = "1.0.0"
 entrypoint = ["python3", "app.py"]
 """
-APP_TEMPLATE_PY = """import json, os, sys
+APP_TEMPLATE_PY = """# An iApp: it reads its arguments and the requester's protected dataset (if the deal has one) and writes
+# its result into IEXEC_OUT, with computed.json naming the file whose hash the workers agree on.
+import json, os, sys
 
 out = os.environ["IEXEC_OUT"]
+dataset = os.environ.get("IEXEC_DATASET_FILENAME")
+if dataset:  # the decrypted dataset, inside the enclave only
+    with open(os.path.join(os.environ["IEXEC_IN"], dataset), "rb") as f:
+        data = f.read()
+    message = f"the dataset has {{len(data)}} bytes"
+else:
+    message = "Hello, " + (" ".join(sys.argv[1:]) or "world")
+print(message)  # stdout and stderr reach the requester with `pocnet task debug --logs`
 with open(os.path.join(out, "result.txt"), "w") as f:
-    f.write("Hello, " + (" ".join(sys.argv[1:]) or "world") + "\\n")
+    f.write(message + "\\n")
 with open(os.path.join(out, "computed.json"), "w") as f:
-    json.dump({"deterministic-output-path": os.path.join(out, "result.txt")}, f)
+    json.dump({{"deterministic-output-path": os.path.join(out, "result.txt")}}, f)
 """
 
 
@@ -322,8 +418,8 @@ def cmd_app_init(args: argparse.Namespace) -> int:
     if (directory / "iapp.toml").exists():
         raise UsageError(f"{directory} already holds an iApp (iapp.toml exists)")
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "iapp.toml").write_text(APP_TEMPLATE_TOML)
-    (directory / "app.py").write_text(APP_TEMPLATE_PY)
+    (directory / "iapp.toml").write_text(APP_TEMPLATE_TOML.format(name=directory.resolve().name))
+    (directory / "app.py").write_text(APP_TEMPLATE_PY.format())
     print(f"iApp template written to {directory}: edit app.py, then `pocnet app deploy {directory}`")
     return 0
 
@@ -374,48 +470,80 @@ def _follow(args: argparse.Namespace, tx_id: bytes, what: str) -> None:
 
 
 TASK_STATES = {0: "UNSET", 1: "ACTIVE", 2: "REVEALING", 3: "COMPLETED", 4: "FAILED"}
+# `app run --watch` explains why a request has not matched after this long: a match takes a block or two.
+EXPLAIN_AFTER_S = 10.0
+# How often a watch asks the pool manager how the replicates go (a stream round trip, cheaper than a block).
+REPLICATES_POLL_S = 2.0
 
 
 def cmd_app_run(args: argparse.Namespace) -> int:
+    from protocols.matching import task_id_for
+
     started: RunStarted = call(args, RunRequest(
         app=address_arg(args.app), dataset=address_arg(args.dataset) if args.dataset else b"",
         workerpool=address_arg(args.workerpool) if args.workerpool else b"", args=args.args or "",
         trust=args.trust, category=args.category, max_price=parse_rlc(args.max_price),
     ))
+    task_id = task_id_for(started.deal_id, 0)
     print(f"request 0x{started.request_hash.hex()} published at {show_rlc(started.task_price)} per task")
-    print(f"deal id (once matched) 0x{started.deal_id.hex()}")
+    print(f"deal    0x{started.deal_id.hex()} (once matched)")
+    print(f"task    0x{task_id.hex()} (`pocnet task show 0x{task_id.hex()}`)")
     if not args.watch:
         return 0
-    return watch_task(args, started.deal_id)
+    return watch_task(args, started, task_id)
 
 
-def watch_task(args: argparse.Namespace, deal_id: bytes) -> int:
-    from protocols.matching import task_id_for
-
-    deadline = time.monotonic() + args.timeout
+def watch_task(args: argparse.Namespace, started: RunStarted, task_id: bytes) -> int:
+    """Follow a request to its result: the match (explained if it does not come), each replicate's ending,
+    the task's state; download the result when completed, say why and what to do when it cannot be."""
+    began = time.monotonic()
+    deadline = began + args.timeout
     shown = ""
-    task_id = b""
+    explained = False
+    replicates_seen: set[tuple[bytes, str]] = set()
+    next_poll = 0.0
     while time.monotonic() < deadline:
-        if not task_id:
-            info: DealInfo = call(args, DealRequest(deal_id))
-            if info.deal is None:
-                shown = _progress(shown, "waiting for a match")
-                time.sleep(0.2)
-                continue
-            task_id = task_id_for(deal_id, info.deal.bot_first)
-            print(f"matched: task 0x{task_id.hex()}")
+        info: DealInfo = call(args, DealRequest(started.deal_id))
+        if info.deal is None:
+            shown = _progress(shown, "waiting for a match")
+            if not explained and time.monotonic() - began > EXPLAIN_AFTER_S:
+                explained = True
+                print(f"  no match after {EXPLAIN_AFTER_S:.0f} s; what the order book says:")
+                print_explanation(call(args, ExplainRequest(started.request_hash)))
+            time.sleep(0.2)
+            continue
         task_info: TaskInfo = call(args, TaskRequest(task_id))
         task = task_info.task
-        state = "waiting for initialization" if task is None else TASK_STATES[task.status]
+        state = "matched, waiting for the task's initialization" if task is None else TASK_STATES[task.status]
         if task is not None:
-            state += f", {len(task.contributors)} contribution(s), {task.reveal_counter} reveal(s)"
+            state += f": {len(task.contributors)} contribution(s), {task.reveal_counter} reveal(s)"
         shown = _progress(shown, state)
         if task is not None and task.status == 3:
             return _download(args, task_id)
         if task is not None and task.status == 4:
-            raise UsageError("the task failed; the requester was refunded by claim")
+            raise UsageError(f"the task failed and the requester was refunded; `pocnet task debug --logs 0x{task_id.hex()}` says why")
+        if task is not None and time.monotonic() >= next_poll:
+            next_poll = time.monotonic() + REPLICATES_POLL_S
+            report: TaskReport = call(args, ReplicatesQuery(task_id, False))
+            for replicate in report.replicates:
+                if replicate.status != "running" and (replicate.worker, replicate.status) not in replicates_seen:
+                    replicates_seen.add((replicate.worker, replicate.status))
+                    print(f"  {time.strftime('%H:%M:%S')} worker {hex_address(replicate.worker)}: {_replicate(replicate)}")
+            if report.verdict:
+                print(f"  {report.verdict}")
+                print(f"  the app's output: `pocnet task debug --logs 0x{task_id.hex()}`")
+                print(f"  claimable from {when(task.final_deadline)}: `pocnet task claim 0x{task.deal_id.hex()} {task.index}`"
+                      " (the pool claims it then too)")
+                return 1
         time.sleep(0.3)
-    raise UsageError(f"gave up watching after {args.timeout:.0f} s (the task goes on: `pocnet task show`)")
+    still = "the request stays in the book until matched or cancelled" if not shown.startswith(("ACTIVE", "REVEAL")) else "the task goes on"
+    raise UsageError(f"gave up watching after {args.timeout:.0f} s ({still}: `pocnet task show 0x{task_id.hex()}`)")
+
+
+def _replicate(info: ReplicateInfo) -> str:
+    if info.status == "ok":
+        return "contributed"
+    return f"{info.status}" + (f" ({info.detail})" if info.detail else "")
 
 
 def _progress(shown: str, state: str) -> str:
@@ -446,15 +574,29 @@ def cmd_task_show(args: argparse.Namespace) -> int:
     info: TaskInfo = call(args, TaskRequest(hex32(args.task_id, "task id")))
     task = info.task
     if task is None:
-        raise UsageError(f"no initialized task 0x{info.task_id.hex()} at height {info.height}")
+        raise UsageError(f"no initialized task 0x{info.task_id.hex()} at height {info.height} (not matched or not initialized yet)")
     print(f"task          0x{info.task_id.hex()}")
     print(f"deal          0x{task.deal_id.hex()} index {task.index}")
     print(f"status        {TASK_STATES[task.status]}")
-    print(f"contributions {len(task.contributors)}: " + ", ".join(hex_address(w) for w in task.contributors))
+    print(f"contributions {len(task.contributors)}" + (": " + ", ".join(hex_address(w) for w in task.contributors) if task.contributors else ""))
     print(f"reveals       {task.reveal_counter}/{task.winner_counter}")
-    print(f"deadlines     contribution {task.contribution_deadline}, reveal {task.reveal_deadline}, final {task.final_deadline} (ms)")
+    print(f"contribution  due {when(task.contribution_deadline)}")
+    if task.reveal_deadline:
+        print(f"reveal        due {when(task.reveal_deadline)}")
+    print(f"final         {when(task.final_deadline)}")
     if task.result_digest:
         print(f"result digest 0x{task.result_digest.hex()}")
+    report: TaskReport = call(args, ReplicatesQuery(info.task_id, False))
+    if not report.manager_reached:
+        print("replicates    (the pool manager could not be asked)")
+    for replicate in report.replicates:
+        print(f"replicate     {hex_address(replicate.worker)}: {_replicate(replicate)}")
+    if report.verdict:
+        print(f"verdict       {report.verdict}")
+    if task.status in (1, 2) and time.time() * 1000 >= task.final_deadline:
+        print(f"claimable     now: `pocnet task claim 0x{task.deal_id.hex()} {task.index}` refunds the requester")
+    elif task.status in (1, 2) and report.verdict:
+        print(f"claimable     from {when(task.final_deadline)}: `pocnet task claim 0x{task.deal_id.hex()} {task.index}`")
     if args.download and task.status == 3:
         return _download(args, info.task_id)
     return 0
@@ -464,29 +606,61 @@ CONTRIBUTION_STATES = {1: "CONTRIBUTED", 2: "PROVED", 3: "REJECTED"}
 
 
 def cmd_task_debug(args: argparse.Namespace) -> int:
-    """Everything the ledger knows of a task: the deal's terms, each contribution, deadlines from now."""
+    """Everything known of a task: the ledger's deal terms and contributions, the pool's replicates, and with
+    --logs the app's output of each replicate (opened with the requester's key)."""
     cmd_task_show(argparse.Namespace(**{**vars(args), "download": False}))
     info: TaskInfo = call(args, TaskRequest(hex32(args.task_id, "task id")))
     task, deal = info.task, info.deal
     if task is None or deal is None:
         return 0
-    now_ms = time.time() * 1000
     print(f"deal terms    trust {deal.trust}, category {deal.category}, worker stake {show_rlc(deal.worker_stake)}")
     print(f"params        {deal.params or '(none)'}")
-    for name, at in (("contribution", task.contribution_deadline), ("reveal", task.reveal_deadline),
-                     ("final", task.final_deadline)):
-        if at:
-            print(f"{name + ' due':<13} {(at - now_ms) / 1000:+.1f} s from now")
     for worker, contribution in zip(task.contributors, info.contributions):
-        agrees = "consensus" if contribution.result_hash == task.consensus_value else "other result"
+        if not task.consensus_value:
+            agrees = f"no consensus yet: trust {deal.trust} needs more workers agreeing on one result"
+        elif contribution.result_hash == task.consensus_value:
+            agrees = "agrees with the consensus"
+        else:
+            agrees = "differs from the consensus"
         print(f"  {hex_address(worker)}  {CONTRIBUTION_STATES.get(contribution.status, '?'):<11} "
               f"weight {contribution.weight}  hash 0x{contribution.result_hash.hex()[:16]}... ({agrees})")
-    print("worker logs: `python -m devnet logs WORKER` on a devnet (enclave stdout/stderr tails are logged on failure)")
+    if args.logs:
+        report: TaskReport = call(args, ReplicatesQuery(info.task_id, True))
+        if not report.logs:
+            print("logs          none yet (no replicate has ended, or the pool manager could not be asked)")
+        for logs in report.logs:
+            print(f"--- logs of worker {hex_address(logs.worker)}")
+            print(_format_logs(logs))
+    else:
+        print(f"the app's stdout/stderr of each replicate: `pocnet task debug --logs 0x{info.task_id.hex()}` (requester only)")
     return 0
 
 
+def _format_logs(logs: ReplicateLogs) -> str:
+    if logs.error:
+        return f"  ({logs.error})"
+    try:
+        document = json.loads(logs.document)
+        lines = [f"  outcome {document['outcome']}" + (f": {document['detail']}" if document.get("detail") else ""),
+                 f"  exit code {document.get('exit_code')}, {document.get('seconds')} s"]
+        for stream in ("stdout", "stderr"):
+            text = str(document.get(stream, "")).rstrip()
+            lines.append(f"  {stream}:" + ("".join(f"\n    {line}" for line in text.splitlines()) if text else " (empty)"))
+        return "\n".join(lines)
+    except (ValueError, KeyError, TypeError):
+        return "  (the worker sent logs that are not a log document)"
+
+
 def cmd_task_claim(args: argparse.Namespace) -> int:
-    submit(args, Claim(hex32(args.deal_id, "deal id"), args.index))
+    submit(args, Claim(hex32(args.deal_id, "deal id"), args.index), created_is="refunded the requester for task")
+    return 0
+
+
+def cmd_worker_certify(args: argparse.Namespace) -> int:
+    answer: PlatformCertified = call(args, CertifyPlatformRequest(address_arg(args.authority) if args.authority else b""))
+    print(f"platform key 0x{answer.platform_public_key.hex()} certified by authority {hex_address(answer.authority)}")
+    print(f"its policy: {answer.policy}")
+    print("the worker asks its manager for work now; `pocnet status` shows whether it is ready")
     return 0
 
 
@@ -567,9 +741,12 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--requester-restrict")
     publish.set_defaults(run=cmd_order_publish)
     cancel = with_data_dir(order.add_parser("cancel", help="cancel one of your orders on the ledger"))
-    cancel.add_argument("order_hash", help="the order's hash (as `pocnet orderbook` prints, in full)")
+    cancel.add_argument("order_hash", help="the order's id as `pocnet orderbook` prints it (or its first 8+ hex digits)")
     cancel.add_argument("--wait", action="store_true")
     cancel.set_defaults(run=cmd_order_cancel)
+    explain_order = with_data_dir(order.add_parser("explain", help="why a request order matches nothing: every rule each candidate breaks"))
+    explain_order.add_argument("order_id", help="the request order's id (or its first 8+ hex digits)")
+    explain_order.set_defaults(run=cmd_order_explain)
 
     app = commands.add_parser("app", help="apps").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
     register = with_data_dir(app.add_parser("register", help="register an app by its measurement"))
@@ -628,8 +805,9 @@ def build_parser() -> argparse.ArgumentParser:
     task_show.add_argument("--download", action="store_true", help="download and decrypt a completed task's result")
     task_show.add_argument("--output")
     task_show.set_defaults(run=cmd_task_show)
-    task_debug = with_data_dir(task.add_parser("debug", help="a task with its deal terms, contributions and deadlines"))
+    task_debug = with_data_dir(task.add_parser("debug", help="a task with its deal terms, contributions, replicates and logs"))
     task_debug.add_argument("task_id")
+    task_debug.add_argument("--logs", action="store_true", help="the app's stdout/stderr of each replicate (requester only)")
     task_debug.set_defaults(run=cmd_task_debug, output=None)
     task_claim = with_data_dir(task.add_parser("claim", help="refund a task past its final deadline"))
     task_claim.add_argument("deal_id")
@@ -641,6 +819,11 @@ def build_parser() -> argparse.ArgumentParser:
     show_deal = with_data_dir(deal.add_parser("show", help="a deal as the node's ledger has it"))
     show_deal.add_argument("deal_id")
     show_deal.set_defaults(run=cmd_deal_show)
+
+    worker = commands.add_parser("worker", help="the worker role").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    certify = with_data_dir(worker.add_parser("certify", help="have an attestation authority certify this worker's platform key"))
+    certify.add_argument("--authority", help="the authority's account (default: each authority of the genesis in turn)")
+    certify.set_defaults(run=cmd_worker_certify)
 
     genesis = commands.add_parser("genesis", help="genesis files").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
     check = genesis.add_parser("check", help="validate a genesis file and print its summary")

@@ -116,6 +116,7 @@ class OrderbookRequest:
 @dataclass(frozen=True)
 class OrderList:
     orders: tuple[Order, ...]
+    remaining: tuple[U64, ...] = ()  # per order: its volume not yet consumed on the ledger
 
 
 @wire(tag=100)

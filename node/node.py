@@ -50,7 +50,7 @@ from node.control import (
     socket_path,
 )
 from node.blobs import BLOB_PROTOCOL, LIMITS as BLOB_LIMITS, RESULT_PROTOCOL, BlobStore
-from node.directory import MAX_ADDRESSES, Directory, PeerRecord, reach
+from node.directory import MAX_ADDRESSES, PEERS_PROTOCOL, Directory, PeerRecord, reach
 from node.keys import load_or_create_key
 from node.requester import deploy_app, deploy_dataset, explain_request, fetch_result, start_run, task_report
 from node.net.config import BatchConfig, HostConfig
@@ -450,7 +450,9 @@ class Node:
             kind = ORDER_KINDS.get(request.kind)
             if request.kind and kind is None:
                 raise ControlRejected(f"unknown order kind {request.kind!r}: use one of {', '.join(ORDER_KINDS)}")
-            return OrderList(tuple(o for o in self.order_book.orders() if kind is None or isinstance(o, kind))[:1000])
+            orders = tuple(o for o in self.order_book.orders() if kind is None or isinstance(o, kind))[:1000]
+            view = self.ledger_view()
+            return OrderList(orders, tuple(o.volume - view.consumed(o.payload_digest) for o in orders))
         if isinstance(request, PublishOrderRequest):
             try:
                 signed = await self.publish_order(request.order)
@@ -513,6 +515,7 @@ class Node:
             await self.host.subscribe(self.topics.peers, self.validate_peer_record, self.on_peer_record)
             self.host.set_request_handler(SYNC_PROTOCOL, self.serve_sync, StreamLimits(max_frame_bytes=MAX_FRAME_BYTES))
             self.host.set_request_handler(BLOB_PROTOCOL, self.blobs.serve, BLOB_LIMITS)
+            self.host.set_request_handler(PEERS_PROTOCOL, self.directory.serve)
             self.host.set_request_handler(RESULT_PROTOCOL, self.blobs.serve, BLOB_LIMITS)
             for role in self.roles:
                 for protocol, handler in role.request_handlers(self).items():

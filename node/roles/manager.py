@@ -165,7 +165,7 @@ class ManagerRole:
             if signature is None:
                 raise RequestRejected("not-assigned: this worker has no replicate of that task")
             return AuthorizationGrant(signature)
-        self.scheduler.record_report(worker, request)
+        self.scheduler.record_report(api, worker, request, trio.current_time())
         return Ack()
 
     def _refusal(self, api: NodeAPI, worker: bytes, request: WorkRequest) -> str | None:

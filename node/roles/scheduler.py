@@ -49,6 +49,10 @@ class TaskWork:
     results: dict[bytes, bytes] = field(default_factory=dict)  # worker -> sealed result blob hash
     reports: dict[bytes, ReplicateReport] = field(default_factory=dict)  # worker -> its last report
     lost: set[bytes] = field(default_factory=set)  # workers whose replicate timed out without a word
+    # A worker whose own environment failed the replicate (a bundle it could not fetch...) may take the task
+    # again after one category time T, not at its next poll: the cause rarely passes in half a second.
+    retry_after: dict[bytes, float] = field(default_factory=dict)  # worker -> trio clock
+    worker_failures: dict[bytes, ReplicateReport] = field(default_factory=dict)  # the last one per worker
 
     def app_failures(self) -> list[ReplicateReport]:
         return [r for r in self.reports.values() if r.outcome in APP_FAULTS]
@@ -156,6 +160,8 @@ class Scheduler:
                     continue
                 if worker in work.assigned or worker in work.reports or view.contribution(task_id, worker) is not None:
                     continue
+                if now < work.retry_after.get(worker, now):
+                    continue
                 if self._consensus_reachable(api, task_id, task, deal, work):
                     continue
                 work.assigned[worker] = now
@@ -191,7 +197,7 @@ class Scheduler:
             return None
         return sign(api.keypair, api.genesis.chain_id, WorkerAuthorization(worker, task_id, enclave_key)).signature
 
-    def record_report(self, worker: bytes, report: ReplicateReport) -> None:
+    def record_report(self, api: NodeAPI, worker: bytes, report: ReplicateReport, now: float) -> None:
         """A worker's word on its replicate. A failure frees the replicate at once, so another worker takes
         it (or, once the app has failed on enough workers, nobody: see APP_FAILURE_QUORUM)."""
         work = self.tasks.get(report.task_id)
@@ -205,6 +211,11 @@ class Scheduler:
             return
         if report.outcome in APP_FAULTS:
             work.reports[worker] = report  # this worker is not asked again for the task
+        else:
+            task = api.ledger_view().task(report.task_id)
+            deal = api.ledger_view().deal(task.deal_id) if task else None
+            work.retry_after[worker] = now + (deal.time_ref_ms / 1000 if deal else 0)
+            work.worker_failures[worker] = report
         log.info("event=replicate-reported task=%s worker=%s outcome=%s detail=%r",
                  report.task_id.hex()[:16], hex_address(worker), report.outcome, report.detail[:200])
         if work.abandoned() and len(work.app_failures()) == APP_FAILURE_QUORUM:
@@ -217,5 +228,9 @@ class Scheduler:
             return ReplicateList((), "")
         infos = [ReplicateInfo(w, "running", "", b"") for w in work.assigned]
         infos += [ReplicateInfo(w, r.outcome, r.detail, r.logs_blob) for w, r in work.reports.items()]
+        infos += [
+            ReplicateInfo(w, r.outcome, r.detail, r.logs_blob)
+            for w, r in work.worker_failures.items() if w not in work.reports and w not in work.assigned
+        ]
         infos += [ReplicateInfo(w, "lost", "no word from the worker within the replicate timeout", b"") for w in work.lost]
         return ReplicateList(tuple(infos[:64]), work.verdict())

@@ -91,6 +91,7 @@ class WorkerRole:
         self.certificate: PlatformCertificate | None = None
         self.manager_says = ""  # the manager's last refusal of our request for work
         self.contributions = 0
+        self._certified = trio.Event()  # set by `certify`: a waiting worker need not wait for its next check
         self._to_reveal: dict[bytes, bytes] = {}  # task id -> result digest
         self._load_platform()
 
@@ -171,6 +172,8 @@ class WorkerRole:
             tmp.write_bytes(encode(grant.certificate))
             tmp.replace(self.data_dir / PLATFORM_CERT_FILE)
             self.certificate = grant.certificate
+            self._certified.set()
+            self._certified = trio.Event()
             log.info("event=platform-certified authority=%s policy=%r", hex_address(account), grant.policy)
             return grant
         raise CertifyError("; ".join(reasons))
@@ -211,7 +214,8 @@ class WorkerRole:
                     log.info("event=worker-ready manager=%s", hex_address(self.manager or b""))
                 said = problems
             if problems and not (self.manager_says and len(problems) == 1):
-                await trio.sleep(NOT_READY_RETRY_S)
+                with trio.move_on_after(NOT_READY_RETRY_S):
+                    await self._certified.wait()
                 continue
             await self._ask_for_work(api)
 
