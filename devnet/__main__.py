@@ -49,6 +49,7 @@ def cmd_up(args: argparse.Namespace) -> None:
     print(f"CLI:  pocnet status --data-dir {devnet.node_dir(nodes[0].name)}")
     print(f"join: pocnet node --role worker --data-dir DIR --genesis {devnet.genesis_path} "
           f"--join {devnet.addresses(nodes[0].name)[0]} --manager 0x{devnet.address_of(nodes[0].name).hex()}")
+    print("      (then `pocnet worker certify --data-dir DIR` and fund it: see README, 'Every role by hand')")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -62,6 +63,21 @@ def cmd_logs(args: argparse.Namespace) -> None:
     if args.node not in names:
         raise DevnetError(f"no node {args.node!r}; nodes: {', '.join(names)}")
     print(devnet.tail(args.node, args.lines))
+
+
+def cmd_address(args: argparse.Namespace) -> None:
+    """For scripts and the README's hand-run steps: a node's account, or the multiaddr to --join it."""
+    devnet = Devnet(Path(args.dir))
+    names = [n.name for n in devnet.load()]
+    if args.node not in names:
+        raise DevnetError(f"no node {args.node!r}; nodes: {', '.join(names)}")
+    if args.multiaddr:
+        addresses = devnet.addresses(args.node)
+        if not addresses:
+            raise DevnetError(f"{args.node} is not listening (is the devnet up? `python -m devnet status`)")
+        print(addresses[0])
+    else:
+        print(f"0x{devnet.address_of(args.node).hex()}")
 
 
 def cmd_down(args: argparse.Namespace) -> None:
@@ -102,6 +118,10 @@ def main() -> None:
     logs.add_argument("node")
     logs.add_argument("-n", "--lines", type=int, default=40)
     logs.set_defaults(run=cmd_logs)
+    address = commands.add_parser("address", parents=[where], help="a node's account address (or --multiaddr to join it)")
+    address.add_argument("node")
+    address.add_argument("--multiaddr", action="store_true", help="the multiaddr to pass to `pocnet node --join`")
+    address.set_defaults(run=cmd_address)
     commands.add_parser("down", parents=[where], help="stop every node (SIGTERM, then SIGKILL after 5 s)").set_defaults(run=cmd_down)
     demo = commands.add_parser(
         "demo", parents=[where],

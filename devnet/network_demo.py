@@ -21,6 +21,9 @@ from typing import Any, TypeVar
 
 from devnet.network import Devnet, DevnetError, NodeSpec
 from node.control import (
+    ControlRejected,
+    ReplicatesQuery,
+    TaskReport,
     AccountInfo,
     AccountRequest,
     ControlClient,
@@ -129,6 +132,27 @@ def run_demo(
         print(f"\nnetwork stopped{' (killed: ' + ', '.join(killed) + ')' if killed else ''}; logs remain in {root}")
 
 
+# Log lines that tell why a task went wrong, from the nodes' logs.
+TROUBLE = ("WARNING", "ERROR", "event=replicate-", "event=task-abandoned")
+
+
+def why_not(devnet: Devnet, requester: Participant, task_id: bytes, nodes: list[NodeSpec]) -> str:
+    """What the pool manager says of the task's replicates, and the last troubling lines of the workers' and
+    the manager's logs: enough to see why without opening the logs."""
+    lines = []
+    try:
+        report: TaskReport = requester.call(ReplicatesQuery(task_id, False))
+        lines += [f"replicate of {hex_address(r.worker)}: {r.status} {r.detail}" for r in report.replicates]
+        if report.verdict:
+            lines.append(f"scheduler: {report.verdict}")
+    except (ControlRejected, ConnectionError, OSError) as exc:
+        lines.append(f"(the pool manager's report could not be had: {exc})")
+    for node in [nodes[0], *(n for n in nodes if n.roles == "worker")]:  # the scheduling manager and the workers
+        trouble = [line for line in devnet.tail(node.name, 400).splitlines() if any(t in line for t in TROUBLE)]
+        lines += [f"{node.name}: {line}" for line in trouble[-5:]]
+    return "\n" + "\n".join(f"   {line}" for line in lines)
+
+
 def demo_story(devnet: Devnet, nodes: list[NodeSpec], early: list[NodeSpec], late: list[NodeSpec], trust: int) -> None:
     """`late` (the honest workers) start once the dishonest one has contributed, so the demo always shows
     PoCo catching a liar (with all workers polling at once, the scheduler may not pick it)."""
@@ -188,10 +212,11 @@ def demo_story(devnet: Devnet, nodes: list[NodeSpec], early: list[NodeSpec], lat
             before.update({n.name: everyone[n.name].holdings() for n in late})
             late_started = True
         if time.monotonic() - t > STEP_TIMEOUT_S:
-            raise DevnetError(f"the task did not complete in {STEP_TIMEOUT_S:.0f} s (last: {state})")
+            raise DevnetError(f"the task did not complete in {STEP_TIMEOUT_S:.0f} s (last: {state})"
+                              + why_not(devnet, requester, task_id, nodes))
         time.sleep(0.1)
     if task.status != 3:
-        raise DevnetError("the task failed")
+        raise DevnetError("the task failed" + why_not(devnet, requester, task_id, nodes))
     done(t, "task completed")
 
     t = step("the requester downloads and decrypts the result")

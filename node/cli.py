@@ -55,7 +55,7 @@ from node.control import (
 )
 from node.work_messages import ReplicateInfo
 from protocols.crypto import ZERO_ADDRESS, hex_address, parse_address
-from protocols.genesis import NRLC_PER_RLC, GenesisError, parse_genesis
+from protocols.genesis import NRLC_PER_RLC, GenesisError, parse_genesis, rlc_text
 from protocols.ledger.transactions import CancelOrder, Claim, RegisterApp, RegisterDataset, Transfer, TxBody
 from protocols.orders import NO_TAG, AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder, tag_bytes
 
@@ -81,10 +81,6 @@ def parse_rlc(text: str) -> int:
     if value != value.to_integral_value() or value < 0:
         raise UsageError(f"amount {text!r} must be non-negative with at most 9 decimals")
     return int(value)
-
-
-def show_rlc(nrlc: int) -> str:
-    return f"{Decimal(nrlc) / NRLC_PER_RLC:f} RLC"
 
 
 def address_arg(text: str) -> bytes:
@@ -158,17 +154,17 @@ def describe(order: Order, remaining: int | None = None) -> str:
     left = f"{remaining}/{order.volume} left" if remaining is not None else f"volume {order.volume}"
     head = f"{type(order).__name__.removesuffix('Order').lower():<10} 0x{order.payload_digest.hex()}\n           "
     if isinstance(order, AppOrder):
-        return head + f"app {hex_address(order.app)} price {show_rlc(order.app_price)} {left}{_restrictions(order)}"
+        return head + f"app {hex_address(order.app)} price {rlc_text(order.app_price)} {left}{_restrictions(order)}"
     if isinstance(order, DatasetOrder):
-        return head + f"dataset {hex_address(order.dataset)} price {show_rlc(order.dataset_price)} {left}{_restrictions(order)}"
+        return head + f"dataset {hex_address(order.dataset)} price {rlc_text(order.dataset_price)} {left}{_restrictions(order)}"
     if isinstance(order, WorkerpoolOrder):
-        return head + (f"pool {hex_address(order.workerpool)} price {show_rlc(order.workerpool_price)} {left} "
+        return head + (f"pool {hex_address(order.workerpool)} price {rlc_text(order.workerpool_price)} {left} "
                        f"trust {order.trust} category {order.category}{_restrictions(order)}")
     pool = f" pool {hex_address(order.workerpool)}" if order.workerpool != ZERO_ADDRESS else ""
     dataset = f" dataset {hex_address(order.dataset)}" if order.dataset != ZERO_ADDRESS else ""
     total = order.app_max_price + order.dataset_max_price + order.workerpool_max_price
     return head + (f"app {hex_address(order.app)}{dataset}{pool} requester {hex_address(order.requester)} "
-                   f"max {show_rlc(total)} per task {left} trust {order.trust} category {order.category}")
+                   f"max {rlc_text(total)} per task {left} trust {order.trust} category {order.category}")
 
 
 def when(ms: int) -> str:
@@ -265,11 +261,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_wallet_show(args: argparse.Namespace) -> int:
     info: AccountInfo = call(args, AccountRequest(address_arg(args.address) if args.address else b""))
     print(f"address  {hex_address(info.address)}")
-    print(f"balance  {show_rlc(info.balance)}")
-    print(f"frozen   {show_rlc(info.frozen)}")
+    print(f"balance  {rlc_text(info.balance)}")
+    print(f"frozen   {rlc_text(info.frozen)}")
     print(f"nonce    {info.nonce}")
     if info.score:
         print(f"score    {info.score}")
+    return 0
+
+
+def cmd_wallet_address(args: argparse.Namespace) -> int:
+    info: AccountInfo = call(args, AccountRequest(b""))
+    print(hex_address(info.address))
     return 0
 
 
@@ -342,7 +344,7 @@ def cmd_order_explain(args: argparse.Namespace) -> int:
 
 
 def print_explanation(answer: Explanation) -> None:
-    print(f"request 0x{answer.request.payload_digest.hex()}")
+    print(f"  request 0x{answer.request.payload_digest.hex()}")
     if not answer.candidates:
         print("  no candidate: the book holds no app order and workerpool order to pair it with")
         print("  (is the app order published? does any pool have ready workers? see `pocnet orderbook`)")
@@ -370,10 +372,10 @@ def cmd_deal_show(args: argparse.Namespace) -> int:
         raise UsageError(f"no deal 0x{info.deal_id.hex()} at height {info.height}")
     deal = info.deal
     print(f"deal        0x{info.deal_id.hex()}")
-    print(f"app         {hex_address(deal.app.pointer)} at {show_rlc(deal.app.price)}")
+    print(f"app         {hex_address(deal.app.pointer)} at {rlc_text(deal.app.price)}")
     if deal.dataset.pointer != ZERO_ADDRESS:
-        print(f"dataset     {hex_address(deal.dataset.pointer)} at {show_rlc(deal.dataset.price)}")
-    print(f"workerpool  {hex_address(deal.workerpool.pointer)} at {show_rlc(deal.workerpool.price)}")
+        print(f"dataset     {hex_address(deal.dataset.pointer)} at {rlc_text(deal.dataset.price)}")
+    print(f"workerpool  {hex_address(deal.workerpool.pointer)} at {rlc_text(deal.workerpool.price)}")
     print(f"requester   {hex_address(deal.requester)}")
     print(f"tasks       {deal.bot_size} from index {deal.bot_first}, trust {deal.trust}, category {deal.category}")
     print(f"settled     {deal.settled}/{deal.bot_size}")
@@ -472,6 +474,8 @@ def _follow(args: argparse.Namespace, tx_id: bytes, what: str) -> None:
 TASK_STATES = {0: "UNSET", 1: "ACTIVE", 2: "REVEALING", 3: "COMPLETED", 4: "FAILED"}
 # `app run --watch` explains why a request has not matched after this long: a match takes a block or two.
 EXPLAIN_AFTER_S = 10.0
+# A claim right after the final deadline can meet a chain whose last block is a little older: retry this long.
+CLAIM_RETRY_S = 10.0
 # How often a watch asks the pool manager how the replicates go (a stream round trip, cheaper than a block).
 REPLICATES_POLL_S = 2.0
 
@@ -485,7 +489,7 @@ def cmd_app_run(args: argparse.Namespace) -> int:
         trust=args.trust, category=args.category, max_price=parse_rlc(args.max_price),
     ))
     task_id = task_id_for(started.deal_id, 0)
-    print(f"request 0x{started.request_hash.hex()} published at {show_rlc(started.task_price)} per task")
+    print(f"request 0x{started.request_hash.hex()} published at {rlc_text(started.task_price)} per task")
     print(f"deal    0x{started.deal_id.hex()} (once matched)")
     print(f"task    0x{task_id.hex()} (`pocnet task show 0x{task_id.hex()}`)")
     if not args.watch:
@@ -536,8 +540,10 @@ def watch_task(args: argparse.Namespace, started: RunStarted, task_id: bytes) ->
                       " (the pool claims it then too)")
                 return 1
         time.sleep(0.3)
-    still = "the request stays in the book until matched or cancelled" if not shown.startswith(("ACTIVE", "REVEAL")) else "the task goes on"
-    raise UsageError(f"gave up watching after {args.timeout:.0f} s ({still}: `pocnet task show 0x{task_id.hex()}`)")
+    if shown == "waiting for a match":
+        raise UsageError(f"gave up watching after {args.timeout:.0f} s: the request stays in the book until matched; "
+                         f"withdraw it with `pocnet order cancel 0x{started.request_hash.hex()}`")
+    raise UsageError(f"gave up watching after {args.timeout:.0f} s; the task goes on: `pocnet task show 0x{task_id.hex()}`")
 
 
 def _replicate(info: ReplicateInfo) -> str:
@@ -613,7 +619,7 @@ def cmd_task_debug(args: argparse.Namespace) -> int:
     task, deal = info.task, info.deal
     if task is None or deal is None:
         return 0
-    print(f"deal terms    trust {deal.trust}, category {deal.category}, worker stake {show_rlc(deal.worker_stake)}")
+    print(f"deal terms    trust {deal.trust}, category {deal.category}, worker stake {rlc_text(deal.worker_stake)}")
     print(f"params        {deal.params or '(none)'}")
     for worker, contribution in zip(task.contributors, info.contributions):
         if not task.consensus_value:
@@ -652,15 +658,33 @@ def _format_logs(logs: ReplicateLogs) -> str:
 
 
 def cmd_task_claim(args: argparse.Namespace) -> int:
-    submit(args, Claim(hex32(args.deal_id, "deal id"), args.index), created_is="refunded the requester for task")
-    return 0
+    from protocols.matching import task_id_for
+
+    deal_id = hex32(args.deal_id, "deal id")
+    info: TaskInfo = call(args, TaskRequest(task_id_for(deal_id, args.index)))
+    if info.task is not None and info.task.status in (3, 4):
+        ended = "completed: nothing to refund" if info.task.status == 3 else "failed and was already claimed: the requester is refunded"
+        print(f"task 0x{info.task_id.hex()} {ended}")
+        return 0
+    final = info.task.final_deadline if info.task else 0
+    if final and time.time() * 1000 < final:
+        raise UsageError(f"the task's final deadline has not passed: claim from {when(final)}")
+    retry_until = time.monotonic() + CLAIM_RETRY_S
+    while True:
+        try:
+            submit(args, Claim(deal_id, args.index), created_is="refunded the requester for task")
+            return 0
+        except UsageError as exc:
+            if "final-deadline-not-reached" not in str(exc) or time.monotonic() > retry_until:
+                raise
+        time.sleep(0.5)  # the chain's block time lags the clock by up to an empty-block interval
 
 
 def cmd_worker_certify(args: argparse.Namespace) -> int:
     answer: PlatformCertified = call(args, CertifyPlatformRequest(address_arg(args.authority) if args.authority else b""))
     print(f"platform key 0x{answer.platform_public_key.hex()} certified by authority {hex_address(answer.authority)}")
     print(f"its policy: {answer.policy}")
-    print("the worker asks its manager for work now; `pocnet status` shows whether it is ready")
+    print("`pocnet status` shows whether the worker is ready (it also needs RLC to stake)")
     return 0
 
 
@@ -676,7 +700,7 @@ def cmd_genesis_check(args: argparse.Namespace) -> int:
     print(f"genesis hash    0x{genesis.genesis_hash.hex()}")
     print(f"validators      {len(genesis.validators)}: " + ", ".join(
         f"{v.name} ({hex_address(v.address)})" for v in genesis.validators))
-    print(f"total supply    {show_rlc(genesis.total_supply)} in {len(genesis.allocations)} accounts")
+    print(f"total supply    {rlc_text(genesis.total_supply)} in {len(genesis.allocations)} accounts")
     print("categories      " + ", ".join(f"{c.id}:{c.name} T={c.work_clock_time_ref_ms} ms" for c in genesis.categories))
     return 0
 
@@ -709,6 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = with_data_dir(wallet.add_parser("show", help="balance, frozen funds and nonce"))
     show.add_argument("--address", help="another account (default: the node's own)")
     show.set_defaults(run=cmd_wallet_show)
+    with_data_dir(wallet.add_parser("address", help="only the node's account address (for scripts)")).set_defaults(run=cmd_wallet_address)
 
     account = commands.add_parser("account", help="move RLC").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
     send = with_data_dir(account.add_parser("send", help="transfer RLC to another account"))

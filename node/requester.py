@@ -34,6 +34,7 @@ from node.net.streams import RequestError
 from node.work_messages import POOL_PROTOCOL, PoolResponse, ReplicateInfo, ReplicateList, ReplicatesRequest, ResultLocation
 from protocols.crypto import ZERO_ADDRESS, hex_address
 from protocols.encoding import DecodeError, decode, encode
+from protocols.genesis import rlc_text
 from protocols.ledger.market import LedgerMarketView
 from protocols.orderbook import explain
 from protocols.ledger.records import TaskStatus
@@ -98,7 +99,10 @@ async def start_run(node: Node, request: RunRequest) -> RunStarted:
     app, dataset, pool = apps[0], datasets[0], pools[0]
     price = app.app_price + (dataset.dataset_price if dataset else 0) + pool.workerpool_price
     if price > request.max_price:
-        raise ControlRejected(f"the cheapest offer costs {price} nRLC per task, over your maximum {request.max_price}")
+        raise ControlRejected(
+            f"the cheapest offer costs {rlc_text(price)} per task, over your maximum of {rlc_text(request.max_price)}"
+            " (raise it with --max-price)"
+        )
     me = node.keypair.address
     tag = tag_int(app.tag) | (tag_int(dataset.tag) if dataset else 0)
     order = RequestOrder(

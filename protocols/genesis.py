@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any
 
 from protocols.crypto import Address, PublicKey, address_of, hex_address, parse_address
@@ -21,6 +22,12 @@ CHAIN_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MAX_TOTAL_SUPPLY = 1 << 62
 NRLC_PER_RLC = 10**9
 MAX_VALIDATORS = 100
+
+
+def rlc_text(nrlc: int) -> str:
+    """An amount for people: RLC with as many decimals as it needs ("1.5 RLC"), never nRLC."""
+    text = f"{Decimal(nrlc) / NRLC_PER_RLC:f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + " RLC"
 
 
 GENESIS_KEYS = (

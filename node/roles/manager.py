@@ -36,7 +36,7 @@ from protocols.attestation import verify_certificate
 from protocols.chain import CommittedBlock
 from protocols.crypto import ZERO_ADDRESS, address_of, hex_address
 from protocols.encoding import DecodeError, decode, encode
-from protocols.genesis import NRLC_PER_RLC
+from protocols.genesis import NRLC_PER_RLC, rlc_text
 from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import WORKERPOOL
 from protocols.ledger.transactions import CancelOrder, RegisterWorkerpool
@@ -91,6 +91,7 @@ class ManagerRole:
             await self._ensure_workerpool(api)
 
     async def tick(self, api: NodeAPI, now: float) -> None:
+        self.scheduler.pool_size = len(self.ready_workers(now))
         if self.workerpool is not None:
             await self._follow_capacity(api, now)
         rank = api.proposer_rank()
@@ -107,7 +108,7 @@ class ManagerRole:
             return ["manager: registering its workerpool"]
         ready = len(self.ready_workers(trio.current_time()))
         left = self.offer.volume - api.ledger_view().consumed(self.offer.payload_digest) if self.offer else 0
-        offer = f"offering {left} task(s) at {self.policy.price} nRLC" if left > 0 else "offering nothing (no ready worker)"
+        offer = f"offering {left} task(s) at {rlc_text(self.policy.price)}" if left > 0 else "offering nothing (no ready worker)"
         return [f"manager: workerpool {hex_address(self.workerpool)}: {ready} ready worker(s), {offer}"]
 
     async def _follow_capacity(self, api: NodeAPI, now: float) -> None:

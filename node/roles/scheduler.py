@@ -57,17 +57,18 @@ class TaskWork:
     def app_failures(self) -> list[ReplicateReport]:
         return [r for r in self.reports.values() if r.outcome in APP_FAULTS]
 
-    def abandoned(self) -> bool:
-        return len(self.app_failures()) >= APP_FAILURE_QUORUM
+    def abandoned(self, pool_size: int) -> bool:
+        """The app failed on APP_FAILURE_QUORUM workers, or on every worker of a smaller pool."""
+        return len(self.app_failures()) >= min(APP_FAILURE_QUORUM, max(1, pool_size))
 
-    def verdict(self) -> str:
+    def verdict(self, pool_size: int) -> str:
         """The scheduler's word on the task for the requester ("" while it runs normally)."""
         failures = self.app_failures()
-        if not self.abandoned():
+        if not self.abandoned(pool_size):
             return ""
         reasons = sorted({f"{r.outcome} ({r.detail})" if r.detail else r.outcome for r in failures})
         return (
-            f"the app failed on {len(failures)} workers: {'; '.join(reasons)}. The pool stopped handing the task"
+            f"the app failed on {len(failures)} worker(s): {'; '.join(reasons)}. The pool stopped handing the task"
             " out; it fails at its final deadline, when the requester's escrow is refunded"
         )
 
@@ -76,6 +77,7 @@ class Scheduler:
     def __init__(self) -> None:
         self.tasks: dict[bytes, TaskWork] = {}
         self.finished: dict[bytes, TaskWork] = {}  # ended tasks, oldest first
+        self.pool_size = 0  # the manager's count of ready workers, kept current by the manager
         self._submitted: dict[tuple[type, bytes], float] = {}
 
     # --- the manager's deals ---------------------------------------------------------------------------
@@ -156,7 +158,7 @@ class Scheduler:
                     elif now - t >= timeout:
                         del work.assigned[w]
                         work.lost.add(w)
-                if work.abandoned() or view.account(worker).balance < deal.worker_stake:
+                if work.abandoned(self.pool_size) or view.account(worker).balance < deal.worker_stake:
                     continue
                 if worker in work.assigned or worker in work.reports or view.contribution(task_id, worker) is not None:
                     continue
@@ -218,8 +220,8 @@ class Scheduler:
             work.worker_failures[worker] = report
         log.info("event=replicate-reported task=%s worker=%s outcome=%s detail=%r",
                  report.task_id.hex()[:16], hex_address(worker), report.outcome, report.detail[:200])
-        if work.abandoned() and len(work.app_failures()) == APP_FAILURE_QUORUM:
-            log.warning("event=task-abandoned task=%s verdict=%r", report.task_id.hex()[:16], work.verdict())
+        if report.outcome in APP_FAULTS and work.abandoned(self.pool_size):
+            log.warning("event=task-abandoned task=%s verdict=%r", report.task_id.hex()[:16], work.verdict(self.pool_size))
 
     def replicates(self, task_id: bytes) -> ReplicateList:
         """How the task's replicates went, for `pocnet task show/debug` on any node."""
@@ -233,4 +235,4 @@ class Scheduler:
             for w, r in work.worker_failures.items() if w not in work.reports and w not in work.assigned
         ]
         infos += [ReplicateInfo(w, "lost", "no word from the worker within the replicate timeout", b"") for w in work.lost]
-        return ReplicateList(tuple(infos[:64]), work.verdict())
+        return ReplicateList(tuple(infos[:64]), work.verdict(self.pool_size))
