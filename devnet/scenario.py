@@ -50,9 +50,12 @@ class Market:
     pool: bytes
 
 
-def open_market(provider: Participant, manager: Participant, requesters: list[Participant]) -> Market:
+def open_market(
+    provider: Participant, manager: Participant, requesters: list[Participant], wait_for_pool: bool = True
+) -> Market:
     """The demo's first steps: the provider deploys the app and an encrypted dataset and publishes their
-    orders; returns once every requester's book has them and the manager's workerpool order."""
+    orders; returns once every requester's book has them and (unless `wait_for_pool` is false: a pool
+    offers nothing before it has a ready worker) the manager's workerpool order."""
     bundle, manifest = build_bundle(APPS / "word-count")
     app = provider.committed(provider.call(DeployAppRequest(manifest.name, bundle)).tx_id, "app registration")
     deployed: Deployed = provider.call(DeployDatasetRequest("tale-of-two-cities", DATASET_TEXT))
@@ -63,8 +66,9 @@ def open_market(provider: Participant, manager: Participant, requesters: list[Pa
         dataset, 2 * NRLC_PER_RLC, ORDER_VOLUME, NO_TAG, app, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))))
     pool = asset_address(manager.address, "workerpool", 0)  # a manager's first transaction registers its pool
     for requester in requesters:
-        wait_for(f"the workerpool order at {requester.name}", lambda r=requester: next(  # type: ignore[misc]
-            (o for o in r.call(OrderbookRequest("workerpool")).orders if o.workerpool == pool), None))
+        if wait_for_pool:
+            wait_for(f"the workerpool order at {requester.name}", lambda r=requester: next(  # type: ignore[misc]
+                (o for o in r.call(OrderbookRequest("workerpool")).orders if o.workerpool == pool), None))
         wait_for(f"the app and dataset orders at {requester.name}", lambda r=requester: (  # type: ignore[misc]
             r.call(OrderbookRequest("app")).orders and r.call(OrderbookRequest("dataset")).orders) or None)
     return Market(app, dataset, pool)

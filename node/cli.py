@@ -297,7 +297,16 @@ def _restrict(text: str | None) -> bytes:
     return address_arg(text) if text else ZERO_ADDRESS
 
 
+# An app or dataset order sells its asset for this many tasks unless told otherwise (iexec-sdk's default
+# volume for app and dataset orders is likewise "as many as you like"); a request asks for one task.
+DEFAULT_OFFER_VOLUME = 1_000_000
+
+
 def cmd_order_publish(args: argparse.Namespace) -> int:
+    if args.volume is None:
+        args.volume = 1 if args.kind == "request" else DEFAULT_OFFER_VOLUME
+    if args.volume < 1:
+        raise UsageError(f"--volume {args.volume}: an order sells or asks for at least one task")
     salt = os.urandom(16)
     tag = tag_bytes(1) if args.tee else NO_TAG
     price = parse_rlc(args.price)
@@ -755,7 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--price", default="0", help="price per task in RLC (for a request: the workerpool max price)")
     publish.add_argument("--app-max-price", default="0", help="request: max app price in RLC")
     publish.add_argument("--dataset-max-price", default="0", help="request: max dataset price in RLC")
-    publish.add_argument("--volume", type=int, default=1, help="number of tasks")
+    publish.add_argument("--volume", type=int, help="number of tasks (default: 1 for a request, 1,000,000 otherwise)")
     publish.add_argument("--category", type=int, default=0)
     publish.add_argument("--trust", type=int, default=0)
     publish.add_argument("--tee", action="store_true", help="require or offer TEE (tag bit 0)")
@@ -798,7 +807,7 @@ def build_parser() -> argparse.ArgumentParser:
         publish_alias = with_data_dir(parent.add_parser("publish", help=f"sign and publish a {kind} order"))
         publish_alias.add_argument(kind, help=f"the {kind} address")
         publish_alias.add_argument("--price", default="0", help="price per task in RLC")
-        publish_alias.add_argument("--volume", type=int, default=1_000_000, help="number of tasks (default 1,000,000)")
+        publish_alias.add_argument("--volume", type=int, default=DEFAULT_OFFER_VOLUME, help="number of tasks (default 1,000,000)")
         publish_alias.add_argument("--tee", action="store_true")
         for restriction in ("app", "dataset", "workerpool", "requester"):
             if restriction != kind:
@@ -864,6 +873,9 @@ def main(argv: list[str] | None = None) -> None:
     except UsageError as exc:
         print(f"pocnet: {exc}", file=sys.stderr)
         code = EXIT_USAGE
+    except BrokenPipeError:  # `pocnet ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
     sys.exit(code)
 
 
