@@ -5,6 +5,7 @@ sandbox's wall clock bounded by the contribution deadline, amounts for people, o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,8 @@ from node.net.identity import peer_id_of_seed
 from node.net.streams import RequestRejected
 from node.roles.authority import AuthorityRole
 from node.roles.scheduler import APP_FAILURE_QUORUM, TaskWork
-from node.roles.worker import MIN_RUN_S, limits_before
+from node.keys import PLATFORM_CERT_FILE, PLATFORM_KEY_FILE
+from node.roles.worker import MIN_RUN_S, WorkerRole, limits_before
 from node.work_messages import OK, CertifyRequest, ReplicateReport
 from protocols.attestation import (
     BAD_PLATFORM_KEY,
@@ -118,3 +120,11 @@ def test_the_book_finds_orders_by_full_id_or_prefix() -> None:
     assert book.find(digest) == [order]
     assert book.find(digest[:4]) == [order]
     assert book.find(b"\xff" * 32) == [] and book.find(bytes([digest[0] ^ 1])) == []
+
+
+def test_damaged_platform_files_are_set_aside_and_the_worker_reports_itself_uncertified(tmp_path: Path) -> None:
+    (tmp_path / PLATFORM_KEY_FILE).write_bytes(b"not a 32-byte seed")
+    (tmp_path / PLATFORM_CERT_FILE).write_bytes(b"garbage")
+    worker = WorkerRole(tmp_path, manager=None)
+    assert worker.platform is None and worker.certificate is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == [PLATFORM_CERT_FILE + ".unusable", PLATFORM_KEY_FILE + ".unusable"]

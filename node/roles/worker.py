@@ -28,6 +28,7 @@ from node.blobs import BLOB_PROTOCOL, BlobError, fetch_blob
 from node.consensus_driver import wall_ms
 from node.directory import reach
 from node.enclave.runner import EnclaveOutcome, Limits, SealedDataset, TaskSpec, run_enclave
+from node.enclave.sandbox import Confinement, probe
 from node.enclave.sealing import seal_result
 from node.keys import PLATFORM_CERT_FILE, PLATFORM_KEY_FILE, write_key
 from node.net.streams import RemoteError, RequestError
@@ -90,22 +91,43 @@ class WorkerRole:
         self.platform: Keypair | None = None
         self.certificate: PlatformCertificate | None = None
         self.manager_says = ""  # the manager's last refusal of our request for work
+        self.unreachable = ""  # why the manager could not be asked, while it cannot
+        self.confinement: Confinement | None = None  # what the sandbox can do here, probed at start
         self.contributions = 0
         self._certified = trio.Event()  # set by `certify`: a waiting worker need not wait for its next check
         self._to_reveal: dict[bytes, bytes] = {}  # task id -> result digest
         self._load_platform()
 
     def _load_platform(self) -> None:
+        """The platform key and its certificate from the data directory. Damaged files are set aside (renamed
+        `*.unusable`) with a log line: the worker then reports itself uncertified, and `pocnet worker certify`
+        makes a new key and gets it certified."""
         key_path, cert_path = self.data_dir / PLATFORM_KEY_FILE, self.data_dir / PLATFORM_CERT_FILE
-        if key_path.exists():
-            self.platform = Keypair(key_path.read_bytes())
-        if self.platform is not None and cert_path.exists():
-            certificate = decode(PlatformCertificate, cert_path.read_bytes())
-            if certificate.platform_public_key == self.platform.public_key:
-                self.certificate = certificate
+        try:
+            if key_path.exists():
+                self.platform = Keypair(key_path.read_bytes())
+            if self.platform is not None and cert_path.exists():
+                certificate = decode(PlatformCertificate, cert_path.read_bytes())
+                if certificate.platform_public_key == self.platform.public_key:
+                    self.certificate = certificate
+        except (ValueError, DecodeError, OSError) as exc:
+            log.error("event=platform-files-unusable reason=%r fix='pocnet worker certify'", str(exc))
+            self.platform = self.certificate = None
+            for path in (key_path, cert_path):
+                if path.exists():
+                    path.replace(path.with_name(path.name + ".unusable"))
 
     def problems(self, api: NodeAPI) -> list[str]:
         """Why this worker cannot take a task now, each with what to do; empty when it can."""
+        found = self._own_problems(api)
+        if self.manager_says:
+            found.append(f"the manager refused: {self.manager_says}")
+        if self.unreachable:
+            found.append(f"the manager cannot be reached ({self.unreachable}): check --manager and --join")
+        return found
+
+    def _own_problems(self, api: NodeAPI) -> list[str]:
+        """What this node can see for itself; the rest is learnt by asking the manager for work."""
         found = []
         if self.certificate is None:
             found.append("no platform certificate: run `pocnet worker certify` (asks the genesis's attestation authority)")
@@ -118,8 +140,6 @@ class WorkerRole:
                 f"no RLC to stake: fund {hex_address(api.keypair.address)} (`pocnet account send --to ADDRESS"
                 " --amount RLC` from a funded node)"
             )
-        if self.manager_says:
-            found.append(f"the manager refused: {self.manager_says}")
         return found
 
     def notes(self, api: NodeAPI) -> list[str]:
@@ -127,9 +147,13 @@ class WorkerRole:
         if problems:
             return [f"worker: NOT READY: {p}" for p in problems]
         manager = hex_address(self.manager) if self.manager else "?"
-        return [f"worker: ready, in the pool of manager {manager}; {self.contributions} contribution(s) since start"]
+        sandbox = ""
+        if self.confinement is not None and not self.confinement.full:
+            sandbox = f"; sandbox degraded ({self.confinement.detail}): apps are not isolated from this machine"
+        return [f"worker: ready, in the pool of manager {manager}; {self.contributions} contribution(s) since start{sandbox}"]
 
     async def start(self, api: NodeAPI) -> None:
+        self.confinement = await trio.to_thread.run_sync(probe)  # blocking, once (~50 ms)
         log.info("event=role-started role=worker manager=%s dishonest=%s",
                  hex_address(self.manager) if self.manager else None, self.dishonest)
 
@@ -213,7 +237,7 @@ class WorkerRole:
                 if not problems:
                     log.info("event=worker-ready manager=%s", hex_address(self.manager or b""))
                 said = problems
-            if problems and not (self.manager_says and len(problems) == 1):
+            if self._own_problems(api):
                 with trio.move_on_after(NOT_READY_RETRY_S):
                     await self._certified.wait()
                 continue
@@ -223,7 +247,7 @@ class WorkerRole:
         assert self.manager is not None and self.certificate is not None
         peer = await reach(api.host, api.directory, self.manager)
         if peer is None:
-            log.info("event=pool-unreachable manager=%s reason='no address known yet'", hex_address(self.manager))
+            self._cannot_reach("no node of that account is known to our peers")
             await trio.sleep(RETRY_S)
             return
         try:
@@ -233,16 +257,21 @@ class WorkerRole:
             await trio.sleep(NOT_READY_RETRY_S)
             return
         except (RequestError, DecodeError) as exc:
-            log.info("event=pool-unreachable manager=%s reason=%r", hex_address(self.manager), str(exc))
+            self._cannot_reach(str(exc))
             await trio.sleep(RETRY_S)
             return
-        self.manager_says = ""
+        self.manager_says = self.unreachable = ""
         if isinstance(answer, NoWork):
             await trio.sleep(answer.retry_after_ms / 1000)
         elif isinstance(answer, Assignment):
             report = await self._replicate(api, peer, answer.task_id)
             if report is not None:
                 await self._report(api, peer, report)
+
+    def _cannot_reach(self, reason: str) -> None:
+        if reason != self.unreachable:
+            log.warning("event=pool-unreachable manager=%s reason=%r", hex_address(self.manager or b""), reason)
+        self.unreachable = reason
 
     async def _report(self, api: NodeAPI, manager_peer: str, report: ReplicateReport) -> None:
         try:
