@@ -6,6 +6,7 @@ They run inside the node (which holds the key), on behalf of the CLI.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -32,15 +33,15 @@ from node.enclave.bundle import measurement
 from node.enclave.sealing import SealError, encrypt_dataset, open_result
 from node.net.streams import RequestError
 from node.work_messages import POOL_PROTOCOL, PoolResponse, ReplicateInfo, ReplicateList, ReplicatesRequest, ResultLocation
-from protocols.crypto import ZERO_ADDRESS, hex_address
+from protocols.crypto import ZERO_ADDRESS, hex_address, sign
 from protocols.encoding import DecodeError, decode, encode
 from protocols.genesis import rlc_text
 from protocols.ledger.market import LedgerMarketView
 from protocols.orderbook import explain
 from protocols.ledger.records import TaskStatus
 from protocols.ledger.transactions import RegisterApp, RegisterDataset
-from protocols.matching import deal_id_for
-from protocols.orders import Order, RequestOrder, tag_bytes, tag_int
+from protocols.matching import deal_id_for, match_violations
+from protocols.orders import AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder, tag_bytes, tag_int
 
 if TYPE_CHECKING:
     from node.node import Node
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 # A replicate's sealed logs: two output tails of the worker's LOG_TAIL_BYTES and a few fields.
 MAX_LOGS_BYTES = 256 * 1024
+# `app run` considers at most this many combinations of offers (cheapest first); each costs a signature.
+MAX_RUN_CANDIDATES = 256
 # How long a requester's node waits for the pool manager's account of a task.
 REPORT_TIMEOUT_S = 5.0
 
@@ -81,42 +84,71 @@ async def _submit(node: Node, body: object):  # type: ignore[no-untyped-def]
 
 
 async def start_run(node: Node, request: RunRequest) -> RunStarted:
-    """Pick the cheapest compatible orders in the book, sign a request at their prices, publish it."""
+    """Like `iexec app run`: sign a request at the prices of the cheapest app, dataset and workerpool orders
+    in the book that it would match under every PoCo rule (restrictions, trust, category, tag, volume...),
+    within the ceiling, and publish it. Refused, with the broken rules of the cheapest candidate, when
+    nothing in the book could match."""
     book = node.order_book
     apps = [e.order for e in book.app_entries(request.app)]
     if not apps:
         raise ControlRejected(f"no app order for {hex_address(request.app)} in the order book (is it published?)")
-    datasets = [e.order for e in book.dataset_entries(request.dataset)] if request.dataset else [None]
+    datasets: list[DatasetOrder | None] = [e.order for e in book.dataset_entries(request.dataset)] if request.dataset else [None]
     if not datasets:
         raise ControlRejected(f"no dataset order for {hex_address(request.dataset)} in the order book")
-    pools = [
-        e.order
-        for e in book.pool_entries(request.category)
-        if e.order.trust >= request.trust and (not request.workerpool or e.order.workerpool == request.workerpool)
-    ]
+    pools = [e.order for e in book.pool_entries(request.category)
+             if not request.workerpool or e.order.workerpool == request.workerpool]
     if not pools:
-        raise ControlRejected(f"no workerpool order in category {request.category} offering trust {request.trust}")
-    app, dataset, pool = apps[0], datasets[0], pools[0]
-    price = app.app_price + (dataset.dataset_price if dataset else 0) + pool.workerpool_price
-    if price > request.max_price:
         raise ControlRejected(
-            f"the cheapest offer costs {rlc_text(price)} per task, over your maximum of {rlc_text(request.max_price)}"
-            " (raise it with --max-price)"
+            f"no workerpool order in category {request.category}"
+            + (f" from pool {hex_address(request.workerpool)}" if request.workerpool else "")
+            + " (a pool offers tasks only while it has ready workers: see `pocnet orderbook workerpool`)"
         )
+    view = LedgerMarketView(node.ledger_view(), node.app.ledger.rules.categories)
+    salt = os.urandom(16)
+    combinations = sorted(
+        itertools.islice(itertools.product(apps, datasets, pools), MAX_RUN_CANDIDATES),
+        key=lambda c: _price(*c),
+    )
+    cheapest_refusal = ""
+    for app, dataset, pool in combinations:
+        price = _price(app, dataset, pool)
+        if price > request.max_price:
+            cheapest_refusal = cheapest_refusal or (
+                f"the cheapest offer costs {rlc_text(price)} per task, over your maximum of"
+                f" {rlc_text(request.max_price)} (raise it with --max-price)"
+            )
+            break
+        order = sign(node.keypair, node.genesis.chain_id, _request_order(node, request, app, dataset, pool, salt))
+        violations = match_violations(app, dataset, pool, order, view, node.verifier)
+        if not violations:
+            try:
+                signed = await node.publish_order(order)
+            except ValueError as exc:
+                raise ControlRejected(f"request order refused: {exc}") from None
+            return RunStarted(signed.payload_digest, deal_id_for(signed.payload_digest, 0), price)
+        cheapest_refusal = cheapest_refusal or "no offer in the book matches; the cheapest breaks: " + "; ".join(
+            f"{v.code} ({v.detail})" for v in violations
+        )
+    raise ControlRejected(cheapest_refusal)
+
+
+def _price(app: AppOrder, dataset: DatasetOrder | None, pool: WorkerpoolOrder) -> int:
+    return app.app_price + (dataset.dataset_price if dataset else 0) + pool.workerpool_price
+
+
+def _request_order(
+    node: Node, request: RunRequest, app: AppOrder, dataset: DatasetOrder | None, pool: WorkerpoolOrder, salt: bytes
+) -> RequestOrder:
+    """The request order that would match these offers at their prices (volume 1, the node as requester)."""
     me = node.keypair.address
     tag = tag_int(app.tag) | (tag_int(dataset.tag) if dataset else 0)
-    order = RequestOrder(
+    return RequestOrder(
         app=request.app, app_max_price=app.app_price,
         dataset=request.dataset or ZERO_ADDRESS, dataset_max_price=dataset.dataset_price if dataset else 0,
         workerpool=request.workerpool or ZERO_ADDRESS, workerpool_max_price=pool.workerpool_price,
         requester=me, volume=1, tag=tag_bytes(tag & 1), category=request.category, trust=request.trust,
-        beneficiary=me, callback=ZERO_ADDRESS, params=json.dumps({"iexec_args": request.args}), salt=os.urandom(16),
+        beneficiary=me, callback=ZERO_ADDRESS, params=json.dumps({"iexec_args": request.args}), salt=salt,
     )
-    try:
-        signed = await node.publish_order(order)
-    except ValueError as exc:
-        raise ControlRejected(f"request order refused: {exc}") from None
-    return RunStarted(signed.payload_digest, deal_id_for(signed.payload_digest, 0), price)
 
 
 def find_order(node: Node, prefix: bytes) -> Order:

@@ -120,7 +120,11 @@ def test_every_role_by_hand(here: Path) -> None:
         until(here, dataset, "pocnet", "orderbook", "dataset", requester)
         output = sh(here, "pocnet", "app", "run", hello, "--dataset", dataset, "--watch", requester)
         assert "the dataset has 21 bytes" in output
-        request = printed_id(sh(here, "pocnet", "app", "run", failing, "--dataset", dataset, requester), "request")
+        refused = sh(here, "pocnet", "app", "run", failing, "--dataset", dataset, requester, code=2)
+        assert "dataset-app-restricted" in refused  # app run says at once that nothing in the book can match
+        published = sh(here, "pocnet", "order", "publish", "request", "--app", failing, "--dataset", dataset,
+                       "--price", "1", "--app-max-price", "1", "--dataset-max-price", "2", requester)
+        request = re.search(r"request order (0x[0-9a-f]{64}) published", published)[1]  # type: ignore[index]
         explained = sh(here, "pocnet", "order", "explain", request, requester)
         assert "dataset-app-restricted" in explained
         assert "committed in block" in sh(here, "pocnet", "order", "cancel", request, "--wait", requester)
