@@ -18,6 +18,7 @@ from node.control import (
 )
 from protocols.crypto import ZERO_ADDRESS
 from protocols.genesis import NRLC_PER_RLC
+from protocols.ledger.market import asset_address
 from protocols.ledger.transactions import RegisterApp, RegisterDataset, Transfer
 from protocols.matching import deal_id_for
 from protocols.orders import (
@@ -106,6 +107,14 @@ async def test_gossiped_orders_are_matched_into_a_deal_on_every_node(
             ZERO_ADDRESS,
             os.urandom(16),
         )
+    )
+    # A pool offers tasks only for ready workers, and this cluster runs none: its owner offers by hand, as
+    # `pocnet order publish workerpool` would.
+    manager = network["m0"]
+    pool = asset_address(manager.keypair.address, "workerpool", 0)  # a manager's first transaction
+    await network.wait_until(lambda: manager.ledger_view().workerpool(pool) is not None, "m0's workerpool")
+    await manager.publish_order(
+        WorkerpoolOrder(pool, NRLC_PER_RLC, 10, NO_TAG, 0, 5, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))
     )
     requester = network["f1"]
     # The request can only match once the requester's book (and so the managers') has every side.
