@@ -85,10 +85,13 @@ def _has_restrictions(
 def _restriction_pairs(
     app: AppOrder, dataset: DatasetOrder | None, workerpool: WorkerpoolOrder, request: RequestOrder
 ) -> tuple[tuple[str, bytes, bytes], ...]:
-    """PoCo's ten restriction pairs (codes 12-1b) as (code, restriction, actual address)."""
+    """PoCo's ten restriction pairs as (code, restriction, actual address), in PoCo's order: 0x12 is the
+    request's workerpool, then 0x13-0x15 the app order's, 0x16-0x18 the dataset order's and 0x19-0x1b the
+    workerpool order's restrictions (IexecPoco1 `matchOrders`)."""
     dataset_address = dataset.dataset if dataset else ZERO_ADDRESS
     pool, requester = workerpool.workerpool, request.requester
     pairs = (
+        ("workerpool-restricted", request.workerpool, pool),
         ("app-dataset-restricted", app.dataset_restrict, dataset_address),
         ("app-workerpool-restricted", app.workerpool_restrict, pool),
         ("app-requester-restricted", app.requester_restrict, requester),
@@ -103,7 +106,6 @@ def _restriction_pairs(
         ("workerpool-app-restricted", workerpool.app_restrict, app.app),
         ("workerpool-dataset-restricted", workerpool.dataset_restrict, dataset_address),
         ("workerpool-requester-restricted", workerpool.requester_restrict, requester),
-        ("workerpool-restricted", request.workerpool, pool),
     )
 
 

@@ -143,3 +143,10 @@ def test_ids_are_deterministic_and_distinct() -> None:
     assert deal_id_for(b"r" * 32, 0) != deal_id_for(b"r" * 32, 1)
     assert task_id_for(b"d" * 32, 0) == task_id_for(b"d" * 32, 0)
     assert task_id_for(b"d" * 32, 0) != task_id_for(b"d" * 32, 1)
+
+
+def test_the_requests_workerpool_restriction_is_checked_before_the_orders_restrictions(market: Market) -> None:
+    """PoCo's 0x12 (the request's workerpool) comes before 0x13-0x1b: with both broken, it is the reason."""
+    combo = orders(market, app={"dataset_restrict": OTHER}, pool={"requester_restrict": OTHER}, request={"workerpool": OTHER})
+    result = check(market, combo)
+    assert isinstance(result, Violation) and result.code == "workerpool-restricted"
