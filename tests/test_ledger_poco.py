@@ -313,3 +313,25 @@ def test_completed_task_cannot_be_claimed(market: Market) -> None:
     market.now += 20 * T_MS
     assert market.submit("w1", Claim(market.task(task_id).deal_id, 0)).code == "task-settled"
     assert market.account("requester").balance == START_BALANCE - (APP_PRICE + DATASET_PRICE + POOL_PRICE)
+
+
+def test_after_a_reopen_only_the_hash_just_contributed_can_reach_consensus(market: Market) -> None:
+    """PoCo's contribute tests consensus for the contributed hash alone. Trust 3: A (weight 2), B, A, B
+    (weight 5 each) put B in consensus (25 * 3 > 36 * 2); nobody reveals, the reopen removes B's group;
+    then a fresh worker contributes C. A's group (2 * 5 = 10) would now pass the test (10 * 3 > 13 * 2),
+    but nobody new agreed with it: the task stays ACTIVE, and the third result costs nobody a stake."""
+    view = market.ledger.state.view()
+    for name in ("w2", "w3", "w4"):  # score 18: weight max(18 // 3, 3) - 1 = 5
+        view.put_account(market.addr(name), replace(view.account(market.addr(name)), score=18))
+    market.ledger.state.apply_writes(view.writes)
+    worker_c = market.addr("poor")
+    market.ok("requester", Transfer(worker_c, STAKE))  # the fresh fifth worker can stake
+    task_id = market.start_task(trust=3)
+    for name, result in (("w1", GOOD), ("w2", BAD), ("w3", GOOD), ("w4", BAD)):
+        market.contribute(name, task_id, result)
+    assert market.task(task_id).status == TaskStatus.REVEALING and market.task(task_id).consensus_value != b""
+    market.now = market.task(task_id).reveal_deadline
+    market.ok("manager", Reopen(task_id))
+    third = b"\x03" * 32
+    market.contribute("poor", task_id, third)
+    assert market.task(task_id).status == TaskStatus.ACTIVE

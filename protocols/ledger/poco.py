@@ -137,35 +137,36 @@ def contribute(ctx: TxContext, body: Contribute) -> bytes:
         Contribution(ContributionStatus.CONTRIBUTED, body.result_hash, body.result_seal, body.enclave_challenge, weight),
     )
     task = replace(task, contributors=task.contributors + (worker,))
-    view.put(TASK + body.task_id, _update_consensus(view, body.task_id, task, deal, ctx.block_time))
+    view.put(TASK + body.task_id, _update_consensus(view, body.task_id, task, deal, ctx.block_time, body.result_hash))
     return body.task_id
 
 
-def _update_consensus(view: StateView, task_id: bytes, task: Task, deal: Deal, now: int) -> Task:
-    """PoCo consensus: group[h] is the product of agreeing weights, total = 1 + sum of groups; consensus on
-    h once group[h] * trust > total * (trust - 1). Recomputed from the contributions (at most
-    MAX_CONTRIBUTORS), which also covers a reopen that rejected a group."""
+def _update_consensus(view: StateView, task_id: bytes, task: Task, deal: Deal, now: int, contributed: bytes) -> Task:
+    """PoCo consensus after a contribution: group[h] is the product of agreeing weights, total = 1 + sum of
+    groups, and the task reaches consensus on the hash just `contributed` once group * trust > total *
+    (trust - 1). Only that hash is tested, as in PoCo's contribute: after a reopen has removed the silent
+    winners' group (and with it part of the total), an older group may pass the test without anyone new
+    agreeing with it, and PoCo leaves the task ACTIVE then. Groups are recomputed from the contributions (at
+    most MAX_CONTRIBUTORS); rejected ones count for nothing."""
     groups: dict[bytes, int] = {}
     contributions = [view.contribution(task_id, w) for w in task.contributors]
     for c in contributions:
         if c is not None and c.status == ContributionStatus.CONTRIBUTED:
             groups[c.result_hash] = groups.get(c.result_hash, 1) * c.weight
     total = 1 + sum(groups.values())
-    for value, weight in sorted(groups.items()):
-        if weight * deal.trust > total * (deal.trust - 1):
-            winners = sum(
-                1
-                for c in contributions
-                if c is not None and c.status == ContributionStatus.CONTRIBUTED and c.result_hash == value
-            )
-            return replace(
-                task,
-                status=TaskStatus.REVEALING,
-                consensus_value=value,
-                reveal_deadline=now + REVEAL_DEADLINE_RATIO * deal.time_ref_ms,
-                winner_counter=winners,
-            )
-    return task
+    if groups.get(contributed, 0) * deal.trust <= total * (deal.trust - 1):
+        return task
+    winners = sum(
+        1 for c in contributions
+        if c is not None and c.status == ContributionStatus.CONTRIBUTED and c.result_hash == contributed
+    )
+    return replace(
+        task,
+        status=TaskStatus.REVEALING,
+        consensus_value=contributed,
+        reveal_deadline=now + REVEAL_DEADLINE_RATIO * deal.time_ref_ms,
+        winner_counter=winners,
+    )
 
 
 def reveal(ctx: TxContext, body: Reveal) -> bytes:
