@@ -12,6 +12,7 @@ from protocols.ledger.poco import KITTY_BONUS_MIN, consensus_weight
 from protocols.ledger.records import ContributionStatus, TaskStatus
 from protocols.ledger.transactions import (
     Claim,
+    ContributeAndFinalize,
     Finalize,
     InitializeTask,
     MatchOrders,
@@ -335,3 +336,41 @@ def test_after_a_reopen_only_the_hash_just_contributed_can_reach_consensus(marke
     third = b"\x03" * 32
     market.contribute("poor", task_id, third)
     assert market.task(task_id).status == TaskStatus.ACTIVE
+
+
+# contribute and finalize ---------------------------------------------------------------------------
+
+
+def contribute_and_finalize(market: Market, worker: str, task_id: bytes, digest: bytes) -> ContributeAndFinalize:
+    c = market.contribution(worker, task_id, digest)
+    return ContributeAndFinalize(task_id, digest, b"where", c.enclave_challenge, c.attestation, c.authorization)
+
+
+def test_contribute_and_finalize_completes_a_trust_one_task_in_one_step(market: Market) -> None:
+    supply = total_supply(market.ledger)
+    task_id = market.start_task(trust=1)
+    deal = market.deal(market.task(task_id).deal_id)
+    worker_before, pool_before = market.account("w1"), market.account("manager")
+    market.ok("w1", contribute_and_finalize(market, "w1", task_id, GOOD))
+    task = market.task(task_id)
+    assert task.status == TaskStatus.COMPLETED and task.results == b"where" and task.result_digest == GOOD
+    assert task.contributors == (market.addr("w1"),) and task.reveal_counter == task.winner_counter == 1
+    worker_share = POOL_PRICE * (100 - deal.scheduler_reward_ratio) // 100
+    after = market.account("w1")
+    assert after.balance == worker_before.balance + worker_share and after.frozen == 0  # no stake was locked
+    assert after.score == worker_before.score  # no score change
+    pool = market.account("manager")  # the rest of the pool price, and its stake back
+    assert pool.balance + pool.frozen == pool_before.balance + pool_before.frozen + POOL_PRICE - worker_share
+    assert market.deal(task.deal_id).settled == 1
+    assert total_supply(market.ledger) == supply
+
+
+def test_contribute_and_finalize_rejections(market: Market) -> None:
+    trust_three = market.start_task(trust=3)
+    assert market.submit("w1", contribute_and_finalize(market, "w1", trust_three, GOOD)).code == "trust-not-one"
+    task_id = market.start_task(trust=1)
+    forged = replace(contribute_and_finalize(market, "w1", task_id, GOOD), result_digest=BAD)
+    assert market.submit("w1", forged).code == "bad-enclave-signature"  # the enclave signed another result
+    assert market.submit("w2", contribute_and_finalize(market, "w1", task_id, GOOD)).code == "bad-authorization"
+    market.ok("w1", contribute_and_finalize(market, "w1", task_id, GOOD))
+    assert market.submit("w2", contribute_and_finalize(market, "w2", task_id, GOOD)).code == "task-not-active"

@@ -49,6 +49,7 @@ from node.work_messages import (
     NoWork,
     PoolResponse,
     ReplicateReport,
+    ResultLocation,
     WorkRequest,
 )
 from protocols.attestation import PlatformCertificate, make_attestation, make_quote, verify_certificate
@@ -57,7 +58,7 @@ from protocols.crypto import Keypair, address_of, hex_address
 from protocols.encoding import DecodeError, decode, encode
 from protocols.ledger.poco import result_hash, result_seal
 from protocols.ledger.records import ContributionStatus, Task, TaskStatus
-from protocols.ledger.transactions import Contribute, Reveal
+from protocols.ledger.transactions import Contribute, ContributeAndFinalize, Reveal
 
 log = logging.getLogger(__name__)
 
@@ -345,11 +346,20 @@ class WorkerRole:
         sealed_blob = api.blobs.put(seal_result(outcome.archive, deal.requester_key))
         rhash, rseal = result_hash(task_id, digest), result_seal(me, task_id, digest)
         attestation = make_attestation(self.certificate, quote, enclave_key, api.genesis.chain_id, rhash, rseal)
+        body: Contribute | ContributeAndFinalize = Contribute(
+            task_id, rhash, rseal, enclave_key.public_key, attestation, grant.authorization
+        )
+        if deal.trust == 1 and not api.ledger_view().task(task_id).contributors:  # type: ignore[union-attr]
+            # PoCo's contributeAndFinalize: the first contribution of a trust-1 task is its consensus, so
+            # one transaction completes it (no stake, no reveal, no finalize by the pool).
+            location = encode(ResultLocation(me, sealed_blob))
+            body = ContributeAndFinalize(task_id, digest, location, enclave_key.public_key, attestation, grant.authorization)
         try:
-            await api.submit(Contribute(task_id, rhash, rseal, enclave_key.public_key, attestation, grant.authorization))
+            await api.submit(body)
         except ValueError as exc:
             raise ReplicateFailed("contribution-refused", str(exc)) from None
-        self._to_reveal[task_id] = digest
+        if isinstance(body, Contribute):
+            self._to_reveal[task_id] = digest
         self.contributions += 1
         log.info("event=contributed task=%s result_blob=%s", task_id.hex()[:16], sealed_blob.hex()[:16])
         return ReplicateReport(task_id, OK, "", sealed_blob, logs_blob)

@@ -24,6 +24,7 @@ from protocols.ledger.state import DEAL, TASK, StateView
 from protocols.ledger.transactions import (
     Claim,
     Contribute,
+    ContributeAndFinalize,
     Finalize,
     InitializeTask,
     Reopen,
@@ -108,7 +109,9 @@ def initialize(ctx: TxContext, body: InitializeTask) -> bytes:
     return task_id
 
 
-def contribute(ctx: TxContext, body: Contribute) -> bytes:
+def _admit_contribution(ctx: TxContext, body: Contribute) -> tuple[Task, Deal]:
+    """The checks PoCo's contribute and contributeAndFinalize share: an active task before its contribution
+    deadline, one contribution per worker, the pool owner's authorization, and a valid attestation."""
     view, worker = ctx.view, ctx.sender
     task, deal = _task_and_deal(view, body.task_id)
     if task.status != TaskStatus.ACTIVE:
@@ -129,6 +132,12 @@ def contribute(ctx: TxContext, body: Contribute) -> bytes:
     reason = ctx.rules.contribution_verifier.check(body, worker, deal, app)
     if reason is not None:
         raise Reject(reason, "attestation rejected")
+    return task, deal
+
+
+def contribute(ctx: TxContext, body: Contribute) -> bytes:
+    view, worker = ctx.view, ctx.sender
+    task, deal = _admit_contribution(ctx, body)
     lock(view, worker, deal.worker_stake, "worker-stake-too-low")
     weight = consensus_weight(view.account(worker).score)
     view.put_contribution(
@@ -138,6 +147,37 @@ def contribute(ctx: TxContext, body: Contribute) -> bytes:
     )
     task = replace(task, contributors=task.contributors + (worker,))
     view.put(TASK + body.task_id, _update_consensus(view, body.task_id, task, deal, ctx.block_time, body.result_hash))
+    return body.task_id
+
+
+def contribute_and_finalize(ctx: TxContext, body: ContributeAndFinalize) -> bytes:
+    """PoCo contributeAndFinalize: with trust 1 the first contribution is the consensus, so the worker
+    contributes, reveals and finalizes in one transaction. No stake is locked and no score changes; the
+    worker gets the workerpool price less the scheduler's ratio, the pool owner the rest (and, as in any
+    success, its stake back and the kitty bonus)."""
+    view, worker = ctx.view, ctx.sender
+    rhash = result_hash(body.task_id, body.result_digest)
+    rseal = result_seal(worker, body.task_id, body.result_digest)
+    contribution = Contribute(body.task_id, rhash, rseal, body.enclave_challenge, body.attestation, body.authorization)
+    task, deal = _admit_contribution(ctx, contribution)
+    if deal.trust != 1:
+        raise Reject("trust-not-one", f"contribute-and-finalize is for trust 1, the deal asks trust {deal.trust}")
+    if task.contributors:
+        raise Reject("task-has-contributors", "contribute-and-finalize must be the task's first contribution")
+    pot = Pot()
+    _success_work(view, pot, deal)
+    reward(view, pot, worker, deal.workerpool.price * (100 - deal.scheduler_reward_ratio) // 100)
+    reward(view, pot, deal.workerpool.owner, pot.amount)
+    pot.require_empty()
+    weight = consensus_weight(view.account(worker).score)
+    view.put_contribution(
+        body.task_id, worker, Contribution(ContributionStatus.PROVED, rhash, rseal, body.enclave_challenge, weight)
+    )
+    view.put(TASK + body.task_id, replace(
+        task, status=TaskStatus.COMPLETED, contributors=(worker,), consensus_value=rhash, reveal_counter=1,
+        winner_counter=1, result_digest=body.result_digest, results=body.results,
+    ))
+    view.put(DEAL + task.deal_id, replace(deal, settled=deal.settled + 1))
     return body.task_id
 
 

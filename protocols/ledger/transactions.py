@@ -86,6 +86,21 @@ class Contribute:
     authorization: Signature
 
 
+@wire(tag=44)
+@dataclass(frozen=True)
+class ContributeAndFinalize:
+    """PoCo contributeAndFinalize, for trust 1: the worker's result digest itself (no commit-reveal: nobody
+    else will contribute), where the result is (`results`, as a Finalize carries), and the same enclave
+    attestation and pool owner's authorization as a Contribute."""
+
+    task_id: Bytes32
+    result_digest: Bytes32
+    results: Annotated[bytes, MaxLen(MAX_RESULTS_LEN)]
+    enclave_challenge: Annotated[bytes, MaxLen(32)]
+    attestation: Annotated[bytes, MaxLen(MAX_ATTESTATION_LEN)]
+    authorization: Signature
+
+
 @wire(tag=28)
 @dataclass(frozen=True)
 class Reveal:
@@ -124,6 +139,7 @@ TxBody = (
     | CancelOrder
     | InitializeTask
     | Contribute
+    | ContributeAndFinalize
     | Reveal
     | Finalize
     | Reopen
