@@ -219,6 +219,10 @@ class Node:
     def height(self) -> int:
         return self.driver.height
 
+    @property
+    def block_time(self) -> int:
+        return self.app.last_block_time
+
     def ledger_view(self) -> StateView:
         return self.app.ledger.state.view()
 

@@ -3,7 +3,8 @@
 - `/pocnet/pool/1`: a worker asks its manager for work, for the authorization of its enclave key, and
   reports how each replicate ended; anyone may ask how a task's replicates went.
 - `/pocnet/attest/1`: a worker asks an attestation authority to certify its platform key.
-- `/pocnet/keys/1`: an enclave asks a dataset owner for the dataset key, presenting its quote.
+- `/pocnet/keys/1`: an enclave asks a dataset owner for the dataset key, presenting its quote
+  (`protocols.key_release.KeyRequest`; the rule is `decide_key_release` there).
 - The location a manager writes into `Finalize.results`.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from protocols.attestation import PlatformCertificate, Quote
+from protocols.attestation import PlatformCertificate
 from protocols.crypto import Address, PublicKey, Signature
 from protocols.encoding import U64, Bytes32, MaxLen, wire
 
@@ -111,18 +112,6 @@ class ReplicateList:
 
 PoolRequest = WorkRequest | AuthorizeRequest | ReplicateReport | ReplicatesRequest
 PoolResponse = Assignment | NoWork | AuthorizationGrant | Ack | ReplicateList
-
-
-@wire(tag=150)
-@dataclass(frozen=True)
-class KeyRequest:
-    """An enclave asks for a dataset key: its quote, the certificate of its platform, and the workerpool
-    owner's authorization of (worker, task, enclave key)."""
-
-    task_id: Bytes32
-    certificate: PlatformCertificate
-    quote: Quote
-    authorization: Signature
 
 
 @wire(tag=151)

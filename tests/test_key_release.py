@@ -10,8 +10,8 @@ import pytest
 
 from node.enclave.sealing import open_key_in_enclave
 from node.net.streams import RequestRejected
-from node.roles.provider import DatasetKeys, decide_key_release
-from node.work_messages import KeyRequest
+from node.roles.provider import DatasetKeys, release_key
+from protocols.key_release import KeyRequest
 from protocols.attestation import issue_certificate, make_quote
 from protocols.crypto import Keypair, SignatureVerifier
 from protocols.genesis import Genesis
@@ -65,7 +65,7 @@ def key_request(market: Market, task_id: bytes, worker: str = "w1", *, measureme
 def test_attested_authorized_enclave_gets_the_key_sealed_to_it(market: Market, api: ProviderApi, keys: DatasetKeys) -> None:
     task_id = market.start_task(trust=1)
     request, enclave = key_request(market, task_id)
-    sealed = decide_key_release(api, keys, market.addr("w1"), request)
+    sealed = release_key(api, keys, market.addr("w1"), request)
     assert open_key_in_enclave(sealed, enclave) == DATASET_KEY
     with pytest.raises(Exception):
         open_key_in_enclave(sealed, market.wallets["w1"].keypair)  # not even the worker's own key opens it
@@ -105,7 +105,7 @@ def test_key_refused(market: Market, api: ProviderApi, keys: DatasetKeys, case: 
                            worker, other)
         request = replace(request, quote=quote)
     with pytest.raises(RequestRejected, match=reason):
-        decide_key_release(api, keys, worker, request)
+        release_key(api, keys, worker, request)
 
 
 def test_key_refused_for_an_inactive_task(market: Market, api: ProviderApi, keys: DatasetKeys) -> None:
@@ -115,7 +115,7 @@ def test_key_refused_for_an_inactive_task(market: Market, api: ProviderApi, keys
     market.ok("manager", Finalize(task_id, b""))
     request, _ = key_request(market, task_id)
     with pytest.raises(RequestRejected, match="task-not-active"):
-        decide_key_release(api, keys, market.addr("w1"), request)
+        release_key(api, keys, market.addr("w1"), request)
 
 
 def test_key_refused_by_a_node_that_does_not_own_the_dataset(market: Market, api: ProviderApi, keys: DatasetKeys) -> None:
@@ -123,7 +123,7 @@ def test_key_refused_by_a_node_that_does_not_own_the_dataset(market: Market, api
     request, _ = key_request(market, task_id)
     stranger = replace(api, keypair=market.wallets["appdev"].keypair)
     with pytest.raises(RequestRejected, match="not-my-dataset"):
-        decide_key_release(stranger, keys, market.addr("w1"), request)
+        release_key(stranger, keys, market.addr("w1"), request)
 
 
 def test_authority_is_the_genesis_one(api: ProviderApi) -> None:

@@ -41,6 +41,11 @@ class NodeAPI(Protocol):
     def height(self) -> int: ...
 
     @property
+    def block_time(self) -> int:
+        """The last committed block's time (ms): the ledger's clock, by which deadlines are judged."""
+        ...
+
+    @property
     def order_book(self) -> OrderBook: ...
 
     def proposer_rank(self) -> int | None:

@@ -13,13 +13,11 @@ from node.enclave.sealing import seal_key_to_enclave
 from node.net.identity import public_key_of
 from node.net.streams import RequestRejected
 from node.roles.base import NodeAPI
-from node.work_messages import KeyGrant, KeyRequest
-from protocols.attestation import verify_certificate, verify_quote
+from node.work_messages import KeyGrant
 from protocols.chain import CommittedBlock
 from protocols.crypto import address_of, hex_address
 from protocols.encoding import DecodeError, decode, encode
-from protocols.ledger.records import TaskStatus
-from protocols.ledger.transactions import WorkerAuthorization
+from protocols.key_release import KeyRequest, decide_key_release
 
 log = logging.getLogger(__name__)
 
@@ -46,34 +44,17 @@ class DatasetKeys:
         return key if key is not None and len(key) == KEY_LEN else None
 
 
-def decide_key_release(api: NodeAPI, keys: DatasetKeys, worker: bytes, request: KeyRequest) -> bytes:
-    """The sealed dataset key, or RequestRejected with the first check that failed."""
-    view = api.ledger_view()
-    task = view.task(request.task_id)
-    if task is None or task.status != TaskStatus.ACTIVE:
-        raise RequestRejected("task-not-active")
-    deal = view.deal(task.deal_id)
-    assert deal is not None
-    dataset = view.dataset(deal.dataset.pointer)
-    if dataset is None or dataset.owner != api.keypair.address:
-        raise RequestRejected("not-my-dataset")
-    key = keys.get(dataset.blob_hash)
+def release_key(api: NodeAPI, keys: DatasetKeys, worker: bytes, request: KeyRequest) -> bytes:
+    """The dataset key sealed to the requesting enclave, or RequestRejected with the first check that failed
+    (the rule is `protocols.key_release.decide_key_release`; this adds the key store and the sealing)."""
+    decision = decide_key_release(
+        api.ledger_view(), api.verifier, api.genesis.attestation_authorities, api.keypair.address, worker, request
+    )
+    if decision.refusal is not None:
+        raise RequestRejected(decision.refusal)
+    key = keys.get(decision.blob_hash)
     if key is None:
         raise RequestRejected("dataset-key-unknown")
-    authorities = api.genesis.attestation_authorities
-    reason = verify_certificate(api.verifier, authorities, request.certificate, worker)
-    if reason is not None:
-        raise RequestRejected(reason)
-    app = view.app(deal.app.pointer)
-    assert app is not None
-    reason = verify_quote(
-        api.verifier, request.certificate, request.quote, measurement=app.measurement, task_id=request.task_id, worker=worker
-    )
-    if reason is not None:
-        raise RequestRejected(reason)
-    grant = WorkerAuthorization(worker, request.task_id, request.quote.enclave_public_key, request.authorization)
-    if grant.signer != deal.workerpool.owner or not api.verifier.verify(grant):
-        raise RequestRejected("worker-not-authorized")
     return seal_key_to_enclave(key, request.quote.enclave_public_key)
 
 
@@ -110,7 +91,7 @@ class ProviderRole:
                 raise RequestRejected(f"malformed key request: {exc.reason}") from None
             worker = address_of(public_key_of(peer))
             try:
-                sealed = decide_key_release(api, self.keys, worker, request)
+                sealed = release_key(api, self.keys, worker, request)
             except RequestRejected as refusal:
                 log.warning(
                     "event=key-refused task=%s worker=%s reason=%s", request.task_id.hex()[:16], hex_address(worker), refusal

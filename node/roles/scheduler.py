@@ -23,6 +23,7 @@ from protocols.ledger.poco import consensus_weight
 from protocols.ledger.records import ContributionStatus, Deal, Task, TaskStatus
 from protocols.ledger.state import DEAL
 from protocols.ledger.transactions import Claim, Finalize, InitializeTask, Reopen, TxBody, WorkerAuthorization
+from protocols.scheduling import Step, needs_replicate, task_step
 from protocols.matching import task_id_for
 
 log = logging.getLogger(__name__)
@@ -91,31 +92,26 @@ class Scheduler:
         ]
 
     async def tick(self, api: NodeAPI, now: float) -> None:
-        block_time = wall_ms()
+        """Submit what each task of our deals needs at the last block's time (`protocols.scheduling`)."""
+        block_time = api.block_time
         view = api.ledger_view()
         for deal_id, deal in self.my_deals(api):
             for index in range(deal.bot_first, deal.bot_first + deal.bot_size):
                 task_id = task_id_for(deal_id, index)
                 task = view.task(task_id)
-                if task is None:
-                    body: TxBody = (
-                        Claim(deal_id, index) if block_time >= deal.final_deadline else InitializeTask(deal_id, index)
-                    )
-                    await self._submit(api, body, task_id, now)
-                elif task.status in (TaskStatus.ACTIVE, TaskStatus.REVEALING) and block_time >= task.final_deadline:
+                step = task_step(deal, task, block_time)
+                if step is Step.INITIALIZE:
+                    await self._submit(api, InitializeTask(deal_id, index), task_id, now)
+                elif step is Step.CLAIM:
                     await self._submit(api, Claim(deal_id, index), task_id, now)
-                elif task.status == TaskStatus.REVEALING:
-                    await self._settle_revealing(api, task_id, task, block_time, now)
+                elif step is Step.FINALIZE and task is not None:
+                    await self._submit(api, Finalize(task_id, self._result_location(api, task_id, task)), task_id, now)
+                elif step is Step.REOPEN:
+                    await self._submit(api, Reopen(task_id), task_id, now)
         for task_id in [t for t in self.tasks if (task := view.task(t)) is not None and task.status >= TaskStatus.COMPLETED]:
             self.finished[task_id] = self.tasks.pop(task_id)  # kept for `task debug` after the end
         while len(self.finished) > MAX_FINISHED_TASKS:
             del self.finished[next(iter(self.finished))]
-
-    async def _settle_revealing(self, api: NodeAPI, task_id: bytes, task: Task, block_time: int, now: float) -> None:
-        if task.reveal_counter == task.winner_counter or (task.reveal_counter > 0 and block_time >= task.reveal_deadline):
-            await self._submit(api, Finalize(task_id, self._result_location(api, task_id, task)), task_id, now)
-        elif task.reveal_counter == 0 and block_time >= task.reveal_deadline:
-            await self._submit(api, Reopen(task_id), task_id, now)
 
     def _result_location(self, api: NodeAPI, task_id: bytes, task: Task) -> bytes:
         """Where the requester finds the result: a worker that proved its contribution and reported a blob."""
@@ -164,33 +160,14 @@ class Scheduler:
                     continue
                 if now < work.retry_after.get(worker, now):
                     continue
-                if self._consensus_reachable(api, task_id, task, deal, work):
+                contributions = [c for w in task.contributors if (c := view.contribution(task_id, w)) is not None]
+                running = [consensus_weight(view.account(w).score) for w in work.assigned]
+                if not needs_replicate(contributions, running, deal.trust):
                     continue
                 work.assigned[worker] = now
                 log.info("event=replicate-assigned task=%s worker=%s", task_id.hex()[:16], hex_address(worker))
                 return task_id
         return None
-
-    def _consensus_reachable(self, api: NodeAPI, task_id: bytes, task: Task, deal: Deal, work: TaskWork) -> bool:
-        """PoCo's prediction: could the contributions made plus the replicates running reach consensus if
-        every running replicate agreed with the largest group? Then no more replicates are needed."""
-        view = api.ledger_view()
-        groups: dict[bytes, int] = {}
-        for worker in task.contributors:
-            c = view.contribution(task_id, worker)
-            if c is not None and c.status == ContributionStatus.CONTRIBUTED:
-                groups[c.result_hash] = groups.get(c.result_hash, 1) * c.weight
-        pending = 1
-        for worker in work.assigned:
-            pending *= consensus_weight(view.account(worker).score)
-        best = max(groups.values(), default=1)
-        best_key = max(groups, key=lambda k: groups[k], default=None)
-        optimistic = best * pending if work.assigned else best
-        if not work.assigned and best_key is None:
-            return False
-        others = sum(w for k, w in groups.items() if k != best_key)
-        total = 1 + others + optimistic
-        return optimistic * deal.trust > total * (deal.trust - 1)
 
     def authorize(self, api: NodeAPI, worker: bytes, task_id: bytes, enclave_key: bytes) -> Signature | None:
         """PoCo's authSign, only for a worker this scheduler assigned to the task."""

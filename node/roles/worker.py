@@ -45,7 +45,6 @@ from node.work_messages import (
     CertificateGrant,
     CertifyRequest,
     KeyGrant,
-    KeyRequest,
     NoWork,
     PoolResponse,
     ReplicateReport,
@@ -56,6 +55,7 @@ from protocols.attestation import PlatformCertificate, make_attestation, make_qu
 from protocols.chain import CommittedBlock
 from protocols.crypto import Keypair, address_of, hex_address
 from protocols.encoding import DecodeError, decode, encode
+from protocols.key_release import KeyRequest
 from protocols.ledger.poco import result_hash, result_seal
 from protocols.ledger.records import ContributionStatus, Task, TaskStatus
 from protocols.ledger.transactions import Contribute, ContributeAndFinalize, Reveal

@@ -1,4 +1,5 @@
-"""Proof of Contribution: task initialization, contribute, reveal, finalize, reopen and claim.
+"""Proof of Contribution: task initialization, contribute (and contributeAndFinalize), reveal, finalize,
+reopen and claim, and the rules the roles share with the ledger (consensus groups, worker authorization).
 
 Follows PoCo's IexecPoco2Facet (reference/poco.md sections 3 and 4), with SHA-256 in place of keccak and
 deadlines in milliseconds of block time.
@@ -7,8 +8,10 @@ deadlines in milliseconds of block time.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import replace
 
+from protocols.crypto import Signature, SignatureVerifier
 from protocols.ledger.context import TxContext
 from protocols.ledger.escrow import KITTY_ADDRESS, Pot, Reject, lock, lock_into_kitty, reward, seize, unlock
 from protocols.ledger.records import (
@@ -56,6 +59,29 @@ def result_seal(worker: bytes, task_id: bytes, digest: bytes) -> bytes:
 def consensus_weight(score: int) -> int:
     """PoCo: w = max(score / 3, 3) - 1, so a fresh worker weighs 2."""
     return max(score // 3, 3) - 1
+
+
+def consensus_groups(contributions: Iterable[Contribution]) -> dict[bytes, int]:
+    """PoCo's groups: for each result hash, the product of the weights of the CONTRIBUTED contributions that
+    agree on it (rejected and proved ones no longer count)."""
+    groups: dict[bytes, int] = {}
+    for c in contributions:
+        if c.status == ContributionStatus.CONTRIBUTED:
+            groups[c.result_hash] = groups.get(c.result_hash, 1) * c.weight
+    return groups
+
+
+def has_consensus(group: int, total: int, trust: int) -> bool:
+    """PoCo's consensus rule: a group wins once group * trust > total * (trust - 1), total = 1 + all groups."""
+    return group * trust > total * (trust - 1)
+
+
+def worker_authorized(verifier: SignatureVerifier, deal: Deal, worker: bytes, task_id: bytes,
+                      enclave_challenge: bytes, signature: Signature) -> bool:
+    """PoCo's authSign: the deal's pool owner let this worker (and this enclave key) work on this task. The
+    ledger checks it on contribute, a dataset owner before releasing a key."""
+    grant = WorkerAuthorization(worker, task_id, enclave_challenge, signature)
+    return grant.signer == deal.workerpool.owner and verifier.verify(grant)
 
 
 def _new_task(deal_id: bytes, deal: Deal, index: int) -> Task:
@@ -122,8 +148,7 @@ def _admit_contribution(ctx: TxContext, body: Contribute) -> tuple[Task, Deal]:
         raise Reject("already-contributed", "one contribution per worker and task")
     if len(task.contributors) >= MAX_CONTRIBUTORS:
         raise Reject("task-full", f"task already has {MAX_CONTRIBUTORS} contributions")
-    authorization = WorkerAuthorization(worker, body.task_id, body.enclave_challenge, body.authorization)
-    if authorization.signer != deal.workerpool.owner or not ctx.rules.signatures.verify(authorization):
+    if not worker_authorized(ctx.rules.signatures, deal, worker, body.task_id, body.enclave_challenge, body.authorization):
         raise Reject("bad-authorization", "contribution is not authorized by the workerpool owner")
     if tag_int(deal.tag) & TEE_BIT and not body.enclave_challenge:
         raise Reject("enclave-challenge-missing", "a TEE task needs an enclave challenge")
@@ -188,18 +213,11 @@ def _update_consensus(view: StateView, task_id: bytes, task: Task, deal: Deal, n
     winners' group (and with it part of the total), an older group may pass the test without anyone new
     agreeing with it, and PoCo leaves the task ACTIVE then. Groups are recomputed from the contributions (at
     most MAX_CONTRIBUTORS); rejected ones count for nothing."""
-    groups: dict[bytes, int] = {}
-    contributions = [view.contribution(task_id, w) for w in task.contributors]
-    for c in contributions:
-        if c is not None and c.status == ContributionStatus.CONTRIBUTED:
-            groups[c.result_hash] = groups.get(c.result_hash, 1) * c.weight
-    total = 1 + sum(groups.values())
-    if groups.get(contributed, 0) * deal.trust <= total * (deal.trust - 1):
+    contributions = [c for w in task.contributors if (c := view.contribution(task_id, w)) is not None]
+    groups = consensus_groups(contributions)
+    if not has_consensus(groups.get(contributed, 0), 1 + sum(groups.values()), deal.trust):
         return task
-    winners = sum(
-        1 for c in contributions
-        if c is not None and c.status == ContributionStatus.CONTRIBUTED and c.result_hash == contributed
-    )
+    winners = sum(1 for c in contributions if c.status == ContributionStatus.CONTRIBUTED and c.result_hash == contributed)
     return replace(
         task,
         status=TaskStatus.REVEALING,
