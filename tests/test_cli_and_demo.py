@@ -38,3 +38,24 @@ def test_genesis_check_rejects_a_bad_file_with_one_line_and_exit_2(tmp_path: Pat
     assert result.stderr.count("\n") == 1 and "genesis" in result.stderr
     missing = run("-m", "node.cli", "genesis", "check", str(tmp_path / "nope.json"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_devnet_takes_its_directory_before_or_after_the_command(tmp_path: Path) -> None:
+    for argv in (("--dir", str(tmp_path / "x"), "status"), ("status", "--dir", str(tmp_path / "x"))):
+        result = run("-m", "devnet", *argv)
+        assert result.returncode == 2
+        assert result.stderr == f"devnet: no devnet in {tmp_path / 'x'} (start one with `python -m devnet up`)\n"
+
+
+def test_commands_that_need_a_node_say_how_to_start_one(tmp_path: Path) -> None:
+    for argv in (("worker", "certify"), ("order", "explain", "0x" + "ab" * 8), ("wallet", "address")):
+        result = run("-m", "node.cli", *argv, "--data-dir", str(tmp_path))
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "start it with `pocnet node`" in result.stderr
+
+
+def test_order_ids_are_checked_before_asking_the_node(tmp_path: Path) -> None:
+    result = run("-m", "node.cli", "order", "explain", "0xnothex", "--data-dir", str(tmp_path))
+    assert result.returncode == 2 and "not hexadecimal" in result.stderr
+    result = run("-m", "node.cli", "order", "cancel", "0xabcd", "--data-dir", str(tmp_path))
+    assert result.returncode == 2 and "at least 8 hex digits" in result.stderr
