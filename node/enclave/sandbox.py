@@ -65,7 +65,10 @@ mount -t tmpfs -o {PRIVATE_TMP_OPTIONS} pocnet-enclave /tmp || fail "cannot moun
 mkdir {CONFINED_ROOT} && mount --no-canonicalize --bind . {CONFINED_ROOT} || fail "cannot bind the enclave directory"
 cd /
 for mp in $(cut -d' ' -f2 /proc/self/mounts | sort -u); do
-  [ "$mp" = {CONFINED_ROOT} ] && continue
+  case "$mp" in
+    {CONFINED_ROOT}) continue ;;  # the enclave itself stays writable
+    /tmp/*) continue ;;  # the host's mounts beneath /tmp: the private /tmp covers them, no path reaches them
+  esac
   mount -o remount,bind,ro "$mp" 2>/dev/null || fail "cannot make $mp read-only"
 done
 cd "$cwd" || fail "cannot enter $cwd"

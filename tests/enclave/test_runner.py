@@ -22,7 +22,7 @@ from node.enclave.runner import (
     new_enclave_key,
     run_enclave,
 )
-from node.enclave.sandbox import Limits, probe
+from node.enclave.sandbox import Limits, _probe_launcher, probe
 from node.enclave.sealing import (
     SealError,
     decrypt_dataset,
@@ -163,6 +163,21 @@ needs_confinement = pytest.mark.skipif(
 needs_network_cut = pytest.mark.skipif(
     not CONFINED.network_cut, reason=f"unshare --net is unavailable here: {CONFINED.detail}"
 )
+
+
+@needs_confinement
+def test_a_mount_beneath_tmp_does_not_break_the_sandbox(tmp_path: Path) -> None:
+    """A host mount under /tmp (a test's tmpfs, a container's) is covered by the private /tmp: the launcher
+    must not fail trying to remount it read-only (it did, and every enclave ran unconfined meanwhile)."""
+    import subprocess
+
+    mountpoint = tmp_path / "mounted"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "pocnet-test", str(mountpoint)], check=True)
+    try:
+        assert _probe_launcher().full
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
 
 
 @pytest.fixture
