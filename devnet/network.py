@@ -262,7 +262,17 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """An exited process nobody has reaped yet: a node started by an earlier `devnet` command belongs to
+    init, and an init that does not reap (some containers') leaves it a zombie that signals still reach."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"  # the state follows the command name in parentheses
 
 
 def _remove_tree(directory: Path) -> None:

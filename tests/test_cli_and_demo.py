@@ -59,3 +59,19 @@ def test_order_ids_are_checked_before_asking_the_node(tmp_path: Path) -> None:
     assert result.returncode == 2 and "not hexadecimal" in result.stderr
     result = run("-m", "node.cli", "order", "cancel", "0xabcd", "--data-dir", str(tmp_path))
     assert result.returncode == 2 and "at least 8 hex digits" in result.stderr
+
+
+def test_an_unreaped_exited_node_counts_as_stopped() -> None:
+    """`devnet down` from another shell: the nodes are not its children, and where init does not reap them
+    they linger as zombies that signals still reach; stopping them must not wait for them, or kill them."""
+    import time
+
+    from devnet.network import _zombie
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while not _zombie(process.pid):  # exited, not reaped: we have not waited for it yet
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.wait()
+    assert not _zombie(process.pid)
