@@ -13,17 +13,16 @@ import logging
 
 from node.net.identity import public_key_of
 from node.net.streams import RequestHandler, RequestRejected
-from node.roles.base import NodeAPI
+from node.roles.base import BaseRole, NodeAPI
 from node.work_messages import ATTEST_PROTOCOL, CertificateGrant, CertifyRequest
 from protocols.attestation import CertificationPolicy, decide_certification, issue_certificate
-from protocols.chain import CommittedBlock
 from protocols.crypto import address_of, hex_address
 from protocols.encoding import DecodeError, decode, encode
 
 log = logging.getLogger(__name__)
 
 
-class AuthorityRole:
+class AuthorityRole(BaseRole):
     name = "authority"
 
     def __init__(self, policy: CertificationPolicy | None = None) -> None:
@@ -46,15 +45,6 @@ class AuthorityRole:
                 " so its certificates would be refused; start the role on the node whose key the genesis names"
             ]
         return [f"authority: {self.issued} certificate(s) issued; policy: {self.policy.describe()}"]
-
-    async def on_block(self, api: NodeAPI, height: int, committed: CommittedBlock) -> None:
-        return None
-
-    async def tick(self, api: NodeAPI, now: float) -> None:
-        return None
-
-    async def run(self, api: NodeAPI) -> None:
-        return None
 
     def request_handlers(self, api: NodeAPI) -> dict[str, RequestHandler]:
         async def serve(peer: str, data: bytes) -> bytes:

@@ -7,6 +7,7 @@ role (prices, volumes) are plain objects that can be replaced.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from pathlib import Path
@@ -22,6 +23,8 @@ from protocols.ledger.state import StateView
 from protocols.ledger.transactions import Transaction, TxBody
 from protocols.orderbook import OrderBook
 from protocols.orders import Order
+
+log = logging.getLogger(__name__)
 
 
 class NodeAPI(Protocol):
@@ -89,3 +92,28 @@ class Role(Protocol):
     def notes(self, api: NodeAPI) -> list[str]:
         """Lines for `pocnet status`: what the role is doing, or why it cannot and what to do about it."""
         ...
+
+
+class BaseRole:
+    """The part of `Role` most roles leave as it is: nothing to do on blocks or ticks, no loop of their own,
+    no stream protocols, nothing to say in `pocnet status`. A role overrides what it needs."""
+
+    name = "role"
+
+    async def start(self, api: NodeAPI) -> None:
+        log.info("event=role-started role=%s", self.name)
+
+    async def on_block(self, api: NodeAPI, height: int, committed: CommittedBlock) -> None:
+        return None
+
+    async def tick(self, api: NodeAPI, now: float) -> None:
+        return None
+
+    async def run(self, api: NodeAPI) -> None:
+        return None
+
+    def request_handlers(self, api: NodeAPI) -> dict[str, RequestHandler]:
+        return {}
+
+    def notes(self, api: NodeAPI) -> list[str]:
+        return []

@@ -19,7 +19,7 @@ import trio
 
 from node.net.identity import public_key_of
 from node.net.streams import RequestHandler, RequestRejected
-from node.roles.base import NodeAPI
+from node.roles.base import BaseRole, NodeAPI
 from node.roles.scheduler import Scheduler
 from node.work_messages import (
     POOL_PROTOCOL,
@@ -69,7 +69,7 @@ class ManagerPolicy:
     tag: bytes = NO_TAG
 
 
-class ManagerRole:
+class ManagerRole(BaseRole):
     name = "manager"
 
     def __init__(self, policy: ManagerPolicy | None = None) -> None:
@@ -134,8 +134,6 @@ class ManagerRole:
                     log.info("event=workerpool-order-not-withdrawn reason=%s", exc)
             await self._publish_offer(api, capacity)
 
-    async def run(self, api: NodeAPI) -> None:
-        return None
 
     def request_handlers(self, api: NodeAPI) -> dict[str, RequestHandler]:
         async def serve_pool(peer: str, data: bytes) -> bytes:

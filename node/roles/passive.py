@@ -1,34 +1,11 @@
-"""Roles that, for now, act only through the CLI: requester and provider publish orders and register
-assets with `pocnet order publish` and friends; a worker idles until execution arrives."""
+"""Roles that act only through the CLI: a requester publishes its requests and follows its tasks with
+`pocnet app run` and friends; the node's other parts serve it."""
 
 from __future__ import annotations
 
-import logging
-
-from node.roles.base import NodeAPI
-from protocols.chain import CommittedBlock
-
-log = logging.getLogger(__name__)
+from node.roles.base import BaseRole
 
 
-class PassiveRole:
+class PassiveRole(BaseRole):
     def __init__(self, name: str) -> None:
         self.name = name
-
-    async def start(self, api: NodeAPI) -> None:
-        log.info("event=role-started role=%s", self.name)
-
-    async def on_block(self, api: NodeAPI, height: int, committed: CommittedBlock) -> None:
-        return None
-
-    async def tick(self, api: NodeAPI, now: float) -> None:
-        return None
-
-    async def run(self, api: NodeAPI) -> None:
-        return None
-
-    def request_handlers(self, api: NodeAPI) -> dict[str, object]:
-        return {}
-
-    def notes(self, api: NodeAPI) -> list[str]:
-        return []

@@ -11,10 +11,9 @@ from pathlib import Path
 
 from node.enclave.sealing import seal_key_to_enclave
 from node.net.identity import public_key_of
-from node.net.streams import RequestRejected
-from node.roles.base import NodeAPI
-from node.work_messages import KeyGrant
-from protocols.chain import CommittedBlock
+from node.net.streams import RequestHandler, RequestRejected
+from node.roles.base import BaseRole, NodeAPI
+from node.work_messages import KEYS_PROTOCOL, KeyGrant
 from protocols.crypto import address_of, hex_address
 from protocols.encoding import DecodeError, decode, encode
 from protocols.key_release import KeyRequest, decide_key_release
@@ -58,7 +57,7 @@ def release_key(api: NodeAPI, keys: DatasetKeys, worker: bytes, request: KeyRequ
     return seal_key_to_enclave(key, request.quote.enclave_public_key)
 
 
-class ProviderRole:
+class ProviderRole(BaseRole):
     name = "provider"
 
     def __init__(self, data_dir: Path) -> None:
@@ -69,21 +68,7 @@ class ProviderRole:
     def notes(self, api: NodeAPI) -> list[str]:
         return [f"provider: {self.released} dataset key(s) released to attested enclaves, {self.refused} refused"]
 
-    async def start(self, api: NodeAPI) -> None:
-        log.info("event=role-started role=provider")
-
-    async def run(self, api: NodeAPI) -> None:
-        return None
-
-    async def on_block(self, api: NodeAPI, height: int, committed: CommittedBlock) -> None:
-        return None
-
-    async def tick(self, api: NodeAPI, now: float) -> None:
-        return None
-
-    def request_handlers(self, api: NodeAPI) -> dict[str, object]:
-        from node.work_messages import KEYS_PROTOCOL
-
+    def request_handlers(self, api: NodeAPI) -> dict[str, RequestHandler]:
         async def serve_keys(peer: str, data: bytes) -> bytes:
             try:
                 request = decode(KeyRequest, data)

@@ -32,7 +32,7 @@ from node.enclave.sandbox import Confinement, probe
 from node.enclave.sealing import seal_result
 from node.keys import PLATFORM_CERT_FILE, PLATFORM_KEY_FILE, write_key
 from node.net.streams import RemoteError, RequestError
-from node.roles.base import NodeAPI
+from node.roles.base import BaseRole, NodeAPI
 from node.work_messages import (
     ATTEST_PROTOCOL,
     KEYS_PROTOCOL,
@@ -78,7 +78,7 @@ MIN_RUN_S = 1.0
 LOG_TAIL_BYTES = 16 * 1024
 
 
-class WorkerRole:
+class WorkerRole(BaseRole):
     """Ready to work once its platform is certified, its manager is set and it can stake; until then it
     says why (in `pocnet status` and in its log) and asks for no task. Certification is a command away
     (`pocnet worker certify`, see `certify`), so a worker joined by hand needs no restart."""
@@ -157,12 +157,6 @@ class WorkerRole:
         self.confinement = await trio.to_thread.run_sync(probe)  # blocking, once (~50 ms)
         log.info("event=role-started role=worker manager=%s dishonest=%s",
                  hex_address(self.manager) if self.manager else None, self.dishonest)
-
-    def request_handlers(self, api: NodeAPI) -> dict[str, object]:
-        return {}
-
-    async def tick(self, api: NodeAPI, now: float) -> None:
-        return None
 
     async def certify(self, api: NodeAPI, authority: bytes | None) -> CertificateGrant:
         """Get this worker's platform key (made on first use, 0600) certified by an attestation authority of
