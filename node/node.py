@@ -52,7 +52,8 @@ from node.control import (
 from node.blobs import BLOB_PROTOCOL, LIMITS as BLOB_LIMITS, RESULT_PROTOCOL, BlobStore
 from node.directory import MAX_ADDRESSES, PEERS_PROTOCOL, Directory, PeerRecord, reach
 from node.keys import load_or_create_key
-from node.requester import deploy_app, deploy_dataset, explain_request, fetch_result, start_run, task_report
+from node.deploy import deploy_app, deploy_dataset
+from node.requester import explain_request, fetch_result, start_run, task_report
 from node.net.config import BatchConfig, HostConfig
 from node.net.host import P2PHost, open_host
 from node.net.streams import RequestRejected, StreamLimits
@@ -477,7 +478,7 @@ class Node:
         if isinstance(request, DeployAppRequest):
             return await deploy_app(self, request)
         if isinstance(request, DeployDatasetRequest):
-            return await deploy_dataset(self, request, self._role(ProviderRole))
+            return await deploy_dataset(self, request, self._role(ProviderRole).keys)
         if isinstance(request, RunRequest):
             return await start_run(self, request)
         if isinstance(request, FetchResultRequest):

@@ -1,7 +1,7 @@
-"""Control-API services for requesters and providers: deploying apps and datasets, requesting an
-execution like `iexec app run`, and fetching a completed task's result.
+"""Control-API services for requesters: requesting an execution like `iexec app run`, explaining why a
+request does not match, asking a pool how a task's replicates went, and fetching a completed task's result.
 
-They run inside the node (which holds the key), on behalf of the CLI.
+They run inside the node (which holds the key), on behalf of the CLI, through the roles' `NodeAPI`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import itertools
 import json
 import logging
 import os
-from typing import TYPE_CHECKING
 
 from node.blobs import RESULT_PROTOCOL, BlobError, fetch_blob
 from node.control import (
@@ -21,31 +20,22 @@ from node.control import (
     ReplicateLogs,
     ReplicatesQuery,
     TaskReport,
-    Deployed,
-    DeployAppRequest,
-    DeployDatasetRequest,
     ResultArchive,
     RunRequest,
     RunStarted,
 )
 from node.directory import reach
-from node.enclave.bundle import measurement
-from node.enclave.sealing import SealError, encrypt_dataset, open_result
+from node.enclave.sealing import SealError, open_result
 from node.net.streams import RequestError
+from node.roles.base import NodeAPI, market_view
 from node.work_messages import POOL_PROTOCOL, PoolResponse, ReplicateInfo, ReplicateList, ReplicatesRequest, ResultLocation
 from protocols.crypto import ZERO_ADDRESS, hex_address, sign
 from protocols.encoding import DecodeError, decode, encode
 from protocols.genesis import rlc_text
-from protocols.ledger.market import LedgerMarketView
-from protocols.orderbook import explain
 from protocols.ledger.records import TaskStatus
-from protocols.ledger.transactions import RegisterApp, RegisterDataset
 from protocols.matching import deal_id_for, match_violations
+from protocols.orderbook import explain
 from protocols.orders import AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder, tag_bytes, tag_int
-
-if TYPE_CHECKING:
-    from node.node import Node
-    from node.roles.provider import ProviderRole
 
 log = logging.getLogger(__name__)
 
@@ -59,31 +49,7 @@ MAX_RUN_CANDIDATES = 256
 REPORT_TIMEOUT_S = 5.0
 
 
-async def deploy_app(node: Node, request: DeployAppRequest) -> Deployed:
-    digest = measurement(request.bundle)
-    node.blobs.put(request.bundle)
-    tx = await _submit(node, RegisterApp(request.name, digest))
-    log.info("event=app-deployed name=%s measurement=%s", request.name, digest.hex()[:16])
-    return Deployed(tx.tx_id, digest)
-
-
-async def deploy_dataset(node: Node, request: DeployDatasetRequest, provider: ProviderRole) -> Deployed:
-    key, blob = encrypt_dataset(request.plaintext)
-    blob_hash = node.blobs.put(blob)
-    provider.keys.put(blob_hash, key)
-    tx = await _submit(node, RegisterDataset(request.name, blob_hash))
-    log.info("event=dataset-deployed name=%s blob=%s", request.name, blob_hash.hex()[:16])
-    return Deployed(tx.tx_id, blob_hash)
-
-
-async def _submit(node: Node, body: object):  # type: ignore[no-untyped-def]
-    try:
-        return await node.submit(body)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise ControlRejected(f"transaction refused: {exc}") from None
-
-
-async def start_run(node: Node, request: RunRequest) -> RunStarted:
+async def start_run(node: NodeAPI, request: RunRequest) -> RunStarted:
     """Like `iexec app run`: sign a request at the prices of the cheapest app, dataset and workerpool orders
     in the book that it would match under every PoCo rule (restrictions, trust, category, tag, volume...),
     within the ceiling, and publish it. Refused, with the broken rules of the cheapest candidate, when
@@ -103,7 +69,7 @@ async def start_run(node: Node, request: RunRequest) -> RunStarted:
             + (f" from pool {hex_address(request.workerpool)}" if request.workerpool else "")
             + " (a pool offers tasks only while it has ready workers: see `pocnet orderbook workerpool`)"
         )
-    view = LedgerMarketView(node.ledger_view(), node.app.ledger.rules.categories)
+    view = market_view(node)
     salt = os.urandom(16)
     combinations = sorted(
         itertools.islice(itertools.product(apps, datasets, pools), MAX_RUN_CANDIDATES),
@@ -137,7 +103,7 @@ def _price(app: AppOrder, dataset: DatasetOrder | None, pool: WorkerpoolOrder) -
 
 
 def _request_order(
-    node: Node, request: RunRequest, app: AppOrder, dataset: DatasetOrder | None, pool: WorkerpoolOrder, salt: bytes
+    node: NodeAPI, request: RunRequest, app: AppOrder, dataset: DatasetOrder | None, pool: WorkerpoolOrder, salt: bytes
 ) -> RequestOrder:
     """The request order that would match these offers at their prices (volume 1, the node as requester)."""
     me = node.keypair.address
@@ -151,7 +117,7 @@ def _request_order(
     )
 
 
-def find_order(node: Node, prefix: bytes) -> Order:
+def find_order(node: NodeAPI, prefix: bytes) -> Order:
     """The one order in the book whose id starts with `prefix`, or ControlRejected saying why not."""
     found = node.order_book.find(prefix)
     if len(found) == 1:
@@ -163,12 +129,12 @@ def find_order(node: Node, prefix: bytes) -> Order:
     raise ControlRejected(f"0x{prefix.hex()}... names {len(found)} orders: give more of the id")
 
 
-def explain_request(node: Node, request: ExplainRequest) -> Explanation:
+def explain_request(node: NodeAPI, request: ExplainRequest) -> Explanation:
     """Every rule each candidate combination of orders breaks with this request (protocols.orderbook.explain)."""
     order = find_order(node, request.order_id)
     if not isinstance(order, RequestOrder):
         raise ControlRejected(f"0x{order.payload_digest.hex()} is a {type(order).__name__}: explain takes a request order")
-    view = LedgerMarketView(node.ledger_view(), node.app.ledger.rules.categories)
+    view = market_view(node)
     candidates = tuple(
         CandidateExplained(
             report.app_order.payload_digest,
@@ -181,7 +147,7 @@ def explain_request(node: Node, request: ExplainRequest) -> Explanation:
     return Explanation(order, candidates)
 
 
-async def task_report(node: Node, query: ReplicatesQuery) -> TaskReport:
+async def task_report(node: NodeAPI, query: ReplicatesQuery) -> TaskReport:
     """Ask the deal's pool manager how the task's replicates went; with `logs`, fetch and open each
     replicate's sealed output (only the requester's key opens it)."""
     view = node.ledger_view()
@@ -208,7 +174,7 @@ async def task_report(node: Node, query: ReplicatesQuery) -> TaskReport:
     return TaskReport(answer.verdict, answer.replicates, tuple(logs), True)
 
 
-async def _replicate_logs(node: Node, info: ReplicateInfo) -> ReplicateLogs:
+async def _replicate_logs(node: NodeAPI, info: ReplicateInfo) -> ReplicateLogs:
     peer = await reach(node.host, node.directory, info.worker)
     if peer is None:
         return ReplicateLogs(info.worker, b"", f"worker {hex_address(info.worker)} is not reachable")
@@ -219,7 +185,7 @@ async def _replicate_logs(node: Node, info: ReplicateInfo) -> ReplicateLogs:
         return ReplicateLogs(info.worker, b"", f"cannot get the logs: {exc}")
 
 
-async def fetch_result(node: Node, task_id: bytes) -> ResultArchive:
+async def fetch_result(node: NodeAPI, task_id: bytes) -> ResultArchive:
     view = node.ledger_view()
     task = view.task(task_id)
     if task is None or task.status != TaskStatus.COMPLETED:

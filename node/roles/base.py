@@ -19,6 +19,7 @@ from node.net.streams import RequestHandler
 from protocols.chain import CommittedBlock
 from protocols.crypto import Keypair, SignatureVerifier
 from protocols.genesis import Genesis
+from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import StateView
 from protocols.ledger.transactions import Transaction, TxBody
 from protocols.orderbook import OrderBook
@@ -64,6 +65,11 @@ class NodeAPI(Protocol):
     async def publish_order(self, order: Order) -> Order:
         """Sign, add to the book, gossip, and keep re-announcing until consumed; returns the signed order."""
         ...
+
+
+def market_view(api: NodeAPI) -> LedgerMarketView:
+    """The committed ledger as the matching rules read it (owners, consumed volumes, the genesis's categories)."""
+    return LedgerMarketView(api.ledger_view(), {c.id: c for c in api.genesis.categories})
 
 
 class Role(Protocol):

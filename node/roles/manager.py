@@ -19,7 +19,7 @@ import trio
 
 from node.net.identity import public_key_of
 from node.net.streams import RequestHandler, RequestRejected
-from node.roles.base import BaseRole, NodeAPI
+from node.roles.base import BaseRole, NodeAPI, market_view
 from node.roles.scheduler import Scheduler
 from node.work_messages import (
     POOL_PROTOCOL,
@@ -37,7 +37,6 @@ from protocols.chain import CommittedBlock
 from protocols.crypto import ZERO_ADDRESS, address_of, hex_address
 from protocols.encoding import DecodeError, decode, encode
 from protocols.genesis import NRLC_PER_RLC, rlc_text
-from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import WORKERPOOL
 from protocols.ledger.transactions import CancelOrder, RegisterWorkerpool
 from protocols.orderbook import propose_matches
@@ -226,7 +225,7 @@ class ManagerRole(BaseRole):
         self._submitted = {h: t for h, t in self._submitted.items() if h in live and now - t < RESUBMIT_AFTER_S}
         for request_hash in live:
             self._first_seen.setdefault(request_hash, now)
-        view = LedgerMarketView(api.ledger_view(), {c.id: c for c in api.genesis.categories})
+        view = market_view(api)
         for match in propose_matches(book, view, book.verifier, MAX_MATCHES_PER_BLOCK):
             request_hash = match.request_order.payload_digest
             if request_hash in self._submitted or now - self._first_seen[request_hash] < rank * BACKUP_DELAY_S:
