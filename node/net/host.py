@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -430,6 +431,13 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
         # Reject oversize RPC frames while reading them (py-libp2p's default is 1 MiB; ours is lower).
         max_inbound_rpc_size=gossip.max_message_bytes + 64 * 1024,
     )
+    # py-libp2p 0.8.1: a message's id is (origin, seqno) and seqnos count up by one per message from
+    # `int(time.time())` at start. A host that published more than one message per second of its life
+    # restarts below its last seqno; its new messages then reuse ids every peer still has in its seen cache
+    # (seen_ttl_s) and are dropped unread: a restarted validator was mute for up to two minutes. Counting
+    # from the wall clock in nanoseconds instead keeps every restart ahead of the last run unless the host
+    # published over a billion messages per second (and still fits the 8-byte seqno until the year 2554).
+    pubsub.counter = time.time_ns()
     return host, pubsub, gossipsub
 
 
