@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from protocols.consensus.actions import (
@@ -306,7 +308,7 @@ def test_next_height_messages_are_kept_until_we_get_there() -> None:
     assert m.height == 2 and vote(K[3], 2, 0, Step.PREVOTE, block_id(b2)) in broadcasts(out)
 
 
-def test_rebroadcast_resends_our_messages_and_the_last_certificate() -> None:
+def test_rebroadcast_resends_our_messages_and_the_last_certificate_to_a_laggard() -> None:
     m, _ = started_validator(me=1)
     b = block(time=T0 + 10, txs=(TX,))
     m.on_message(proposal(K[0], b), T0 + 20)
@@ -318,7 +320,24 @@ def test_rebroadcast_resends_our_messages_and_the_last_certificate() -> None:
     m.on_decided_block(b, certificate(b, K[:3]), T0 + 600)
     m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 750)
     out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1000)
+    assert broadcasts(out) == []  # idle, and nobody showed it is behind: nothing to re-send
+    m.on_message(vote(K[3], 1, 0, Step.PREVOTE, block_id(b)), T0 + 1100)  # validator 3 is still at height 1
+    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1250)
     assert {v.signature for v in broadcasts(out)} == set(certificate(b, K[:3]).signatures)
+    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1500)
+    assert broadcasts(out) == []  # once per sign of a laggard
+
+
+def test_a_forged_message_of_the_previous_height_is_rejected() -> None:
+    m, _ = started_validator(me=1)
+    b = block(time=T0 + 10, txs=(TX,))
+    m.on_decided_block(b, certificate(b, K[:3]), T0 + 600)
+    forged = dataclasses.replace(vote(K[3], 1, 0, Step.PREVOTE, block_id(b)), round=1)
+    with pytest.raises(InvalidMessage):
+        m.on_message(forged, T0 + 700)
+    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 750)
+    out += m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1000)
+    assert broadcasts(out) == []
 
 
 def test_no_block_while_nothing_waits_then_an_empty_block_at_the_deadline() -> None:
