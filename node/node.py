@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import trio
 
+from node.admission import Admission
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver, wall_ms
 from node.control import (
@@ -117,6 +118,14 @@ VALIDATOR_LINK_S = 2.0
 ROLE_TICK_S = 0.25
 # At start a node asks peers for missed blocks for at most this long before its roles begin.
 CATCH_UP_S = 10.0
+# Admission control of local submissions (node/admission.py): a transaction admitted should commit within
+# about this long at the commit rate measured over the last ADMISSION_WINDOW_S. A duration, not a count, so
+# it holds on any machine; half a minute is what a user waiting on `--wait` tolerates.
+ADMISSION_BACKLOG_S = 30.0
+ADMISSION_WINDOW_S = 30.0
+# Always admitted up to two full blocks' worth: an idle chain's measured rate says nothing of its capacity,
+# and a burst on it fills the next two blocks at once.
+ADMISSION_FLOOR_TXS = 2 * MAX_BLOCK_TXS
 ORDER_KINDS = {"app": AppOrder, "dataset": DatasetOrder, "workerpool": WorkerpoolOrder, "request": RequestOrder}
 
 
@@ -194,6 +203,7 @@ class Node:
         # Ours, not yet committed, by tx id.
         self._pending_txs: dict[bytes, PendingTx] = {}
         self._rejected_txs: dict[bytes, str] = {}
+        self.admission = Admission(ADMISSION_BACKLOG_S, ADMISSION_FLOOR_TXS, ADMISSION_WINDOW_S)
         self._block_events: trio.MemorySendChannel[tuple[int, CommittedBlock]] | None = None
         for order, _ in store.load_orders():
             self.order_book.add(order)
@@ -229,6 +239,10 @@ class Node:
         return max([committed, *(pending.nonce + 1 for pending in self._pending_txs.values())])
 
     async def submit(self, body: TxBody) -> Transaction:
+        """Sign, admit and gossip one transaction of ours. Raises ValueError with the reason it was refused."""
+        overloaded = self.admission.refuse(len(self.mempool), trio.current_time())
+        if overloaded is not None:
+            raise ValueError(overloaded)
         tx = sign(self.keypair, self.genesis.chain_id, Transaction(self._next_nonce(), body))
         data = encode(tx)
         reason = self.mempool.add(data)
@@ -347,6 +361,7 @@ class Node:
     # --- after each block -----------------------------------------------------------------------------
 
     async def _on_commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
+        self.admission.on_commit(len(block.txs), trio.current_time())
         for data in block.txs:
             self._pending_txs.pop(self.app.decode(data).tx_id, None)
         # Our pending transactions the block made invalid (mempool eviction) will never commit.
