@@ -201,7 +201,7 @@ class ConsensusDriver:
         if message.signature.public_key == self.own_key:
             self.store.save_signed(message.height, message)  # before it leaves: see the module doc
         try:
-            await self.host.publish(self.consensus_topic, encode(message))
+            await self.host.publish(self.consensus_topic, encode(message), urgent=True)
         except ValueError as exc:  # over the gossip size limit: peers get the block by sync instead
             log.error("event=consensus-publish-failed reason=%r", str(exc))
 

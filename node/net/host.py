@@ -71,7 +71,7 @@ OUTBOUND_DEAD_S = 10.0
 # Extra jitter on reconnection delays, so peers that lost each other do not redial in lockstep.
 RECONNECT_JITTER = 0.25
 # Our publishes wait while any peer's outbound queue (py-libp2p: 32 RPCs, then silent drops) holds this
-# many, leaving half of it for relays and control messages.
+# many, leaving half of it for relays, control messages and urgent (consensus) publishes.
 OUTBOUND_HIGH_WATER = 16
 OUTBOUND_POLL_S = 0.001
 # A peer whose queue does not drain (slow, or stalled) must not hold back every publish: consensus votes
@@ -205,9 +205,14 @@ class P2PHost:
         log.warning("event=gossip-rejected topic=%s forwarder=%s reason=%r", topic, forwarder, reason)
         self.penalise(forwarder, f"invalid gossip on {topic}: {reason}")
 
-    async def publish(self, topic: str, data: bytes) -> None:
+    async def publish(self, topic: str, data: bytes, *, urgent: bool = False) -> None:
         """Publish one gossip message now. Raises ValueError above the size limit (py-libp2p would drop it
-        silently). Best effort: see DESIGN.md section 8 for what must be re-announced."""
+        silently). Best effort: see DESIGN.md section 8 for what must be re-announced.
+
+        `urgent` (consensus votes and proposals) skips the wait for outbound room below: that wait is the
+        back-pressure of bulk traffic, and a vote must not queue behind transaction batches. Urgent messages
+        are few (the consensus state machine bounds them), and bulk publishers leave half of every peer's
+        queue free (OUTBOUND_HIGH_WATER), which is the room urgent messages use."""
         limit = self.config.gossip.max_message_bytes
         if len(data) > limit:
             raise ValueError(f"gossip message of {len(data)} bytes exceeds the limit of {limit}; use a stream")
@@ -216,7 +221,8 @@ class P2PHost:
         # outbound queues (32 RPCs) overflow and drop silently. Yielding once is not enough (each write goes
         # through Noise and Yamux): wait until every outbound queue is back below its high-water mark.
         await trio.lowlevel.checkpoint()
-        await self._wait_for_outbound_room()
+        if not urgent:
+            await self._wait_for_outbound_room()
 
     async def _wait_for_outbound_room(self) -> None:
         deadline = trio.current_time() + OUTBOUND_MAX_WAIT_S
