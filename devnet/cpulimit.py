@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ CGROUP_CPU_ROOT = Path("/sys/fs/cgroup/cpu")
 CFS_PERIOD_US = 100_000
 # The kernel refuses quotas below 1 ms.
 MIN_QUOTA_US = 1_000
+# Removing the group waits this long at most for exited processes to leave it.
+REMOVE_TIMEOUT_S = 5.0
 
 
 class CpuLimitError(RuntimeError):
@@ -75,13 +78,20 @@ class CpuLimit:
 
 
 def _remove_group(group: Path) -> None:
-    """rmdir of a cgroup; processes still inside are moved to the parent first."""
-    try:
-        for pid in (group / "cgroup.procs").read_text().split():
-            try:
-                (group.parent / "cgroup.procs").write_text(pid)
-            except OSError:
-                pass  # exited meanwhile
-        group.rmdir()
-    except OSError as exc:
-        log.warning("event=cpu-limit-cleanup-failed group=%s error=%r", group, exc)
+    """rmdir of a cgroup; processes still inside are moved to the parent first. A process that just exited
+    keeps the group busy until the kernel has finished with it (EBUSY for a moment): retry for a while."""
+    deadline = time.monotonic() + REMOVE_TIMEOUT_S
+    while True:
+        try:
+            for pid in (group / "cgroup.procs").read_text().split():
+                try:
+                    (group.parent / "cgroup.procs").write_text(pid)
+                except OSError:
+                    pass  # exited meanwhile
+            group.rmdir()
+            return
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                log.warning("event=cpu-limit-cleanup-failed group=%s error=%r", group, exc)
+                return
+            time.sleep(0.05)

@@ -25,6 +25,14 @@ Additions to the paper, each for a stated reason:
   exactly r': memory per validator is then one number for far-future rounds, and f+1 such validators
   still include a correct one at or beyond r'.
 - The clock is only consulted when prevoting a fresh proposal (line 22), see `blocks.py`.
+- Timeouts adapt to the network as measured (the paper only asks that they grow until they are long
+  enough): how long a valid proposal took to arrive after our round started is sampled at every height,
+  and the propose timeout and the re-broadcast interval are at least PROPOSE_TIMEOUT_MARGIN times the
+  median of the recent samples. (The same floor on timeout-prevote and timeout-precommit made the rounds
+  that still failed longer, and the longest gap in the simulator's slow-network scenario doubled.) On a machine where messages take a second (a loaded 2-core devnet),
+  fixed 1 s propose timeouts made round 0 fail over and over; a faster network keeps the configured
+  values. The median of several heights' samples cannot be pushed up by f Byzantine proposers that
+  send their proposals just before the timeout: they are the minority of the samples.
 - Restart safety (the paper assumes validators never forget): the shell keeps the consensus messages
   of the current height it sent and accepted (a write-ahead log) and hands them back as `restore=`. We
   then never sign a different message for a (height, round, step) we signed before, and we re-lock on
@@ -34,6 +42,7 @@ Additions to the paper, each for a stated reason:
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable
 
 from protocols.consensus.actions import (
@@ -79,6 +88,15 @@ log = logging.getLogger(__name__)
 MAX_BUFFERED_PER_VALIDATOR = 8
 
 
+# How many heights' proposal delays the adaptive timeouts look at: enough that the f heights in n proposed by
+# Byzantine validators stay a minority of the samples, few enough to follow a network that slows down or
+# recovers within a few blocks.
+PROPOSAL_DELAY_SAMPLES = 9
+# A timeout is this many times the median proposal delay: room for the spread of delays around the median
+# (half the samples are above it) without waiting much longer than a proposal usually takes.
+PROPOSE_TIMEOUT_MARGIN = 2
+
+
 class InvalidMessage(Exception):
     """An input that no correct peer sends. Nothing was changed; the sender deserves a lower score."""
 
@@ -119,6 +137,9 @@ class Tendermint:
         self._now = 0
         # A validator showed, since our last re-broadcast, that it is still at the height we last decided.
         self._laggard_seen = False
+        # ms from the start of our round to the arrival of its valid proposal, at the last heights.
+        self._proposal_delays: deque[int] = deque(maxlen=PROPOSAL_DELAY_SAMPLES)
+        self._round_started_at = 0
         # (height, round, step, started) after the last input, and when it last changed: we only re-send
         # when stuck, an interval after our own last progress.
         self._marker: tuple[int, int, int, bool] | None = None
@@ -160,10 +181,10 @@ class Tendermint:
             # No progress for a whole interval: something may have been lost. The interval counts from our
             # own last progress, not from a common tick, so validators stuck together do not all re-send
             # at the same moment (a burst the congested queues would drop most of).
-            quiet_until = self._progress_at + self.config.rebroadcast_interval
+            quiet_until = self._progress_at + self._rebroadcast_interval()
             if now >= quiet_until:
                 self._rebroadcast()
-                quiet_until = now + self.config.rebroadcast_interval
+                quiet_until = now + self._rebroadcast_interval()
             self._schedule(TimeoutKind.REBROADCAST, quiet_until - now, height=0, round=0)
             return self._finish()
         if timeout.height != self.height:
@@ -357,13 +378,14 @@ class Tendermint:
         self.step = Step.PROPOSE  # line 12
         self._msgs.current_round = round
         self._awaiting_value = False
+        self._round_started_at = self._now
         if self.me is not None and self.validators.proposer_index(self.height, round) == self.me:  # line 13
             self._propose_if_possible()
             if self._awaiting_value:
                 # Nothing to propose yet: if nothing comes, at least prevote nil with the others.
-                self._schedule(TimeoutKind.PROPOSE, self.config.propose_timeout(round))
+                self._schedule(TimeoutKind.PROPOSE, self._propose_timeout(round))
         else:
-            self._schedule(TimeoutKind.PROPOSE, self.config.propose_timeout(round))  # line 21
+            self._schedule(TimeoutKind.PROPOSE, self._propose_timeout(round))  # line 21
 
     def _propose_if_possible(self) -> None:
         """Lines 14-19: propose valid_value if there is one, else getValue(); broadcast PROPOSAL."""
@@ -422,6 +444,8 @@ class Tendermint:
             v = p.block
             timely = check_timely(v, self._now, self.config) is None
             if self._valid(v) and timely and (self.locked_round == -1 or self._is_locked_on(v)):  # line 23
+                if p.signature.public_key != self._own_key():
+                    self._proposal_delays.append(self._now - self._round_started_at)
                 self._vote(Step.PREVOTE, block_id(v))  # line 24
             else:
                 self._vote(Step.PREVOTE, NIL)  # line 26
@@ -677,6 +701,21 @@ class Tendermint:
                     out.append(Broadcast(vote))
         if self._behind():
             out.append(RequestSync(self.height))
+
+    def _measured_delay(self) -> int:
+        """PROPOSE_TIMEOUT_MARGIN times the median recent proposal delay (0 before any was measured)."""
+        if not self._proposal_delays:
+            return 0
+        return PROPOSE_TIMEOUT_MARGIN * sorted(self._proposal_delays)[len(self._proposal_delays) // 2]
+
+    def _propose_timeout(self, round: int) -> int:
+        """The configured timeout, or the measured one if the network is slower (both grow with the round)."""
+        measured = self._measured_delay() + round * self.config.timeout_propose_delta
+        return max(self.config.propose_timeout(round), measured)
+
+    def _rebroadcast_interval(self) -> int:
+        """No re-send before a message had the time to arrive: re-sending what is only slow adds load."""
+        return max(self.config.rebroadcast_interval, self._measured_delay())
 
     def _own_key(self) -> bytes | None:
         return self._keypair.public_key if self._keypair is not None else None

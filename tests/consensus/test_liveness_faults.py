@@ -12,9 +12,10 @@ import random
 
 import pytest
 
+from protocols.consensus import tendermint
 from protocols.sim.report import liveness_violations, longest_gap_with_quorum
 from protocols.sim.scenario import GENESIS_TIME, SIM_CONSENSUS, Congestion, Crash, Partition, Scenario
-from protocols.sim.simulation import run
+from protocols.sim.simulation import SimResult, run
 
 # Five round-0 durations of the simulator's consensus settings (propose + prevote + precommit timeouts,
 # 600 ms): a height that needs more than a couple of extra rounds after the network settled is a stall.
@@ -86,3 +87,30 @@ def test_congested_gossip_slows_the_chain_but_never_stops_it(capacity: int, seed
     print(f"congestion {capacity}/100 ms seed {seed}: {during} heights during it, longest gap {gap} ms")
     assert during > 0 and gap < LIVENESS_BOUND_MS
     assert not liveness_violations(result, LIVENESS_BOUND_MS)
+
+
+SLOW_MAX_DELAY = 600
+
+
+def slow_network(seed: int) -> Scenario:
+    """Every message takes 200-600 ms: longer than the configured propose timeout (300 ms) alone."""
+    return Scenario(n=4, seed=seed, duration=30_000, min_delay=200, max_delay=SLOW_MAX_DELAY, shared_verifier=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_timeouts_adapt_to_a_network_slower_than_configured(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    adaptive = run(slow_network(seed))
+    monkeypatch.setattr(tendermint, "PROPOSE_TIMEOUT_MARGIN", 0)  # the configured timeouts only
+    fixed = run(slow_network(seed))
+    assert not adaptive.violations and not fixed.violations
+
+    def mean_round(result: SimResult) -> float:
+        rounds = list(result.decided_rounds().values())
+        return sum(rounds) / len(rounds)
+
+    print(f"slow network seed {seed}: heights {min(adaptive.heights())} adaptive vs {min(fixed.heights())} fixed, "
+          f"mean round {mean_round(adaptive):.2f} vs {mean_round(fixed):.2f}")
+    assert min(adaptive.heights()) > min(fixed.heights())
+    assert mean_round(adaptive) < mean_round(fixed)
+    # A height is about five message delays when all goes well: twelve allow for one failed round.
+    assert not liveness_violations(adaptive, 12 * SLOW_MAX_DELAY)

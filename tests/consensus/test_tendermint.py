@@ -19,7 +19,7 @@ from protocols.consensus.blocks import verify_certificate
 from protocols.consensus.evidence import check_duplicate_vote
 from protocols.consensus.messages import NIL, Proposal, Step, Vote, block_id
 from protocols.consensus.blocks import genesis_tip
-from protocols.consensus.tendermint import InvalidMessage, Tendermint
+from protocols.consensus.tendermint import PROPOSE_TIMEOUT_MARGIN, InvalidMessage, Tendermint
 from protocols.consensus.votes import FUTURE_ROUND_WINDOW
 from protocols.crypto import Keypair, SignatureVerifier, sign
 from protocols.sim.kvapp import KVApp
@@ -401,3 +401,17 @@ def test_an_invalid_proposal_does_not_start_an_idle_height() -> None:
     assert not m.started
     m.on_message(proposal(K[0], block(txs=(TX,))), T0 + 6)  # a real block: worth taking part
     assert m.started and m.step == Step.PREVOTE
+
+
+def test_the_propose_timeout_follows_the_median_proposal_delay() -> None:
+    m, _ = started_validator(me=1)
+    configured = CONFIG.propose_timeout(0)
+    assert m._propose_timeout(0) == configured  # nothing measured yet
+    m._proposal_delays.extend([1_000] * 5)  # a network where proposals take a second
+    assert m._propose_timeout(0) == PROPOSE_TIMEOUT_MARGIN * 1_000
+    assert m._propose_timeout(2) == PROPOSE_TIMEOUT_MARGIN * 1_000 + 2 * CONFIG.timeout_propose_delta
+    # Byzantine proposers that send just before the timeout are a minority of the samples: no effect.
+    m._proposal_delays.extend([100_000] * 4)
+    assert m._propose_timeout(0) == PROPOSE_TIMEOUT_MARGIN * 1_000
+    m._proposal_delays.extend([10] * 9)  # a fast network again: back to the configured value
+    assert m._propose_timeout(0) == configured
