@@ -84,8 +84,12 @@ class ConsensusDriver:
         consensus_topic: str,
         blocks_topic: str,
         on_commit: OnCommit,
+        push: Callable[[bytes], None] | None = None,
     ) -> None:
+        """`push` sends an encoded consensus message straight to the other validators (node/consensus_link.py),
+        besides gossip."""
         self.machine = machine
+        self.push = push
         self.app = app
         self.store = store
         self.host = host
@@ -200,8 +204,11 @@ class ConsensusDriver:
     async def _broadcast(self, message: Proposal | Vote) -> None:
         if message.signature.public_key == self.own_key:
             self.store.save_signed(message.height, message)  # before it leaves: see the module doc
+        data = encode(message)
+        if self.push is not None:
+            self.push(data)
         try:
-            await self.host.publish(self.consensus_topic, encode(message), urgent=True)
+            await self.host.publish(self.consensus_topic, data, urgent=True)
         except ValueError as exc:  # over the gossip size limit: peers get the block by sync instead
             log.error("event=consensus-publish-failed reason=%r", str(exc))
 

@@ -21,6 +21,7 @@ import trio
 from node.admission import Admission
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver, wall_ms
+from node.consensus_link import ConsensusLinks
 from node.control import (
     AccountInfo,
     AccountRequest,
@@ -196,8 +197,11 @@ class Node:
             verifier=self.verifier,
             restore=store.signed_messages(),
         )
+        # Validators also push their consensus messages to each other over streams (see consensus_link.py).
+        self.links = ConsensusLinks(host, self.validate_consensus, self.on_consensus) if self.is_validator else None
         self.driver = ConsensusDriver(
-            machine, self.app, store, host, self.topics.consensus, self.topics.blocks, self._on_commit
+            machine, self.app, store, host, self.topics.consensus, self.topics.blocks, self._on_commit,
+            push=self.links.send if self.links is not None else None,
         )
         self._own_orders: dict[bytes, Order] = {}
         # Ours, not yet committed, by tx id.
@@ -344,6 +348,8 @@ class Node:
                 peer = await reach(self.host, self.directory, account)
                 if peer is not None:
                     self.host.keep_direct(peer)
+                    if self.links is not None:
+                        self.links.link(peer)
                 if peer is not None and account not in linked:
                     log.info("event=validator-linked validator=0x%s peer=%s", account.hex(), peer)
                     linked.add(account)
@@ -500,6 +506,8 @@ class Node:
                 # and never see the votes: each vote then costs 3 gossip hops among 4 managers instead of
                 # a relay through every node of the network.
                 await self.host.subscribe(self.topics.consensus, self.validate_consensus, self.on_consensus)
+                assert self.links is not None
+                await nursery.start(self.links.run)
                 nursery.start_soon(self._link_validators)
             await self.host.subscribe(self.topics.blocks, self.validate_block, self.on_block)
             await self.host.subscribe(self.topics.txs, self.validate_tx, self.on_tx, batched=True)
@@ -514,8 +522,11 @@ class Node:
             nursery.start_soon(self._announce_peer_record)
             await nursery.start(serve, socket_path(self.config.data_dir), self.handle_control)
             write_addresses(self.data_dir, self.host.addrs)  # last: whoever reads it can use the control socket
-            await self.driver.catch_up(CATCH_UP_S if self.config.join else 0)
+            # The consensus loop first: catching up feeds it the fetched blocks and waits until it has applied
+            # them. Started after, it left every fetched batch unapplied until the catch-up's time ran out,
+            # and a restarted node that had missed blocks sat out CATCH_UP_S before voting again.
             await nursery.start(self.driver.run)
+            await self.driver.catch_up(CATCH_UP_S if self.config.join else 0)
             send, receive = trio.open_memory_channel[tuple[int, CommittedBlock]](1000)
             self._block_events = send
             nursery.start_soon(self._run_roles, receive)
