@@ -334,8 +334,10 @@ def scenario_burst(root: Path, cores: float | None, total: int) -> Outcome:
         load.burst(total)
         load.settle({})
         end = time.time()
+        # Transactions were pending until the last commit, or until the end if some never committed.
         last = max((t for t in net.first_commits().values()), default=end)
-        measure(net, outcome, began, end, pending_until=last)
+        stuck = any(tx.outcome == "lost" for tx in outcome.txs)
+        measure(net, outcome, began, end, pending_until=end if stuck else max(last, began))
     finally:
         net.stop()
         if limit is not None:
