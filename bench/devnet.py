@@ -21,7 +21,10 @@ Targets (printed beside the numbers): commit p50 under 300 ms, order propagation
 is 15 processes per core, and the benchmark's own polling competes with them; read the large numbers
 as what this machine does, not what 30 real machines would.
 
-    /work/venv/bin/python bench/devnet.py [--setup small|large|both] [--txs N] [--orders N]
+With `--cpu-limit CORES` every node process runs inside one CPU quota (devnet/cpulimit.py: a cgroup v1
+CFS quota, or CPU pinning where that is unavailable), which reproduces a slower machine on this one.
+
+    /work/venv/bin/python bench/devnet.py [--setup small|large|both] [--txs N] [--orders N] [--cpu-limit CORES]
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from pathlib import Path
 # The repository root first: this file's own name would otherwise shadow the `devnet` package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from devnet.cpulimit import CpuLimit, CpuLimitError  # noqa: E402
 from devnet.network import LOG_FILE, Devnet, DevnetError, NodeSpec  # noqa: E402
 from node.control import (  # noqa: E402
     AccountInfo,
@@ -64,6 +68,7 @@ from protocols.orders import NO_TAG, RequestOrder  # noqa: E402
 sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
 from devnet_support.node_logs import CommitEvent, LogProblems, commits, problems  # noqa: E402
 from devnet_support.session import ControlSession  # noqa: E402
+from consensus_sim import raw_verify_rate  # noqa: E402
 
 # --- targets --------------------------------------------------------------------------------------
 # The issue states both timing targets for 10 nodes; they are printed for 30 too, for comparison.
@@ -98,7 +103,8 @@ COMMIT_TIMEOUT_S = 30.0  # a transaction not committed this long after the last 
 BURST_STALL_S = 45.0
 # Retries of a refused submit. "bad-nonce": node/node.py picks the nonce as committed nonce plus pending
 # count, and for a moment after each commit the ledger already has the block while the pending list does
-# not (see the report); "mempool-full": the node's pool holds 10,000.
+# not (see the report); "mempool-full": the node's pool holds 10,000; "node-overloaded": the pool holds more
+# than about half a minute of blocks at the measured rate (node/admission.py).
 RETRY_BAD_NONCE_S = 0.005
 RETRY_FULL_S = 0.05
 MAX_RETRIES_PER_TX = 400
@@ -193,6 +199,7 @@ class Results:
     """Numbers of one setup, printed at the end."""
 
     setup: Setup
+    cpu_limit: str = "none"
     start_s: float = 0.0
     latency_ms: list[float] = field(default_factory=list)  # submit -> commit on the submitting node
     latency_first_ms: list[float] = field(default_factory=list)  # submit -> first commit on a manager
@@ -261,8 +268,8 @@ class Bench:
             try:
                 answer = session.call(SubmitRequest(Transfer(to, TRANSFER_NRLC)))
             except ControlRejected as exc:
-                reason = str(exc).removeprefix("transaction refused: ")
-                if reason not in ("bad-nonce", "mempool-full"):
+                reason = str(exc).removeprefix("transaction refused: ").split(":")[0]
+                if reason not in ("bad-nonce", "mempool-full", "node-overloaded"):
                     raise
                 with self._retry_lock:
                     self.results.retries[reason] = self.results.retries.get(reason, 0) + 1
@@ -419,10 +426,17 @@ class Bench:
         return [rss_kb(n.pid) for n in self.nodes]
 
 
-def run_setup(setup: Setup, txs: int | None, orders: int, latency_txs: int, keep: bool) -> Results:
+def run_setup(
+    setup: Setup, txs: int | None, orders: int, latency_txs: int, keep: bool, cpu_cores: float | None = None
+) -> Results:
     results = Results(setup)
     root = Path(tempfile.mkdtemp(prefix=f"pocnet-bench-{setup.name}-"))
-    devnet = Devnet(root)
+    limit = CpuLimit(cpu_cores, f"bench-{setup.name}") if cpu_cores is not None else None
+    if limit is not None:
+        results.cpu_limit = limit.describe()
+        if limit.warning:
+            print(f"warning: {limit.warning}")
+    devnet = Devnet(root, limit)
     nodes: list[NodeSpec] = []
     bench: Bench | None = None
     total = setup.burst_txs if txs is None else txs
@@ -469,6 +483,8 @@ def run_setup(setup: Setup, txs: int | None, orders: int, latency_txs: int, keep
         killed = devnet.stop(nodes)
         if killed:
             results.notes.append(f"had to SIGKILL at stop: {', '.join(killed)}")
+        if limit is not None:
+            limit.close()
         for node in nodes:
             results.log_problems[node.name] = problems(devnet.node_dir(node.name) / LOG_FILE)
         if nodes:
@@ -487,6 +503,7 @@ def report(r: Results) -> None:
     s = r.setup
     n = s.managers + s.followers
     print(f"\n--- {s.name}: {n} nodes ({s.managers} managers + {s.followers} followers), 127.0.0.1, {os.cpu_count()} cores")
+    print(f"CPU limit: {r.cpu_limit}; raw Ed25519 verify on this machine now: {raw_verify_rate():.0f}/s (unlimited)")
     lat = r.latency_ms
     p50 = percentile(lat, 50)
     target_note = "" if n <= 10 else " (stated for 10 nodes)"
@@ -594,10 +611,19 @@ def main() -> None:
     parser.add_argument("--latency-txs", type=int, default=LATENCY_TXS, help="transfers for commit latency")
     parser.add_argument("--orders", type=int, default=ORDERS, help="orders for propagation")
     parser.add_argument("--keep", action="store_true", help="keep the devnet directory (node logs) afterwards")
+    parser.add_argument("--cpu-limit", type=float, default=None, metavar="CORES",
+                        help="run every node process inside one CPU quota of this many cores (e.g. 0.5)")
     args = parser.parse_args()
+    if args.cpu_limit is not None and not args.cpu_limit > 0:
+        parser.exit(2, f"error: --cpu-limit must be a positive number of cores, got {args.cpu_limit}\n")
     names = ["small", "large"] if args.setup == "both" else [args.setup]
     began = time.monotonic()
-    all_results = [run_setup(SETUPS[name], args.txs, args.orders, args.latency_txs, args.keep) for name in names]
+    try:
+        all_results = [
+            run_setup(SETUPS[name], args.txs, args.orders, args.latency_txs, args.keep, args.cpu_limit) for name in names
+        ]
+    except CpuLimitError as exc:
+        parser.exit(2, f"error: {exc}\n")
     for results in all_results:
         report(results)
     print(f"\ntotal run time {time.monotonic() - began:.0f} s")

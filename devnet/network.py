@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from devnet.cpulimit import CpuLimit
 from node.control import CertifyPlatformRequest, ControlClient, ControlRejected, NodeStatus, StatusRequest
 from node.keys import KEY_FILE, write_key
 from protocols.crypto import Keypair
@@ -60,8 +61,9 @@ class DevnetError(Exception):
 
 
 class Devnet:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cpu_limit: CpuLimit | None = None) -> None:
         self.root = root.resolve()
+        self.cpu_limit = cpu_limit  # every node process started by `launch` runs under it
 
     # --- files ----------------------------------------------------------------------------------
 
@@ -189,6 +191,8 @@ class Devnet:
             process = subprocess.Popen(
                 command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
+        if self.cpu_limit is not None:
+            self.cpu_limit.add(process.pid)  # while the interpreter is still importing: before any node work
         return process.pid
 
     def addresses(self, name: str) -> list[str]:

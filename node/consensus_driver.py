@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import trio
 
+from node.consensus_inbox import WAKE, ConsensusInbox
 from node.net.host import P2PHost
 from node.net.streams import RequestError, StreamLimits
 from node.storage import Store
@@ -39,9 +40,11 @@ from protocols.encoding import DecodeError, encode
 
 log = logging.getLogger(__name__)
 
-# Inputs waiting for the state machine. Gossip beyond this is dropped (and recovered by re-broadcast and
-# sync, like any gossip loss) rather than letting a flood grow memory.
-INPUT_QUEUE = 2_000
+# Gossiped proposals and votes waiting for the state machine. Beyond this they are dropped (and recovered by
+# re-broadcast and sync, like any gossip loss) rather than letting a flood grow memory. A height needs about
+# 3n messages and re-broadcasts add a few rounds' worth; 2,000 holds that many times over for n up to 100.
+# Timers, decided blocks and mempool wake-ups do not count against it (node/consensus_inbox.py).
+MAX_QUEUED_MESSAGES = 2_000
 # How often a node that has heard of a higher height asks peers for blocks again.
 SYNC_RETRY_S = 1.0
 # A follower hears of a block only from its proposer's one announcement. If that gossip is lost while the
@@ -71,10 +74,6 @@ class _Decided:
     certificate: Certificate
 
 
-class _Wake:
-    """New transactions: a waiting height may start."""
-
-
 class ConsensusDriver:
     def __init__(
         self,
@@ -85,22 +84,25 @@ class ConsensusDriver:
         consensus_topic: str,
         blocks_topic: str,
         on_commit: OnCommit,
+        push: Callable[[bytes], None] | None = None,
     ) -> None:
+        """`push` sends an encoded consensus message straight to the other validators (node/consensus_link.py),
+        besides gossip."""
         self.machine = machine
+        self.push = push
         self.app = app
         self.store = store
         self.host = host
         self.consensus_topic = consensus_topic
         self.blocks_topic = blocks_topic
         self.on_commit = on_commit
-        self._send, self._receive = trio.open_memory_channel[object](INPUT_QUEUE)
+        self.inbox = ConsensusInbox(MAX_QUEUED_MESSAGES)
         self._timers: list[tuple[int, int, Timeout]] = []
         self._timer_seq = 0
         self._timers_changed = trio.Event()
         self._want_height = 0  # highest height heard of (from a peer's decided block)
         self._sync_wanted = trio.Event()
         self._peers_tip = 0  # the highest tip the peers asked in the last sync round reported
-        self.dropped_inputs = 0
         self.committed = trio.Condition()
         self._last_commit_at = 0.0  # trio clock
 
@@ -115,27 +117,24 @@ class ConsensusDriver:
 
     # --- inputs from the network and the node --------------------------------------------------------
 
-    def _put(self, item: object) -> None:
-        try:
-            self._send.send_nowait(item)
-        except trio.WouldBlock:
-            self.dropped_inputs += 1
-            if self.dropped_inputs % 100 == 1:
-                log.warning("event=consensus-input-dropped total=%d", self.dropped_inputs)
+    @property
+    def dropped_inputs(self) -> int:
+        return self.inbox.dropped_messages
 
     async def on_consensus_gossip(self, peer: str, message: Proposal | Vote) -> None:
-        self._put(_Message(peer, message))
+        if not self.inbox.put_message(_Message(peer, message)) and self.inbox.dropped_messages % 100 == 1:
+            log.warning("event=consensus-input-dropped total=%d", self.inbox.dropped_messages)
 
     async def on_block_gossip(self, peer: str, decided: DecidedBlock) -> None:
         height = decided.block.height
         if height == self.height + 1:
-            self._put(_Decided(peer, decided.block, decided.certificate))
+            self.inbox.put_reliable(_Decided(peer, decided.block, decided.certificate))
         elif height > self.height + 1:
             self._note_height(height)
 
     def wake(self) -> None:
-        """The mempool changed: let a waiting height start."""
-        self._put(_Wake())
+        """The mempool changed: let a waiting height start (one pending wake-up however many calls)."""
+        self.inbox.wake()
 
     def _note_height(self, height: int) -> None:
         if height > self._want_height:
@@ -152,8 +151,8 @@ class ConsensusDriver:
                 nursery.start_soon(self._follower_poll_loop)
             await self._perform(self.machine.start(wall_ms()))
             task_status.started()
-            async for item in self._receive:
-                await self._handle(item)
+            while True:
+                await self._handle(await self.inbox.get())
 
     async def _handle(self, item: object) -> None:
         now = wall_ms()
@@ -166,6 +165,7 @@ class ConsensusDriver:
             elif isinstance(item, _Decided):
                 actions = self.machine.on_decided_block(item.block, item.certificate, now)
             else:
+                assert item is WAKE
                 actions = self.machine.on_txs_available(now)
         except InvalidMessage as exc:
             peer = getattr(item, "peer", "")
@@ -204,8 +204,11 @@ class ConsensusDriver:
     async def _broadcast(self, message: Proposal | Vote) -> None:
         if message.signature.public_key == self.own_key:
             self.store.save_signed(message.height, message)  # before it leaves: see the module doc
+        data = encode(message)
+        if self.push is not None:
+            self.push(data)
         try:
-            await self.host.publish(self.consensus_topic, encode(message))
+            await self.host.publish(self.consensus_topic, data, urgent=True)
         except ValueError as exc:  # over the gossip size limit: peers get the block by sync instead
             log.error("event=consensus-publish-failed reason=%r", str(exc))
 
@@ -252,7 +255,7 @@ class ConsensusDriver:
                 self._timers_changed = trio.Event()
                 continue
             _, _, timeout = heapq.heappop(self._timers)
-            self._put(timeout)
+            self.inbox.put_reliable(timeout)
 
     # --- catching up ----------------------------------------------------------------------------------
 
@@ -294,7 +297,7 @@ class ConsensusDriver:
                 continue
             start = self.height
             for decided in response.blocks:
-                self._put(_Decided(peer, decided.block, decided.certificate))
+                self.inbox.put_reliable(_Decided(peer, decided.block, decided.certificate))
             # Wait until consensus has taken them (or rejected them) before asking again.
             with trio.move_on_after(SYNC_TIMEOUT_S):
                 async with self.committed:

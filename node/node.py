@@ -18,8 +18,10 @@ from typing import TypeVar
 
 import trio
 
+from node.admission import Admission
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver, wall_ms
+from node.consensus_link import ConsensusLinks
 from node.control import (
     CertifyPlatformRequest,
     ExplainRequest,
@@ -123,6 +125,14 @@ VALIDATOR_LINK_S = 2.0
 ROLE_TICK_S = 0.25
 # At start a node asks peers for missed blocks for at most this long before its roles begin.
 CATCH_UP_S = 10.0
+# Admission control of local submissions (node/admission.py): a transaction admitted should commit within
+# about this long at the commit rate measured over the last ADMISSION_WINDOW_S. A duration, not a count, so
+# it holds on any machine; half a minute is what a user waiting on `--wait` tolerates.
+ADMISSION_BACKLOG_S = 30.0
+ADMISSION_WINDOW_S = 30.0
+# Always admitted up to two full blocks' worth: an idle chain's measured rate says nothing of its capacity,
+# and a burst on it fills the next two blocks at once.
+ADMISSION_FLOOR_TXS = 2 * MAX_BLOCK_TXS
 ORDER_KINDS = {"app": AppOrder, "dataset": DatasetOrder, "workerpool": WorkerpoolOrder, "request": RequestOrder}
 
 
@@ -195,13 +205,17 @@ class Node:
             verifier=self.verifier,
             restore=store.signed_messages(),
         )
+        # Validators also push their consensus messages to each other over streams (see consensus_link.py).
+        self.links = ConsensusLinks(host, self.validate_consensus, self.on_consensus) if self.is_validator else None
         self.driver = ConsensusDriver(
-            machine, self.app, store, host, self.topics.consensus, self.topics.blocks, self._on_commit
+            machine, self.app, store, host, self.topics.consensus, self.topics.blocks, self._on_commit,
+            push=self.links.send if self.links is not None else None,
         )
         self._own_orders: dict[bytes, Order] = {}
         # Ours, not yet committed, by tx id.
         self._pending_txs: dict[bytes, PendingTx] = {}
         self._rejected_txs: dict[bytes, str] = {}
+        self.admission = Admission(ADMISSION_BACKLOG_S, ADMISSION_FLOOR_TXS, ADMISSION_WINDOW_S)
         self._block_events: trio.MemorySendChannel[tuple[int, CommittedBlock]] | None = None
         for order, _ in store.load_orders():
             self.order_book.add(order)
@@ -241,6 +255,10 @@ class Node:
         return max([committed, *(pending.nonce + 1 for pending in self._pending_txs.values())])
 
     async def submit(self, body: TxBody) -> Transaction:
+        """Sign, admit and gossip one transaction of ours. Raises ValueError with the reason it was refused."""
+        overloaded = self.admission.refuse(len(self.mempool), trio.current_time())
+        if overloaded is not None:
+            raise ValueError(overloaded)
         tx = sign(self.keypair, self.genesis.chain_id, Transaction(self._next_nonce(), body))
         data = encode(tx)
         reason = self.mempool.add(data)
@@ -342,6 +360,8 @@ class Node:
                 peer = await reach(self.host, self.directory, account)
                 if peer is not None:
                     self.host.keep_direct(peer)
+                    if self.links is not None:
+                        self.links.link(peer)
                 if peer is not None and account not in linked:
                     log.info("event=validator-linked validator=0x%s peer=%s", account.hex(), peer)
                     linked.add(account)
@@ -359,6 +379,7 @@ class Node:
     # --- after each block -----------------------------------------------------------------------------
 
     async def _on_commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
+        self.admission.on_commit(len(block.txs), trio.current_time())
         for data in block.txs:
             self._pending_txs.pop(self.app.decode(data).tx_id, None)
         # Our pending transactions the block made invalid (mempool eviction) will never commit.
@@ -513,6 +534,8 @@ class Node:
                 # and never see the votes: each vote then costs 3 gossip hops among 4 managers instead of
                 # a relay through every node of the network.
                 await self.host.subscribe(self.topics.consensus, self.validate_consensus, self.on_consensus)
+                assert self.links is not None
+                await nursery.start(self.links.run)
                 nursery.start_soon(self._link_validators)
             await self.host.subscribe(self.topics.blocks, self.validate_block, self.on_block)
             await self.host.subscribe(self.topics.txs, self.validate_tx, self.on_tx, batched=True)
@@ -528,8 +551,11 @@ class Node:
             nursery.start_soon(self._announce_peer_record)
             await nursery.start(serve, socket_path(self.config.data_dir), self.handle_control)
             write_addresses(self.data_dir, self.host.addrs)  # last: whoever reads it can use the control socket
-            await self.driver.catch_up(CATCH_UP_S if self.config.join else 0)
+            # The consensus loop first: catching up feeds it the fetched blocks and waits until it has applied
+            # them. Started after, it left every fetched batch unapplied until the catch-up's time ran out,
+            # and a restarted node that had missed blocks sat out CATCH_UP_S before voting again.
             await nursery.start(self.driver.run)
+            await self.driver.catch_up(CATCH_UP_S if self.config.join else 0)
             send, receive = trio.open_memory_channel[tuple[int, CommittedBlock]](1000)
             self._block_events = send
             nursery.start_soon(self._run_roles, receive)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -70,7 +71,7 @@ OUTBOUND_DEAD_S = 10.0
 # Extra jitter on reconnection delays, so peers that lost each other do not redial in lockstep.
 RECONNECT_JITTER = 0.25
 # Our publishes wait while any peer's outbound queue (py-libp2p: 32 RPCs, then silent drops) holds this
-# many, leaving half of it for relays and control messages.
+# many, leaving half of it for relays, control messages and urgent (consensus) publishes.
 OUTBOUND_HIGH_WATER = 16
 OUTBOUND_POLL_S = 0.001
 # A peer whose queue does not drain (slow, or stalled) must not hold back every publish: consensus votes
@@ -204,9 +205,14 @@ class P2PHost:
         log.warning("event=gossip-rejected topic=%s forwarder=%s reason=%r", topic, forwarder, reason)
         self.penalise(forwarder, f"invalid gossip on {topic}: {reason}")
 
-    async def publish(self, topic: str, data: bytes) -> None:
+    async def publish(self, topic: str, data: bytes, *, urgent: bool = False) -> None:
         """Publish one gossip message now. Raises ValueError above the size limit (py-libp2p would drop it
-        silently). Best effort: see DESIGN.md section 8 for what must be re-announced."""
+        silently). Best effort: see DESIGN.md section 8 for what must be re-announced.
+
+        `urgent` (consensus votes and proposals) skips the wait for outbound room below: that wait is the
+        back-pressure of bulk traffic, and a vote must not queue behind transaction batches. Urgent messages
+        are few (the consensus state machine bounds them), and bulk publishers leave half of every peer's
+        queue free (OUTBOUND_HIGH_WATER), which is the room urgent messages use."""
         limit = self.config.gossip.max_message_bytes
         if len(data) > limit:
             raise ValueError(f"gossip message of {len(data)} bytes exceeds the limit of {limit}; use a stream")
@@ -215,7 +221,8 @@ class P2PHost:
         # outbound queues (32 RPCs) overflow and drop silently. Yielding once is not enough (each write goes
         # through Noise and Yamux): wait until every outbound queue is back below its high-water mark.
         await trio.lowlevel.checkpoint()
-        await self._wait_for_outbound_room()
+        if not urgent:
+            await self._wait_for_outbound_room()
 
     async def _wait_for_outbound_room(self) -> None:
         deadline = trio.current_time() + OUTBOUND_MAX_WAIT_S
@@ -430,6 +437,13 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
         # Reject oversize RPC frames while reading them (py-libp2p's default is 1 MiB; ours is lower).
         max_inbound_rpc_size=gossip.max_message_bytes + 64 * 1024,
     )
+    # py-libp2p 0.8.1: a message's id is (origin, seqno) and seqnos count up by one per message from
+    # `int(time.time())` at start. A host that published more than one message per second of its life
+    # restarts below its last seqno; its new messages then reuse ids every peer still has in its seen cache
+    # (seen_ttl_s) and are dropped unread: a restarted validator was mute for up to two minutes. Counting
+    # from the wall clock in nanoseconds instead keeps every restart ahead of the last run unless the host
+    # published over a billion messages per second (and still fits the 8-byte seqno until the year 2554).
+    pubsub.counter = time.time_ns()
     return host, pubsub, gossipsub
 
 

@@ -10,9 +10,11 @@ proposer, with a bad signature or a malformed block raises `InvalidMessage` and 
 was (the shell then lowers the sender's peer score). Stale messages are ignored without error.
 
 Additions to the paper, each for a stated reason:
-- Re-broadcast of our own messages (and of the votes others need from us) when we made no progress
-  for a `rebroadcast_interval`, and `RequestSync` when f+1 validators are at a higher height: py-libp2p
-  gossip loses messages, so the paper's gossip property needs help. `on_decided_block` accepts a block
+- Re-broadcast of our own messages of the current round (and of the votes others need from us) when we
+  made no progress for a `rebroadcast_interval`, and `RequestSync` when f+1 validators are at a higher
+  height: py-libp2p gossip loses messages, so the paper's gossip property needs help. Only what can still
+  help is re-sent (see `_rebroadcast`): under congestion, re-sending everything starved the messages of
+  the current round and stopped the chain, and an idle validator re-sends nothing at all. `on_decided_block` accepts a block
   with a valid certificate from the sync protocol.
 - Waiting before round 0 of a height until there is a transaction, a due deadline of the application,
   a valid proposal, or f+1 validators already at work on the height (CometBFT's
@@ -23,6 +25,14 @@ Additions to the paper, each for a stated reason:
   exactly r': memory per validator is then one number for far-future rounds, and f+1 such validators
   still include a correct one at or beyond r'.
 - The clock is only consulted when prevoting a fresh proposal (line 22), see `blocks.py`.
+- Timeouts adapt to the network as measured (the paper only asks that they grow until they are long
+  enough): how long a valid proposal took to arrive after our round started is sampled at every height,
+  and the propose timeout and the re-broadcast interval are at least PROPOSE_TIMEOUT_MARGIN times the
+  median of the recent samples. (The same floor on timeout-prevote and timeout-precommit made the rounds
+  that still failed longer, and the longest gap in the simulator's slow-network scenario doubled.) On a machine where messages take a second (a loaded 2-core devnet),
+  fixed 1 s propose timeouts made round 0 fail over and over; a faster network keeps the configured
+  values. The median of several heights' samples cannot be pushed up by f Byzantine proposers that
+  send their proposals just before the timeout: they are the minority of the samples.
 - Restart safety (the paper assumes validators never forget): the shell keeps the consensus messages
   of the current height it sent and accepted (a write-ahead log) and hands them back as `restore=`. We
   then never sign a different message for a (height, round, step) we signed before, and we re-lock on
@@ -32,6 +42,7 @@ Additions to the paper, each for a stated reason:
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable
 
 from protocols.consensus.actions import (
@@ -77,9 +88,14 @@ log = logging.getLogger(__name__)
 MAX_BUFFERED_PER_VALIDATOR = 8
 
 
-# While a height idles (no transactions, no deadline), re-broadcasts back off by doubling up to this factor
-# of the rebroadcast interval.
-MAX_IDLE_REBROADCAST_BACKOFF = 16
+# How many heights' proposal delays the adaptive timeouts look at: enough that the f heights in n proposed by
+# Byzantine validators stay a minority of the samples, few enough to follow a network that slows down or
+# recovers within a few blocks.
+PROPOSAL_DELAY_SAMPLES = 9
+# A timeout is this many times the median proposal delay: room for the spread of delays around the median
+# (half the samples are above it) without waiting much longer than a proposal usually takes.
+PROPOSE_TIMEOUT_MARGIN = 2
+
 
 class InvalidMessage(Exception):
     """An input that no correct peer sends. Nothing was changed; the sender deserves a lower score."""
@@ -119,10 +135,15 @@ class Tendermint:
         self._signed_before: dict[tuple[int, int, int], Proposal | Vote] = {}
         self._out: list[Action] = []
         self._now = 0
-        self._idle_backoff = 1
-        self._rebroadcast_chain = 0  # the current chain of re-broadcast timers (see _restart_rebroadcasts)
-        # (height, round, step, started) at the last re-broadcast tick: we only re-send when stuck.
-        self._last_tick: tuple[int, int, int, bool] | None = None
+        # A validator showed, since our last re-broadcast, that it is still at the height we last decided.
+        self._laggard_seen = False
+        # ms from the start of our round to the arrival of its valid proposal, at the last heights.
+        self._proposal_delays: deque[int] = deque(maxlen=PROPOSAL_DELAY_SAMPLES)
+        self._round_started_at = 0
+        # (height, round, step, started) after the last input, and when it last changed: we only re-send
+        # when stuck, an interval after our own last progress.
+        self._marker: tuple[int, int, int, bool] | None = None
+        self._progress_at = 0
         self._reset_height(tip)
         self._restore(restore)
 
@@ -139,10 +160,13 @@ class Tendermint:
         """A proposal or vote from the network. Raises InvalidMessage (and changes nothing) if invalid."""
         self._now = now
         index = self._check_sender(msg)
-        if msg.height < self.height:
-            return []  # stale: that height is decided
+        if msg.height < self.height - 1:
+            return []  # stale: that height is decided and the sender is far behind (sync is its way back)
         if not self._verifier.verify(msg):
             raise InvalidMessage("bad signature")
+        if msg.height < self.height:
+            self._laggard_seen = True  # it may miss exactly the precommits we decided with: see _rebroadcast
+            return []
         if msg.height > self.height:
             self._note_higher_height(index, msg)
             return self._finish()
@@ -154,21 +178,14 @@ class Tendermint:
         self._now = now
         kind = timeout.kind
         if kind is TimeoutKind.REBROADCAST:
-            if timeout.round != self._rebroadcast_chain:
-                return []  # a chain of re-broadcast timers replaced when an idle height woke up
-            marker = (self.height, self.round, self.step, self.started)
-            if marker == self._last_tick:
-                self._rebroadcast()  # no progress for a whole interval: something may have been lost
-                # An idle height (nothing to decide) makes no progress by design: re-send ever less often,
-                # or an idle network spends its CPU re-gossiping the last certificate (measured: 15% of a
-                # core per node with ten nodes). Laggards still hear of the height, just later.
-                if not self.started:
-                    self._idle_backoff = min(self._idle_backoff * 2, MAX_IDLE_REBROADCAST_BACKOFF)
-            else:
-                self._idle_backoff = 1
-            self._last_tick = marker
-            interval = self.config.rebroadcast_interval * self._idle_backoff
-            self._schedule(TimeoutKind.REBROADCAST, interval, height=0, round=self._rebroadcast_chain)
+            # No progress for a whole interval: something may have been lost. The interval counts from our
+            # own last progress, not from a common tick, so validators stuck together do not all re-send
+            # at the same moment (a burst the congested queues would drop most of).
+            quiet_until = self._progress_at + self._rebroadcast_interval()
+            if now >= quiet_until:
+                self._rebroadcast()
+                quiet_until = now + self._rebroadcast_interval()
+            self._schedule(TimeoutKind.REBROADCAST, quiet_until - now, height=0, round=0)
             return self._finish()
         if timeout.height != self.height:
             return []
@@ -356,20 +373,19 @@ class Tendermint:
 
     def _line_11_start_round(self, round: int) -> None:
         """StartRound(round), lines 11-21."""
-        if self._idle_backoff > 1:
-            self._restart_rebroadcasts()
         self.started = True
         self.round = round  # line 11
         self.step = Step.PROPOSE  # line 12
         self._msgs.current_round = round
         self._awaiting_value = False
+        self._round_started_at = self._now
         if self.me is not None and self.validators.proposer_index(self.height, round) == self.me:  # line 13
             self._propose_if_possible()
             if self._awaiting_value:
                 # Nothing to propose yet: if nothing comes, at least prevote nil with the others.
-                self._schedule(TimeoutKind.PROPOSE, self.config.propose_timeout(round))
+                self._schedule(TimeoutKind.PROPOSE, self._propose_timeout(round))
         else:
-            self._schedule(TimeoutKind.PROPOSE, self.config.propose_timeout(round))  # line 21
+            self._schedule(TimeoutKind.PROPOSE, self._propose_timeout(round))  # line 21
 
     def _propose_if_possible(self) -> None:
         """Lines 14-19: propose valid_value if there is one, else getValue(); broadcast PROPOSAL."""
@@ -428,6 +444,8 @@ class Tendermint:
             v = p.block
             timely = check_timely(v, self._now, self.config) is None
             if self._valid(v) and timely and (self.locked_round == -1 or self._is_locked_on(v)):  # line 23
+                if p.signature.public_key != self._own_key():
+                    self._proposal_delays.append(self._now - self._round_started_at)
                 self._vote(Step.PREVOTE, block_id(v))  # line 24
             else:
                 self._vote(Step.PREVOTE, NIL)  # line 26
@@ -588,6 +606,7 @@ class Tendermint:
         self._buffer: dict[int, list[Proposal | Vote]] = {}
         self._higher = {i: h for i, h in getattr(self, "_higher", {}).items() if h > self.height}
         self._sync_requested = False
+        self._certificate_pushed = False  # re-sent the previous height's certificate since this height started
         self._awaiting_value = False
         self._signed_before = {k: m for k, m in self._signed_before.items() if k[0] >= self.height}
 
@@ -641,24 +660,38 @@ class Tendermint:
         self._out.append(Broadcast(msg))
 
     def _rebroadcast(self) -> None:
-        """Restore the gossip property the paper assumes, for the messages progress depends on.
+        """Restore the gossip property the paper assumes, for the messages progress depends on, and only those:
+        every message re-sent competes with the current round's votes for the same lossy queues, and in the
+        simulator's congestion scenario re-sending everything (about 13 messages per validator per interval)
+        stopped the chain for as long as the congestion lasted.
 
-        - our own messages of the current and previous round;
-        - the polka behind our valid value (its proposal and 2f+1 prevotes, which may include an
-          equivocator's vote that only we received): a validator locked on an older value needs it
-          to unlock at line 28, and the next proposer needs it to re-propose the value;
-        - the certificate of the previous height, as precommits: a validator still at that height may
-          be missing exactly the votes we decided with, and nobody else is left there to send them.
+        - our own messages of the current round. Earlier rounds are not needed: a validator still in an
+          earlier round joins ours by the round-skip rule once it hears f+1 of us, and one that missed a
+          decision of an earlier round is sent the certificate by those who decided (next item);
+        - the certificate of the previous height, as precommits, when a validator showed since the last
+          re-broadcast that it is still at that height: it may be missing exactly the votes we decided with,
+          and nobody else is left there to send them. While our height runs, only once per height: our
+          messages of it also tell the laggard it is behind, and it then fetches the block by sync, a stream
+          that does not lose it. Every validator re-sending the certificate every interval to a laggard
+          whose queues overflow is what kept it (and, with it, the quorum) stuck in the congestion
+          scenario; a single push still spares it the sync round trip in the common case (in the rolling
+          restart scenario the longest gap is about 40% shorter with it than with sync alone);
+        - the polka behind our valid value when it is from an earlier round (its proposal and 2f+1 prevotes,
+          which may include an equivocator's vote that only we received): a validator locked on an older
+          value needs it to unlock at line 28, and the next proposer needs it to re-propose the value. A
+          polka of the current round is re-sent by its own voters.
         """
         out = self._out
         cert = self.tip.certificate
-        if cert is not None:
+        if cert is not None and self._laggard_seen and not (self.started and self._certificate_pushed):
+            self._certificate_pushed = self.started
             for sig in cert.signatures:
                 out.append(Broadcast(Vote(cert.height, cert.round, int(Step.PRECOMMIT), cert.block_id, sig)))
+        self._laggard_seen = False
         for (round, _step), msg in sorted(self._own.items()):
-            if round >= self.round - 1:
+            if round == self.round:
                 out.append(Broadcast(msg))
-        if self.valid_value is not None:
+        if self.valid_value is not None and self.valid_round < self.round:
             bid = block_id(self.valid_value)
             proposal = self._msgs.find_block_proposal(bid)
             if proposal is not None and proposal.signature.public_key != self._own_key():
@@ -669,12 +702,20 @@ class Tendermint:
         if self._behind():
             out.append(RequestSync(self.height))
 
-    def _restart_rebroadcasts(self) -> None:
-        """Work resumed after an idle stretch: re-broadcast at the base interval again, at once rather than
-        after the backed-off timer, with a new timer chain (the old one is then ignored)."""
-        self._idle_backoff = 1
-        self._rebroadcast_chain += 1
-        self._schedule(TimeoutKind.REBROADCAST, self.config.rebroadcast_interval, height=0, round=self._rebroadcast_chain)
+    def _measured_delay(self) -> int:
+        """PROPOSE_TIMEOUT_MARGIN times the median recent proposal delay (0 before any was measured)."""
+        if not self._proposal_delays:
+            return 0
+        return PROPOSE_TIMEOUT_MARGIN * sorted(self._proposal_delays)[len(self._proposal_delays) // 2]
+
+    def _propose_timeout(self, round: int) -> int:
+        """The configured timeout, or the measured one if the network is slower (both grow with the round)."""
+        measured = self._measured_delay() + round * self.config.timeout_propose_delta
+        return max(self.config.propose_timeout(round), measured)
+
+    def _rebroadcast_interval(self) -> int:
+        """No re-send before a message had the time to arrive: re-sending what is only slow adds load."""
+        return max(self.config.rebroadcast_interval, self._measured_delay())
 
     def _own_key(self) -> bytes | None:
         return self._keypair.public_key if self._keypair is not None else None
@@ -684,5 +725,9 @@ class Tendermint:
         self._out.append(ScheduleTimeout(timeout, self._now + delay))
 
     def _finish(self) -> list[Action]:
+        marker = (self.height, self.round, self.step, self.started)
+        if marker != self._marker:
+            self._marker = marker
+            self._progress_at = self._now
         out, self._out = self._out, []
         return out

@@ -33,3 +33,57 @@ def liveness_since(result: SimResult, since: int) -> Liveness:
     longest = max(correct, key=lambda n: len(n.chain))
     rounds = [c.round for (_, c), t in zip(longest.chain, longest.commit_times) if t >= t0]
     return Liveness(after, delay, max(rounds, default=0), sum(rounds) / len(rounds) if rounds else 0.0)
+
+
+def quorum_up_intervals(result: SimResult) -> list[tuple[int, int]]:
+    """The stretches (ms after genesis) during which at least a quorum of validators was running, from the
+    scenario's crash schedule (Byzantine validators count as up: the quorum must tolerate them)."""
+    sc = result.scenario
+    quorum = result.nodes[0].machine.validators.quorum
+    changes = sorted({0, sc.duration, *(c.at for c in sc.crashes), *(c.restart_at for c in sc.crashes if c.restart_at)})
+    intervals: list[tuple[int, int]] = []
+    for start, end in zip(changes, changes[1:]):
+        down = {c.node for c in sc.crashes if c.at <= start and (c.restart_at is None or c.restart_at > start)}
+        if sc.n - len(down) >= quorum:
+            if intervals and intervals[-1][1] == start:
+                intervals[-1] = (intervals[-1][0], end)
+            else:
+                intervals.append((start, end))
+    return intervals
+
+
+def longest_gap_with_quorum(result: SimResult, since: int = 0) -> int:
+    """The longest time (ms) a quorum was up without any correct validator deciding a new height, from
+    `since` to the end of the run: what the devnet bench calls the longest gap between blocks."""
+    decided: dict[int, int] = {}
+    for node in result.correct:
+        for (block, _), t in zip(node.chain, node.commit_times):
+            decided[block.height] = min(decided.get(block.height, t), t)
+    marks = sorted({since, result.scenario.duration, *(t - GENESIS_TIME for t in decided.values() if t - GENESIS_TIME > since)})
+    up = quorum_up_intervals(result)
+    longest = 0
+    for a, b in zip(marks, marks[1:]):
+        longest = max(longest, sum(max(0, min(b, e) - max(a, s)) for s, e in up))
+    return longest
+
+
+def liveness_violations(result: SimResult, bound: int) -> list[str]:
+    """Liveness as a checked property: after the scenario's last fault ends, every correct validator that is
+    running commits within `bound` ms, and keeps committing with no gap over `bound` until the run ends (the
+    client load never stops, so there is always something to decide). Empty if it holds."""
+    sc = result.scenario
+    t0 = GENESIS_TIME + sc.last_fault_end()
+    end = GENESIS_TIME + sc.duration
+    problems: list[str] = []
+    for node in result.correct:
+        if not node.alive:
+            continue
+        marks = [t0, *(t for t in node.commit_times if t > t0), end]
+        gaps = [(b - a, a) for a, b in zip(marks, marks[1:])]
+        gap, at = max(gaps)
+        if gap > bound:
+            problems.append(
+                f"validator {node.index} went {gap} ms without a commit from {at - GENESIS_TIME} ms "
+                f"(last fault ended at {sc.last_fault_end()} ms, bound {bound} ms)"
+            )
+    return problems

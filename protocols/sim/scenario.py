@@ -65,6 +65,22 @@ class Crash:
 
 
 @dataclass(frozen=True)
+class Congestion:
+    """From `start` to `end` (ms after genesis) each node takes at most `capacity` consensus messages per
+    `window` ms and drops the rest of that window's, like py-libp2p's bounded queues that a transaction
+    flood fills and that drop without an error. Unlike `loss`, the drops come in bursts and hit exactly the
+    moments when many messages fly at once (a new round, everyone's re-broadcast)."""
+
+    start: int
+    end: int
+    capacity: int
+    window: int
+
+    def active(self, t: int) -> bool:
+        return self.start <= t < self.end
+
+
+@dataclass(frozen=True)
 class Scenario:
     n: int = 4
     seed: int = 0
@@ -76,6 +92,7 @@ class Scenario:
     byzantine: tuple[tuple[int, Behaviour], ...] = ()
     partitions: tuple[Partition, ...] = ()
     crashes: tuple[Crash, ...] = ()
+    congestion: tuple[Congestion, ...] = ()
     # Client load: every `tx_interval` ms a batch of transactions reaches each validator's mempool
     # (each copy lost with probability `loss`, like gossip); some are stale compare-and-sets.
     tx_interval: int = 200
@@ -98,6 +115,15 @@ class Scenario:
     @property
     def byzantine_nodes(self) -> frozenset[int]:
         return frozenset(i for i, _ in self.byzantine)
+
+    def last_fault_end(self) -> int:
+        """When the last partition healed, the last crashed node restarted and the last congestion ended
+        (ms after genesis). A node that crashes for good is a fault that never ends: it does not count, the
+        others must live without it."""
+        ends = [p.end for p in self.partitions] + [c.end for c in self.congestion]
+        ends += [c.restart_at for c in self.crashes if c.restart_at is not None]
+        ends += [c.at for c in self.crashes if c.restart_at is None]
+        return max(ends, default=0)
 
 
 def random_scenario(seed: int, n: int, f_byzantine: int, duration: int = 6_000) -> Scenario:

@@ -7,6 +7,8 @@ Events sit in a heap ordered by (simulated time, sequence number); the sequence 
 What it models, and how:
 - delays uniform in [min_delay, max_delay] per copy, hence reordering; loss and duplication per copy;
 - partitions that drop messages between groups until they heal;
+- congestion (`Congestion`): a per-node budget of messages per window, the excess dropped, like the
+  bounded gossip queues a transaction flood fills; the drops fall on bursts, unlike independent loss;
 - crashes (timers and mempool lost, chain and application kept, like a process with a database) and
   restarts that hand the state machine its write-ahead log of the current height (`restore=`);
 - Byzantine validators (`byzantine.py`);
@@ -133,6 +135,8 @@ class Simulation:
         self.messages_sent = 0
         self.events = 0
         self._tx_counter = 0
+        self._window_counts: dict[tuple[int, int, int], int] = {}
+        self.congestion_drops = 0
         byz = dict(scenario.byzantine)
         self.nodes: list[SimNode] = []
         for i, kp in enumerate(self.keys):
@@ -305,14 +309,26 @@ class Simulation:
 
     def _send(self, frm: int, to: int, data: bytes) -> None:
         sc = self.scenario
-        if any(p.separates(frm, to, self.now - GENESIS_TIME) for p in sc.partitions):
+        t = self.now - GENESIS_TIME
+        if any(p.separates(frm, to, t) for p in sc.partitions):
             return
         copies = 2 if self.rng.random() < sc.duplicate else 1
         for _ in range(copies):
-            if self.rng.random() < sc.loss:
+            if self.rng.random() < sc.loss or self._congested(to, t):
                 continue
             self.messages_sent += 1
             self._push(self.now + self.rng.randint(sc.min_delay, sc.max_delay), "deliver", (to, data))
+
+    def _congested(self, to: int, t: int) -> bool:
+        """Count one message towards `to`'s capacity in the current congestion window; True if over it."""
+        for i, c in enumerate(self.scenario.congestion):
+            if c.active(t):
+                key = (i, to, t // c.window)
+                self._window_counts[key] = self._window_counts.get(key, 0) + 1
+                if self._window_counts[key] > c.capacity:
+                    self.congestion_drops += 1
+                    return True
+        return False
 
     def _request_sync(self, node: SimNode, from_height: int) -> None:
         t = self.now - GENESIS_TIME

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from protocols.consensus.actions import (
@@ -17,7 +19,7 @@ from protocols.consensus.blocks import verify_certificate
 from protocols.consensus.evidence import check_duplicate_vote
 from protocols.consensus.messages import NIL, Proposal, Step, Vote, block_id
 from protocols.consensus.blocks import genesis_tip
-from protocols.consensus.tendermint import InvalidMessage, Tendermint
+from protocols.consensus.tendermint import PROPOSE_TIMEOUT_MARGIN, InvalidMessage, Tendermint
 from protocols.consensus.votes import FUTURE_ROUND_WINDOW
 from protocols.crypto import Keypair, SignatureVerifier, sign
 from protocols.sim.kvapp import KVApp
@@ -306,7 +308,7 @@ def test_next_height_messages_are_kept_until_we_get_there() -> None:
     assert m.height == 2 and vote(K[3], 2, 0, Step.PREVOTE, block_id(b2)) in broadcasts(out)
 
 
-def test_rebroadcast_resends_our_messages_and_the_last_certificate() -> None:
+def test_rebroadcast_resends_our_messages_and_the_last_certificate_to_a_laggard() -> None:
     m, _ = started_validator(me=1)
     b = block(time=T0 + 10, txs=(TX,))
     m.on_message(proposal(K[0], b), T0 + 20)
@@ -318,7 +320,24 @@ def test_rebroadcast_resends_our_messages_and_the_last_certificate() -> None:
     m.on_decided_block(b, certificate(b, K[:3]), T0 + 600)
     m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 750)
     out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1000)
+    assert broadcasts(out) == []  # idle, and nobody showed it is behind: nothing to re-send
+    m.on_message(vote(K[3], 1, 0, Step.PREVOTE, block_id(b)), T0 + 1100)  # validator 3 is still at height 1
+    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1250)
     assert {v.signature for v in broadcasts(out)} == set(certificate(b, K[:3]).signatures)
+    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1500)
+    assert broadcasts(out) == []  # once per sign of a laggard
+
+
+def test_a_forged_message_of_the_previous_height_is_rejected() -> None:
+    m, _ = started_validator(me=1)
+    b = block(time=T0 + 10, txs=(TX,))
+    m.on_decided_block(b, certificate(b, K[:3]), T0 + 600)
+    forged = dataclasses.replace(vote(K[3], 1, 0, Step.PREVOTE, block_id(b)), round=1)
+    with pytest.raises(InvalidMessage):
+        m.on_message(forged, T0 + 700)
+    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 750)
+    out += m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1000)
+    assert broadcasts(out) == []
 
 
 def test_no_block_while_nothing_waits_then_an_empty_block_at_the_deadline() -> None:
@@ -382,3 +401,17 @@ def test_an_invalid_proposal_does_not_start_an_idle_height() -> None:
     assert not m.started
     m.on_message(proposal(K[0], block(txs=(TX,))), T0 + 6)  # a real block: worth taking part
     assert m.started and m.step == Step.PREVOTE
+
+
+def test_the_propose_timeout_follows_the_median_proposal_delay() -> None:
+    m, _ = started_validator(me=1)
+    configured = CONFIG.propose_timeout(0)
+    assert m._propose_timeout(0) == configured  # nothing measured yet
+    m._proposal_delays.extend([1_000] * 5)  # a network where proposals take a second
+    assert m._propose_timeout(0) == PROPOSE_TIMEOUT_MARGIN * 1_000
+    assert m._propose_timeout(2) == PROPOSE_TIMEOUT_MARGIN * 1_000 + 2 * CONFIG.timeout_propose_delta
+    # Byzantine proposers that send just before the timeout are a minority of the samples: no effect.
+    m._proposal_delays.extend([100_000] * 4)
+    assert m._propose_timeout(0) == PROPOSE_TIMEOUT_MARGIN * 1_000
+    m._proposal_delays.extend([10] * 9)  # a fast network again: back to the configured value
+    assert m._propose_timeout(0) == configured

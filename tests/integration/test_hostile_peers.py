@@ -164,11 +164,11 @@ async def test_submit_right_after_a_commit_gets_the_right_nonce(
     def stored() -> bool:
         return bool(submitted) and node.store.tx_result(submitted[0].tx_id) is not None
 
-    async def held_announcement(topic: str, data: bytes) -> None:
+    async def held_announcement(topic: str, data: bytes, *, urgent: bool = False) -> None:
         if topic == node.topics.blocks and stored():
             held.set()
             await release.wait()
-        await announce(topic, data)
+        await announce(topic, data, urgent=urgent)
 
     node.host.publish = held_announcement  # type: ignore[method-assign]
     try:

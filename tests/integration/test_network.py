@@ -69,6 +69,13 @@ async def test_transfers_through_a_follower_reach_every_node(network: Cluster) -
             == START_BALANCE - 7 * NRLC_PER_RLC
         )
     network.assert_agree()
+    # Once linked, the managers' votes go straight to each other too, not only by gossip (consensus_link.py).
+    links = [n.links for n in network.running if n.links is not None]
+    assert len(links) == 4
+    await network.wait_until(lambda: all(len(link.linked) == 3 for link in links), "every manager linked to the others")
+    before = [link.delivered for link in links]
+    await network.transfer("f0", "f1")
+    assert all(link.delivered > count for link, count in zip(links, before))
 
 
 async def test_gossiped_orders_are_matched_into_a_deal_on_every_node(
@@ -213,6 +220,7 @@ async def test_a_restarted_manager_catches_up_and_votes_again(tmp_path: Path) ->
             await cluster.transfer("f0", "m1", on=survivors)
         tip = cluster["m0"].height
         await cluster.start("m3", join=("m1", "m2"))
+        assert cluster["m3"].height == tip  # caught up before it serves: the fetched blocks are applied
         await cluster.transfer("f0", "m2")
         assert cluster["m3"].height == tip + 1
         await cluster.stop("m0")  # the quorum is now m1, m2 and the restarted m3

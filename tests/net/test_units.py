@@ -1,4 +1,4 @@
-"""Framing, batching and penalties without a network: an in-memory stream stands in for libp2p's."""
+"""Framing, batching, penalties and publish back-pressure without a network: in-memory stand-ins for libp2p."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import itertools
 import msgpack
 import pytest
 import trio
+from libp2p.peer.id import ID
 
 from node.net.batching import Batcher, BatchError, pack_batch, unpack_batch
-from node.net.config import BatchConfig
+from node.net.config import BatchConfig, HostConfig
 from node.net.framing import (
     FramedStream,
     FrameError,
@@ -20,6 +21,7 @@ from node.net.framing import (
     encode_frame,
     encode_uvarint,
 )
+from node.net.host import OUTBOUND_HIGH_WATER, OUTBOUND_MAX_WAIT_S, P2PHost
 from node.net.penalties import PenaltyBook
 
 
@@ -195,3 +197,34 @@ def test_penalties_decay_and_ban() -> None:
     assert book.add("p", 1.5, now=1.0)
     assert book.is_banned("p", now=5.0) and not book.is_banned("p", now=11.5)
     assert not book.is_banned("q", now=0.0)
+
+
+class _StubPubsub:
+    """py-libp2p's Pubsub as publish() sees it: a publish call and the per-peer outbound queues."""
+
+    def __init__(self, queued: int) -> None:
+        self.published: list[bytes] = []
+        self.peer_queues = {ID(b"\x00\x25" + bytes(37)): [b"rpc"] * queued}
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        self.published.append(data)
+
+
+def _host_with_full_queues(queued: int) -> P2PHost:
+    host = P2PHost.__new__(P2PHost)
+    host.config = HostConfig(seed=bytes(32))
+    host._pubsub = _StubPubsub(queued)
+    host._queue_marks = {}
+    host._nursery = None
+    return host
+
+
+async def test_bulk_publishes_wait_for_full_queues_but_votes_do_not(autojump_clock: object) -> None:
+    host = _host_with_full_queues(OUTBOUND_HIGH_WATER + 4)
+    began = trio.current_time()
+    await host.publish("txs", b"batch")
+    assert trio.current_time() - began >= OUTBOUND_MAX_WAIT_S  # back-pressure on bulk traffic
+    began = trio.current_time()
+    await host.publish("consensus", b"vote", urgent=True)
+    assert trio.current_time() - began == 0
+    assert host._pubsub.published == [b"batch", b"vote"]

@@ -1,0 +1,128 @@
+"""Consensus messages pushed straight to the other validators, each over a stream of its own.
+
+Why not gossip alone: py-libp2p reads one gossip message at a time per connection and runs its validator
+before reading the next, and between validators the same connection carries the transaction batches. A
+vote behind a dozen batches waited until every one had been decoded and signature-checked: on a devnet
+limited to half a core, a 3,000-transfer burst made round 0 of a height last 50 s (bench/liveness.py).
+A stream is read by its own task, so a vote waits at most for the batch being checked when it arrives.
+
+Gossip stays the fallback (a validator not linked yet, a link being re-opened, a queue that overflowed);
+the consensus state machine ignores the copy that arrives second. Every message is checked as gossip is
+(decodable, signed by a validator, valid signature) before it reaches consensus, and a sender of garbage
+is penalised the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from node.net.config import MAX_GOSSIP_BYTES
+from node.net.framing import FrameError, FramedStream, StreamClosed
+from node.net.host import P2PHost
+from node.net.streams import RequestError, StreamLimits
+
+log = logging.getLogger(__name__)
+
+CONSENSUS_PROTOCOL = "/pocnet/consensus/1"
+# One frame is one consensus message; a proposal carries its block and is bounded like any gossip message.
+# A link only ever goes from one validator to another: a few inbound streams per validator, with room for
+# one being re-opened while the old one is torn down.
+LIMITS = StreamLimits(max_frame_bytes=MAX_GOSSIP_BYTES, read_timeout_s=10.0, max_inbound_streams=32)
+# Messages waiting to be written on one link. A height costs each validator about three messages plus a
+# re-broadcast or two; 256 is dozens of heights. When a link is slower than that, the oldest are dropped:
+# the newest messages are the ones the receiver can still use, and gossip carries copies of all of them.
+LINK_QUEUE = 256
+# After a link could not be opened, its queued messages are dropped (gossip has them) and it is tried
+# again on the next message, but not sooner than this: a peer that is down must not cost a dial per vote.
+REOPEN_S = 1.0
+
+Validate = Callable[[str, bytes], "str | None"]
+Deliver = Callable[[str, bytes], Awaitable[None]]
+
+
+class _Link:
+    def __init__(self, peer: str) -> None:
+        self.peer = peer
+        self.queue: deque[bytes] = deque(maxlen=LINK_QUEUE)
+        self.wake = trio.Event()
+        self.stream: FramedStream | None = None
+        self.dropped = 0
+
+
+class ConsensusLinks:
+    """Outbound links to the validators we are connected to, and the inbound side of theirs."""
+
+    def __init__(self, host: P2PHost, validate: Validate, deliver: Deliver) -> None:
+        self.host = host
+        self._validate = validate
+        self._deliver = deliver
+        self._links: dict[str, _Link] = {}
+        self._nursery: trio.Nursery | None = None
+        self.delivered = 0
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve inbound links and hold the writer tasks; runs until cancelled."""
+        self.host.set_stream_handler(CONSENSUS_PROTOCOL, self.serve, LIMITS)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def link(self, peer: str) -> None:
+        """Keep a link to this validator's peer (idempotent)."""
+        if peer in self._links or self._nursery is None:
+            return
+        link = self._links[peer] = _Link(peer)
+        self._nursery.start_soon(self._write_loop, link)
+
+    @property
+    def linked(self) -> list[str]:
+        return list(self._links)
+
+    def send(self, data: bytes) -> None:
+        """Queue one encoded consensus message for every linked validator. Never blocks."""
+        for link in self._links.values():
+            if len(link.queue) == LINK_QUEUE:
+                link.dropped += 1
+            link.queue.append(data)
+            link.wake.set()
+
+    async def _write_loop(self, link: _Link) -> None:
+        while True:
+            await link.wake.wait()
+            link.wake = trio.Event()
+            while link.queue:
+                if link.stream is None or not link.stream.usable:
+                    try:
+                        link.stream = await self.host.open_stream(link.peer, CONSENSUS_PROTOCOL, LIMITS)
+                    except RequestError as exc:
+                        log.info("event=consensus-link-down peer=%s dropped=%d reason=%r", link.peer, len(link.queue), str(exc))
+                        link.queue.clear()
+                        await trio.sleep(REOPEN_S)
+                        break
+                data = link.queue.popleft()
+                try:
+                    await link.stream.send(data)
+                except FrameError as exc:
+                    log.info("event=consensus-link-broken peer=%s reason=%r", link.peer, str(exc))
+                    await link.stream.reset()
+                    link.stream = None
+
+    async def serve(self, stream: FramedStream) -> None:
+        """An inbound link: every frame is checked like a gossiped consensus message, then delivered."""
+        while True:
+            try:
+                data = await stream.receive(timeout_s=math.inf)  # an idle chain sends nothing for a long time
+            except StreamClosed:
+                return
+            reason = self._validate(stream.peer_id, data)
+            if reason is not None:
+                self.host.penalise(stream.peer_id, f"invalid message on {CONSENSUS_PROTOCOL}: {reason}")
+                continue
+            await self._deliver(stream.peer_id, data)
+            self.delivered += 1
