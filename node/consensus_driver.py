@@ -298,10 +298,14 @@ class ConsensusDriver:
             start = self.height
             for decided in response.blocks:
                 self.inbox.put_reliable(_Decided(peer, decided.block, decided.certificate))
-            # Wait until consensus has taken them (or rejected them) before asking again.
+            # Wait until consensus has taken them (or rejected them) before asking again. The target is the
+            # last block's height, not `start` plus their number: gossip may have committed some of them
+            # while the response travelled, and that count was never reached (catch-up then sat out the
+            # whole timeout, and a joining node was ready 10 s late).
+            target = response.blocks[-1].block.height
             with trio.move_on_after(SYNC_TIMEOUT_S):
                 async with self.committed:
-                    while self.height < start + len(response.blocks):
+                    while self.height < target:
                         await self.committed.wait()
             log.info("event=synced peer=%s from=%d to=%d", peer, start + 1, self.height)
             return self.height > start
