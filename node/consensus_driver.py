@@ -11,6 +11,7 @@ topic and handed to `on_commit` (the node's order book, roles and waiters).
 from __future__ import annotations
 
 import heapq
+from collections import deque
 import logging
 import random
 import time
@@ -33,7 +34,7 @@ from protocols.consensus.actions import (
     ScheduleTimeout,
     Timeout,
 )
-from protocols.consensus.messages import Block, Certificate, DecidedBlock, Proposal, Vote, block_id
+from protocols.consensus.messages import Block, Certificate, DecidedBlock, DuplicateVoteEvidence, Proposal, Vote, block_id
 from protocols.consensus.tendermint import InvalidMessage, Tendermint
 from protocols.encoding import DecodeError, encode
 
@@ -103,6 +104,7 @@ class ConsensusDriver:
         self.dropped_inputs = 0
         self.committed = trio.Condition()
         self._last_commit_at = 0.0  # trio clock
+        self.evidence: deque[DuplicateVoteEvidence] = deque(maxlen=100)  # read by the explorer (node/queries)
 
     @property
     def height(self) -> int:
@@ -195,6 +197,7 @@ class ConsensusDriver:
                 self._note_height(max(action.from_height, self.height + 1))
             elif isinstance(action, RecordEvidence):
                 evidence = action.evidence
+                self.evidence.append(evidence)
                 log.warning(
                     "event=equivocation validator=%s height=%d round=%d step=%d",
                     evidence.first.signature.public_key.hex()[:16], evidence.first.height,
