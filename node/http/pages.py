@@ -21,9 +21,19 @@ TITLES = {
     "app": "App", "dataset": "Dataset", "workerpool": "Workerpool", "deal": "Deal", "task": "Task",
     "orders": "Order book", "order": "Order", "validators": "Validators", "search": "Search",
 }
-# Fields whose value names a page directly.
-LINKS = {"deal_id": "/deal/", "task_id": "/task/", "tx_id": "/tx/"}
-_ID = re.compile(r"0x[0-9a-f]{40}(?:[0-9a-f]{24})?")
+# What a page shows first (what people come for); the other fields follow in the document's order.
+FIRST = {
+    "task": ("task_id", "task", "contributions", "report", "claimable_from"),
+    "deal": ("deal_id", "tasks", "deal", "task_price", "task_price_rlc", "final_deadline"),
+    "account": ("address", "balance_rlc", "frozen_rlc", "nonce", "deals", "tasks"),
+    "blocks": ("height", "blocks"),
+}
+# Fields whose value names a page directly; other 32-byte values (hashes, keys) are not pages. Every
+# address is one (an asset's page, else an account's), found through /search.
+LINKS = {"deal_id": "/deal/", "task_id": "/task/", "tx_id": "/tx/", "id": "/search?q=", "request_hash": "/search?q=",
+         "app_order": "/order/", "dataset_order": "/order/", "workerpool_order": "/order/"}
+_ID = re.compile(r"0x[0-9a-f]{64}")
+_ADDRESS = re.compile(r"0x[0-9a-f]{40}")
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; color: #1d2330; }
 header { background: #1d2330; color: #fff; padding: .6em 1em; display: flex; gap: 1.2em; align-items: center; }
@@ -32,7 +42,7 @@ header form { margin-left: auto; } header input { width: 34em; padding: .3em; }
 main { padding: 1em; } h1 { font-size: 1.4em; margin: .2em 0 .6em; }
 table { border-collapse: collapse; margin: .3em 0 1em; font-size: .9em; }
 th, td { border: 1px solid #d0d4dc; padding: .25em .5em; text-align: left; vertical-align: top; }
-th { background: #f1f3f7; } td.mono, .mono { font-family: ui-monospace, monospace; word-break: break-all; }
+th { background: #f1f3f7; } td { max-width: 70em; overflow-wrap: anywhere; } td.mono, .mono { font-family: ui-monospace, monospace; word-break: break-all; }
 .status-COMPLETED { color: #0a7d2c; font-weight: 700; } .status-FAILED { color: #b3261e; font-weight: 700; }
 .status-ACTIVE, .status-REVEALING { color: #9a6700; font-weight: 700; }
 .error { color: #b3261e; } footer { padding: 1em; color: #667; font-size: .8em; }
@@ -43,6 +53,9 @@ def render(name: str, document: Any, api_path: str) -> str:
     """A page for one document; `api_path` is its JSON twin, linked at the bottom."""
     title = TITLES.get(name, name)
     subject = _subject(name, document)
+    if isinstance(document, dict) and name in FIRST:
+        first = {key: document[key] for key in FIRST[name] if key in document}
+        document = {**first, **document}
     body = f"<h1>{html.escape(title)}{subject}</h1>\n{_value(document)}"
     footer = f'the same as JSON: <a href="{html.escape(api_path)}">{html.escape(api_path)}</a>'
     return _page(title, body, footer, refresh=name == "blocks")
@@ -56,7 +69,7 @@ def error_page(name: str, reason: str, status: int) -> str:
 def _subject(name: str, document: Any) -> str:
     if not isinstance(document, dict):
         return ""
-    for key in ("height", "task_id", "deal_id", "tx_id", "address", "id"):
+    for key in ("task_id", "deal_id", "tx_id", "address", "id", "height"):
         if key in document and name not in ("blocks", "status", "validators", "orders"):
             return f' <span class="mono">{html.escape(str(document[key]))}</span>'
     return ""
@@ -91,9 +104,15 @@ def _value(value: Any, key: str = "") -> str:
     if key == "status" and isinstance(value, str):
         return f'<span class="status-{html.escape(value)}">{html.escape(value)}</span>'
     text = str(value)
-    if isinstance(value, str) and _ID.fullmatch(text):
-        target = LINKS.get(key, "/search?q=") + text
-        return f'<a class="mono" href="{html.escape(target)}">{html.escape(text)}</a>'
+    if not isinstance(value, str):
+        return html.escape(text)
+    if _ADDRESS.fullmatch(text) and not text.strip("0x"):
+        return "none"  # the zero address: no dataset, no restriction
+    target = "/search?q=" if _ADDRESS.fullmatch(text) else LINKS.get(key) if _ID.fullmatch(text) else None
+    if target is not None:
+        return f'<a class="mono" href="{html.escape(target + text)}">{html.escape(text)}</a>'
+    if _ID.fullmatch(text):
+        return f'<span class="mono">{html.escape(text)}</span>'
     return html.escape(text)
 
 
