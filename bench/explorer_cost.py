@@ -21,8 +21,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from devnet.network import Devnet, NodeSpec
-from node.control import ControlClient, NodeStatus, StatusRequest
+# The repository root first: bench/devnet.py would otherwise shadow the `devnet` package.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from devnet.network import Devnet, NodeSpec  # noqa: E402
+from node.control import ControlClient, NodeStatus, StatusRequest  # noqa: E402
 
 SETTLE_S = 15.0  # start-up, catch-up and the first peer records are not idle
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
