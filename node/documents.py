@@ -14,7 +14,7 @@ from protocols.ledger.records import TaskStatus
 
 def order_documents(answer: OrderList) -> list[dict[str, Any]]:
     """Each order's JSON with `remaining`, its volume not yet consumed on the ledger."""
-    return [{**to_json(order), "remaining": left} for order, left in zip(answer.orders, answer.remaining)]
+    return [{**to_json(order), "remaining": left} for order, left in zip(answer.orders, answer.remaining, strict=True)]
 
 
 def task_summary(info: TaskInfo) -> dict[str, Any]:

@@ -46,7 +46,6 @@ from node.control import (
     TaskRequest,
     NodeStatus,
     OrderbookRequest,
-    OrderList,
     OrderPublished,
     PublishOrderRequest,
     StatusRequest,
@@ -91,7 +90,7 @@ from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import LedgerState, StateView
 from protocols.ledger.transactions import Transaction, TxBody
 from protocols.orderbook import OrderBook
-from protocols.orders import AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder
+from protocols.orders import Order
 
 log = logging.getLogger(__name__)
 RoleT = TypeVar("RoleT")
