@@ -28,6 +28,17 @@ FIRST = {
     "account": ("address", "balance_rlc", "frozen_rlc", "nonce", "deals", "tasks"),
     "blocks": ("height", "blocks"),
 }
+# The columns of a list, by the list's field name; other lists show their first MAX_COLUMNS plain fields.
+COLUMNS = {
+    "orders": ("id", "type", "remaining", "volume", "app", "dataset", "workerpool", "app_price_rlc", "dataset_price_rlc",
+               "workerpool_price_rlc", "category", "trust", "requester"),
+    "deals": ("deal_id", "requester", "trust", "category", "start_time", "bot_size", "settled"),
+    "tasks": ("task_id", "status", "roles", "index", "final_deadline", "reveal_counter", "winner_counter"),
+    "blocks": ("height", "time", "round", "signers", "tx_count", "block_id"),
+    "validators": ("name", "address", "last_signed"),
+    "contributions": ("status", "weight", "result_hash"),
+    "replicates": ("worker", "status", "detail"),
+}
 # Fields whose value names a page directly; other 32-byte values (hashes, keys) are not pages. Every
 # address is one (an asset's page, else an account's), found through /search.
 LINKS = {"deal_id": "/deal/", "task_id": "/task/", "tx_id": "/tx/", "id": "/search?q=", "request_hash": "/search?q=",
@@ -95,7 +106,7 @@ def _value(value: Any, key: str = "") -> str:
         if not value:
             return "<em>none</em>"
         if all(isinstance(item, dict) for item in value):
-            return _table(value)
+            return _table(value, COLUMNS.get(key))
         return "<br>".join(_value(item, key) for item in value)
     if value is None:
         return "—"
@@ -116,13 +127,13 @@ def _value(value: Any, key: str = "") -> str:
     return html.escape(text)
 
 
-def _table(items: list[dict[str, Any]]) -> str:
+def _table(items: list[dict[str, Any]], wanted: tuple[str, ...] | None) -> str:
     columns: list[str] = []
     for item in items:
         for key in item:
             if key != "type" and key not in columns and not isinstance(item[key], (dict, list)):
                 columns.append(key)
-    columns = columns[:MAX_COLUMNS]
+    columns = [c for c in wanted if any(c in item for item in items)] if wanted else columns[:MAX_COLUMNS]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     rows = "".join("<tr>" + "".join(f"<td>{_value(item.get(c), c)}</td>" for c in columns) + "</tr>" for item in items)
     return f"<table><tr>{head}</tr>{rows}</table>"

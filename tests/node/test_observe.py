@@ -66,6 +66,9 @@ def test_pages_escape_what_the_ledger_holds_and_link_ids() -> None:
     assert "<script>alert" not in page and "&lt;script&gt;" in page
     assert f'href="/search?q=0x{"ab" * 20}"' in page and f'href="/deal/0x{"cd" * 32}"' in page
     assert "<td>none</td>" in page and '<span class="status-COMPLETED">' in page
+    book = pages.render("orders", {"orders": [{"type": "AppOrder", "id": "0x" + "ef" * 32, "remaining": 7, "volume": 9,
+                                               "tag": "0x" + "00" * 32}]}, "/api/orders")
+    assert "<th>remaining</th>" in book and "<td>7</td>" in book and "<th>tag</th>" not in book
 
 
 def test_explorer_parameters_are_parsed_strictly() -> None:
