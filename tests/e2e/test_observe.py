@@ -72,7 +72,7 @@ class Run:
         self.worker = "--data-dir=.devnet/worker-0"
         self.manager = "--data-dir=.devnet/manager-0"
         self.metrics_before: dict[str, str] = {}
-        self.app = self.deal = self.task = self.order = ""
+        self.app = self.deal = self.task = self.order = self.tx = ""
 
     def http(self, node: str) -> str:
         return pocnet(self.here, "status", node)["http"]
@@ -89,7 +89,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         assert pocnet(here, "app", "init", "hello")["files"] == ["iapp.toml", "app.py"]
         deployed = pocnet(here, "app", "deploy", "hello", state.provider)
         assert HEX40.match(deployed["address"]) and HEX64.match(deployed["measurement"]) and deployed["height"] > 0
-        state.app = deployed["address"]
+        state.app, state.tx = deployed["address"], deployed["tx_id"]
         published = pocnet(here, "app", "publish", state.app, "--price", "1", state.provider)
         assert HEX64.match(published["id"]) and published["order"]["app_price_rlc"] == "1 RLC"
         state.order = published["id"]
@@ -275,6 +275,6 @@ def browse(run: Run, shots: Path) -> None:
     assert "<title>pocnet · Account</title>" in found and provider in found and "balance_rlc" in found
     app = chromium(f"{base}/search?q={run.app}", shots, "app")
     assert "<title>pocnet · App</title>" in app and run.order in app
-    for page in ("deal/" + run.deal, "orders", "validators", "block/1", "status"):
+    for page in ("deal/" + run.deal, "orders", "validators", "block/1", "status", "tx/" + run.tx, "order/" + run.order):
         dom = chromium(f"{base}/{page}", shots, page.split("/")[0])
         assert "<main>" in dom and 'class="error"' not in dom, page
