@@ -11,7 +11,8 @@ old ones without a converter of its own (README, "JSON output"):
   holding the same amount as a string in RLC ("1.5 RLC");
 - a block time (a field named in `TIME_FIELDS`) is an ISO 8601 UTC string, `null` when unset (0);
 - a status with names (`STATUS_NAMES`) is its name ("COMPLETED");
-- a signed object (order, transaction) gains `"id"` (its payload digest) and `"signer"` (an address).
+- a signed object gains `"id"` and `"signer"` (an address): an order's id is its payload digest, a
+  transaction's is its `tx_id` (which binds the signer too), the ids the CLI takes.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def _object(value: Any) -> dict[str, Any]:
     cls = type(value)
     document: dict[str, Any] = {"type": cls.__name__}
     if getattr(cls, "__wire_signed__", False):
-        document["id"] = hex_or_null(value.payload_digest)
+        document["id"] = hex_or_null(getattr(value, "tx_id", None) or value.payload_digest)
         document["signer"] = hex_or_null(value.signer)
     for field in dataclasses.fields(value):
         name, item = field.name, getattr(value, field.name)

@@ -11,6 +11,7 @@ from node.http import pages, views
 from node.http.server import MAX_IN_FLIGHT, MAX_PATH_BYTES, Guard
 from node.jsonout import iso_time, to_json
 from node.queries import list_assets, list_deals, list_tasks, order_passes
+from protocols.ledger.transactions import RegisterApp
 from protocols.orders import tag_bytes
 from tests.support import Market
 
@@ -27,6 +28,8 @@ def test_wire_values_become_json_by_the_documented_rules() -> None:
     assert deal["app"]["price_rlc"].endswith(" RLC") and deal["requester"] == "0x" + market.addr("requester").hex()
     order = to_json(market.app_order())
     assert order["type"] == "AppOrder" and len(order["id"]) == 66 and order["signer"] == "0x" + market.addr("appdev").hex()
+    transaction = market.signed("requester", RegisterApp("x", b"\x01" * 32))
+    assert to_json(transaction)["id"] == "0x" + transaction.tx_id.hex()
     assert iso_time(1_700_000_000_123) == "2023-11-14T22:13:20.123Z" and iso_time(0) is None
 
 
