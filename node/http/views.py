@@ -142,7 +142,10 @@ async def asset(explorer: Explorer, kind: str, text: str) -> dict[str, Any]:
     answer: AssetList = await ask(explorer, AssetListRequest(kind, b"", True, where))
     if not answer.assets:
         raise NotFound(f"no {kind} {text} is registered")
-    orders: OrderList = await ask(explorer, OrderbookRequest("", **{kind: where}))
+    pick = {name: where if name == kind else b"" for name in ASSET_KINDS}
+    orders: OrderList = await ask(
+        explorer, OrderbookRequest("", app=pick["app"], dataset=pick["dataset"], workerpool=pick["workerpool"])
+    )
     return {**asset_list_document(kind, answer)[f"{kind}s"][0], "orders": order_documents(orders)}
 
 
