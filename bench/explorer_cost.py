@@ -1,6 +1,6 @@
 """What serving the explorer costs a node: CPU of an idle follower without `--http`, with it and nobody
 looking, and with it while a browser keeps the chain page open (one GET every 3 s, as its refresh does)
-plus a Prometheus scrape every 15 s.
+plus a Prometheus scrape every 15 s; then the CPU one request costs, from a burst of requests per page.
 
 A devnet of 4 managers runs (they serve their own explorers; that is not measured). One follower node is
 started by hand three times in a row, joined to manager-0, and after a settling delay its CPU time
@@ -83,6 +83,29 @@ def measure(devnet: Devnet, root: Path, name: str, http: bool, browse: bool, win
         process.wait(timeout=30)
 
 
+BURST = 200
+BURST_PAGES = ("/", "/api/blocks", "/metrics", "/validators")
+
+
+def per_request(devnet: Devnet, root: Path) -> dict[str, float]:
+    """CPU milliseconds the follower spends per request, by page (BURST requests in a row each)."""
+    directory = root / "follower-burst"
+    process = follower(devnet, directory, True)
+    try:
+        url = wait_status(directory).http
+        time.sleep(SETTLE_S)
+        costs = {}
+        for page in BURST_PAGES:
+            start = cpu_seconds(process.pid)
+            for _ in range(BURST):
+                urllib.request.urlopen(url + page, timeout=10).read()
+            costs[page] = 1000 * (cpu_seconds(process.pid) - start) / BURST
+        return costs
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=float, default=60.0, help="seconds of CPU measured per case")
@@ -99,6 +122,8 @@ def main() -> None:
             for index, (label, http, browse) in enumerate(cases):
                 share = measure(devnet, root, f"follower-{index}", http, browse, args.window)
                 print(f"idle follower {label:<55} {100 * share:6.2f} % of a core")
+            for page, cost in per_request(devnet, root).items():
+                print(f"one request of {page:<12} {cost:6.2f} ms of CPU (mean of {BURST}, idle cost included)")
         finally:
             devnet.stop(nodes)
 

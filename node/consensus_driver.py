@@ -11,10 +11,10 @@ topic and handed to `on_commit` (the node's order book, roles and waiters).
 from __future__ import annotations
 
 import heapq
-from collections import deque
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
