@@ -32,10 +32,14 @@ def deal_document(info: DealInfo, tasks: list[TaskInfo]) -> dict[str, Any]:
 
 def task_document(info: TaskInfo, report: TaskReport) -> dict[str, Any]:
     """`task show`: the ledger's task, deal and contributions, the pool's replicates and verdict, and from
-    when the requester can claim it (null once it is completed or failed)."""
+    when the requester can claim it (null once it is completed or failed). Each contribution names its worker."""
     task = info.task
     claimable = task.final_deadline if task is not None and task.status in (TaskStatus.ACTIVE, TaskStatus.REVEALING) else 0
-    return {**to_json(info), "report": to_json(report), "claimable_from": iso_time(claimable)}
+    contributors = task.contributors if task is not None else ()
+    contributions = [{"worker": to_json(worker), **to_json(contribution)}  # the ledger keys them by worker
+                     for worker, contribution in zip(contributors, info.contributions, strict=False)]
+    return {**to_json(info), "contributions": contributions, "report": to_json(report),
+            "claimable_from": iso_time(claimable)}
 
 
 def deal_list_document(answer: DealList) -> dict[str, Any]:

@@ -36,7 +36,7 @@ COLUMNS = {
     "tasks": ("task_id", "status", "roles", "index", "final_deadline", "reveal_counter", "winner_counter"),
     "blocks": ("height", "time", "round", "signers", "tx_count", "block_id"),
     "validators": ("name", "address", "last_signed"),
-    "contributions": ("status", "weight", "result_hash"),
+    "contributions": ("worker", "status", "weight", "result_hash"),
     "replicates": ("worker", "status", "detail"),
 }
 # Fields whose value names a page directly; other 32-byte values (hashes, keys) are not pages. Every

@@ -125,6 +125,7 @@ def test_every_command_prints_one_json_document(run: Run) -> None:
     task = pocnet(here, "task", "show", run.task, "--watch", requester)
     assert task["task"]["status"] == "COMPLETED" and task["claimable_from"] is None
     assert task["contributions"][0]["status"] == "PROVED" and task["report"]["replicates"][0]["status"] == "ok"
+    assert task["contributions"][0]["worker"] == task["task"]["contributors"][0]
     debug = pocnet(here, "task", "debug", "--logs", run.task, requester)
     assert "Hello, json" in debug["logs"][0]["log"]["stdout"]
     assert pocnet(here, "task", "claim", run.deal, "0", requester)["status"] == "COMPLETED"
