@@ -13,13 +13,14 @@ EXIT_USAGE = 2
 
 
 def print_table(devnet: Devnet, nodes: list[NodeSpec]) -> None:
-    print(f"{'node':<13}{'roles':<20}{'pid':>8}  {'height':>6}  {'peers':>5}  address")
+    print(f"{'node':<13}{'roles':<20}{'pid':>8}  {'height':>6}  {'peers':>5}  {'address':<42}  explorer")
     for node in nodes:
         status = devnet.status(node.name)
         if status is None:
             print(f"{node.name:<13}{node.roles:<20}{node.pid:>8}  {'down':>6}")
             continue
-        print(f"{node.name:<13}{node.roles:<20}{node.pid:>8}  {status.height:>6}  {status.peers:>5}  0x{status.address.hex()}")
+        print(f"{node.name:<13}{node.roles:<20}{node.pid:>8}  {status.height:>6}  {status.peers:>5}  0x{status.address.hex()}"
+              f"  {status.http}")
         for note in status.notes:
             if "NOT READY" in note or "NOT AN AUTHORITY" in note:
                 print(f"{'':<13}{note}")

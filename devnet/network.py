@@ -183,6 +183,7 @@ class Devnet:
             "--data-dir", str(directory),
             "--genesis", str(self.genesis_path),
             "--listen", "/ip4/127.0.0.1/tcp/0",
+            "--http", "127.0.0.1:0",  # every devnet node serves its explorer, on a free port
         ]
         for address in joins:
             command += ["--join", address]

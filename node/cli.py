@@ -7,7 +7,9 @@ Errors a user can fix are one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -20,8 +22,15 @@ from typing import Any
 
 from node.config import ROLES, ConfigError, load_config
 from node.control import (
+    AssetList,
+    AssetListRequest,
     CertifyPlatformRequest,
+    DealList,
+    DealListRequest,
     ExplainRequest,
+    OrderRequest,
+    TaskList,
+    TaskListRequest,
     Explanation,
     PlatformCertified,
     ReplicateLogs,
@@ -53,9 +62,14 @@ from node.control import (
     TxResultRequest,
     TxSubmitted,
 )
+from node.documents import (
+    asset_list_document, deal_document, deal_list_document, order_documents, task_document, task_list_document, task_summary,
+)
+from node.jsonout import iso_time, to_json
 from node.work_messages import ReplicateInfo
 from protocols.crypto import ZERO_ADDRESS, hex_address, parse_address
 from protocols.genesis import NRLC_PER_RLC, GenesisError, parse_genesis, rlc_text
+from protocols.ledger.records import Deal
 from protocols.ledger.transactions import CancelOrder, Claim, RegisterApp, RegisterDataset, Transfer, TxBody
 from protocols.orders import NO_TAG, AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder, tag_bytes
 
@@ -67,6 +81,12 @@ WAIT_TIMEOUT_S = 30.0
 
 class UsageError(Exception):
     """Bad input the user can fix: printed as one line, exit status 2."""
+
+
+def emit(args: argparse.Namespace, document: Any) -> None:
+    """Set the command's `--json` document (wire values go through `node.jsonout.to_json`). In human mode
+    it is unused: the command has printed its lines already."""
+    args.document = to_json(document)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -113,17 +133,19 @@ def call(args: argparse.Namespace, request: object) -> Any:
         raise UsageError(f"{exc} (start it with `pocnet node`, or pass --data-dir)") from None
 
 
-def submit(args: argparse.Namespace, body: TxBody, created_is: str = "created") -> TxResultInfo | TxSubmitted:
+def submit(args: argparse.Namespace, body: TxBody, created_is: str = "created") -> None:
     """Submit a transaction through the node; with --wait, follow it until committed. `created_is` names
-    what the transaction's result id is (a new asset's address, a claimed task...)."""
+    what the transaction's result id is (a new asset's address, a claimed task...). The JSON document is
+    the transaction (`tx_id`, `nonce`, `body`) and, once committed, its `height`, `code` and `created`."""
     submitted: TxSubmitted = call(args, SubmitRequest(body))
     print(f"transaction 0x{submitted.tx_id.hex()} submitted (nonce {submitted.nonce})")
-    if not getattr(args, "wait", False):
-        return submitted
-    result = wait_committed(args, submitted.tx_id, "transaction")
-    created = f", {created_is} 0x{result.created.hex()}" if result.created else ""
-    print(f"committed in block {result.height}: {result.code}{created}")
-    return result
+    document = {**to_json(submitted), "body": to_json(body), "height": None, "code": "pending", "created": None}
+    if getattr(args, "wait", False):
+        result = wait_committed(args, submitted.tx_id, "transaction")
+        created = f", {created_is} 0x{result.created.hex()}" if result.created else ""
+        print(f"committed in block {result.height}: {result.code}{created}")
+        document.update(height=result.height, code=result.code, created=to_json(result.created))
+    args.document = document
 
 
 def wait_committed(args: argparse.Namespace, tx_id: bytes, what: str) -> TxResultInfo:
@@ -201,7 +223,7 @@ def order_prefix(text: str) -> bytes:
 def cmd_node(args: argparse.Namespace) -> int:
     try:
         config = load_config(
-            args.role, args.data_dir, args.genesis, args.listen, args.join or [], args.manager, args.dishonest
+            args.role, args.data_dir, args.genesis, args.listen, args.join or [], args.manager, args.dishonest, args.http
         )
     except ConfigError as exc:
         print(f"pocnet: {exc}", file=sys.stderr)
@@ -234,6 +256,10 @@ def cmd_node(args: argparse.Namespace) -> int:
         print(f"pocnet: cannot listen on {config.listen}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except BaseExceptionGroup as group:  # trio wraps errors raised inside nurseries
+        mistakes = group.subgroup(ConfigError)  # --http on an address that cannot be bound
+        if mistakes is not None:
+            print(f"pocnet: {_first_leaf(mistakes)}", file=sys.stderr)
+            return EXIT_USAGE
         bind = group.subgroup(lambda e: isinstance(e, OSError))
         if bind is not None:
             error = bind.exceptions[0]
@@ -241,6 +267,13 @@ def cmd_node(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         raise
     return 0
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -255,6 +288,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"listening  {addr}")
     for note in status.notes:
         print(f"role       {note}")
+    if status.http:
+        print(f"explorer   {status.http}")
+    emit(args, status)
     return 0
 
 
@@ -266,12 +302,14 @@ def cmd_wallet_show(args: argparse.Namespace) -> int:
     print(f"nonce    {info.nonce}")
     if info.score:
         print(f"score    {info.score}")
+    emit(args, info)
     return 0
 
 
 def cmd_wallet_address(args: argparse.Namespace) -> int:
     info: AccountInfo = call(args, AccountRequest(b""))
     print(hex_address(info.address))
+    emit(args, {"address": info.address})
     return 0
 
 
@@ -284,13 +322,34 @@ def cmd_account_send(args: argparse.Namespace) -> int:
 
 
 def cmd_orderbook(args: argparse.Namespace) -> int:
-    answer: OrderList = call(args, OrderbookRequest(args.kind or ""))
+    answer: OrderList = call(args, OrderbookRequest(
+        args.kind or "", app=_optional(args.app), dataset=_optional(args.dataset),
+        workerpool=_optional(args.workerpool), requester=_optional(args.requester),
+        category=-1 if args.category is None else args.category, min_trust=args.min_trust,
+        tag=tag_bytes(args.tag) if args.tag else b"",
+    ))
+    print_orders(answer)
+    if not answer.orders:
+        print("(no orders)")
+    emit(args, {"orders": order_documents(answer)})
+    return 0
+
+
+def cmd_order_show(args: argparse.Namespace) -> int:
+    answer: OrderList = call(args, OrderRequest(order_prefix(args.order_id)))
+    print_orders(answer)
+    emit(args, order_documents(answer)[0])
+    return 0
+
+
+def print_orders(answer: OrderList) -> None:
     remaining: list[int | None] = list(answer.remaining) or [None] * len(answer.orders)
     for order, left in zip(answer.orders, remaining):
         print(describe(order, left))
-    if not answer.orders:
-        print("(no orders)")
-    return 0
+
+
+def _optional(text: str | None) -> bytes:
+    return address_arg(text) if text else b""
 
 
 def _restrict(text: str | None) -> bytes:
@@ -331,6 +390,7 @@ def cmd_order_publish(args: argparse.Namespace) -> int:
         )
     published: OrderPublished = call(args, PublishOrderRequest(order))
     print(f"{args.kind} order 0x{published.order_hash.hex()} published")
+    emit(args, {"id": published.order_hash, "kind": args.kind, "order": order})
     return 0
 
 
@@ -349,6 +409,7 @@ def cmd_order_cancel(args: argparse.Namespace) -> int:
 def cmd_order_explain(args: argparse.Namespace) -> int:
     answer: Explanation = call(args, ExplainRequest(order_prefix(args.order_id)))
     print_explanation(answer)
+    emit(args, answer)
     return 0
 
 
@@ -390,14 +451,21 @@ def cmd_deal_show(args: argparse.Namespace) -> int:
     print(f"settled     {deal.settled}/{deal.bot_size}")
     print(f"started     {when(deal.start_time)}")
     print(f"final       {when(deal.final_deadline)} (a task not completed by then can be claimed)")
+    tasks = [call(args, TaskRequest(task_id)) for task_id in deal_task_ids(info.deal_id, deal)]
+    for index, task in enumerate(tasks, start=deal.bot_first):
+        state = TASK_STATES[task.task.status] if task.task else "not initialized yet"
+        print(f"  task {index}  0x{task.task_id.hex()}  {state}")
+    emit(args, deal_document(info, tasks))
+    if not args.watch:
+        return 0
+    outcomes = watch_tasks(args, [task.task_id for task in tasks], time.monotonic() + args.timeout)
+    return _watch_result(args, outcomes)
+
+
+def deal_task_ids(deal_id: bytes, deal: Deal) -> list[bytes]:
     from protocols.matching import task_id_for
 
-    for index in range(deal.bot_first, deal.bot_first + deal.bot_size):
-        task_id = task_id_for(info.deal_id, index)
-        task: TaskInfo = call(args, TaskRequest(task_id))
-        state = TASK_STATES[task.task.status] if task.task else "not initialized yet"
-        print(f"  task {index}  0x{task_id.hex()}  {state}")
-    return 0
+    return [task_id_for(deal_id, index) for index in range(deal.bot_first, deal.bot_first + deal.bot_size)]
 
 
 APP_TEMPLATE_TOML = """name = "{name}"
@@ -432,6 +500,7 @@ def cmd_app_init(args: argparse.Namespace) -> int:
     (directory / "iapp.toml").write_text(APP_TEMPLATE_TOML.format(name=directory.resolve().name))
     (directory / "app.py").write_text(APP_TEMPLATE_PY.format())
     print(f"iApp template written to {directory}: edit app.py, then `pocnet app deploy {directory}`")
+    emit(args, {"directory": str(directory), "files": ["iapp.toml", "app.py"]})
     return 0
 
 
@@ -444,7 +513,7 @@ def cmd_app_deploy(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot bundle {args.directory}: {exc}") from None
     deployed: Deployed = call(args, DeployAppRequest(args.name or manifest.name, bundle))
     print(f"bundle of {len(bundle)} bytes, measurement 0x{deployed.content_hash.hex()}")
-    _follow(args, deployed.tx_id, "app")
+    _follow(args, deployed, "app")
     return 0
 
 
@@ -461,6 +530,7 @@ def cmd_dataset_encrypt(args: argparse.Namespace) -> int:
     with os.fdopen(fd, "wb") as file:
         file.write(key)
     print(f"encrypted to {source}.enc (blob hash 0x{hashlib.sha256(blob).hexdigest()}), key in {source}.key (0600)")
+    emit(args, {"encrypted": f"{source}.enc", "key_file": f"{source}.key", "blob_hash": hashlib.sha256(blob).digest()})
     return 0
 
 
@@ -471,13 +541,16 @@ def cmd_dataset_deploy(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     deployed: Deployed = call(args, DeployDatasetRequest(args.name or Path(args.file).name, plaintext))
     print(f"encrypted in the node (it keeps the key), blob 0x{deployed.content_hash.hex()}")
-    _follow(args, deployed.tx_id, "dataset")
+    _follow(args, deployed, "dataset")
     return 0
 
 
-def _follow(args: argparse.Namespace, tx_id: bytes, what: str) -> None:
-    result = wait_committed(args, tx_id, f"{what} registration")
+def _follow(args: argparse.Namespace, deployed: Deployed, what: str) -> None:
+    """Wait for a deployment's registration; the JSON document is the new asset's address and its block."""
+    result = wait_committed(args, deployed.tx_id, f"{what} registration")
     print(f"{what} {hex_address(result.created)} registered in block {result.height}")
+    emit(args, {"address": result.created, "tx_id": deployed.tx_id, "height": result.height,
+                "measurement" if what == "app" else "blob_hash": deployed.content_hash})
 
 
 TASK_STATES = {0: "UNSET", 1: "ACTIVE", 2: "REVEALING", 3: "COMPLETED", 4: "FAILED"}
@@ -501,58 +574,125 @@ def cmd_app_run(args: argparse.Namespace) -> int:
     print(f"request 0x{started.request_hash.hex()} published at {rlc_text(started.task_price)} per task")
     print(f"deal    0x{started.deal_id.hex()} (once matched)")
     print(f"task    0x{task_id.hex()} (`pocnet task show 0x{task_id.hex()}`)")
+    run_document = {**to_json(started), "task_id": to_json(task_id)}
+    args.document = run_document
     if not args.watch:
         return 0
-    return watch_task(args, started, task_id)
+    try:
+        return watch_task(args, started, task_id)
+    finally:
+        args.document = {**run_document, **args.document}
 
 
 def watch_task(args: argparse.Namespace, started: RunStarted, task_id: bytes) -> int:
-    """Follow a request to its result: the match (explained if it does not come), each replicate's ending,
-    the task's state; download the result when completed, say why and what to do when it cannot be."""
+    """Follow a request to its result: the match (explained if it does not come), then the task as
+    `watch_tasks` follows it; download the result when completed, say why and what to do when it cannot be."""
     began = time.monotonic()
     deadline = began + args.timeout
-    shown = ""
     explained = False
-    replicates_seen: set[tuple[bytes, str]] = set()
-    next_poll = 0.0
-    while time.monotonic() < deadline:
-        info: DealInfo = call(args, DealRequest(started.deal_id))
-        if info.deal is None:
-            shown = _progress(shown, "waiting for a match")
-            if not explained and time.monotonic() - began > EXPLAIN_AFTER_S:
-                explained = True
-                print(f"  no match after {EXPLAIN_AFTER_S:.0f} s; what the order book says:")
-                print_explanation(call(args, ExplainRequest(started.request_hash)))
-            time.sleep(0.2)
-            continue
-        task_info: TaskInfo = call(args, TaskRequest(task_id))
-        task = task_info.task
+    _progress("", "waiting for a match")
+    while call(args, DealRequest(started.deal_id)).deal is None:
+        if time.monotonic() >= deadline:
+            raise UsageError(f"gave up watching after {args.timeout:.0f} s: the request stays in the book until matched; "
+                             f"withdraw it with `pocnet order cancel 0x{started.request_hash.hex()}`")
+        if not explained and time.monotonic() - began > EXPLAIN_AFTER_S:
+            explained = True
+            print(f"  no match after {EXPLAIN_AFTER_S:.0f} s; what the order book says:")
+            print_explanation(call(args, ExplainRequest(started.request_hash)))
+        time.sleep(0.2)
+    outcomes = watch_tasks(args, [task_id], deadline)
+    code = _watch_result(args, outcomes)
+    if code == 0:
+        args.document["result"] = _download(args, task_id)
+    return code
+
+
+# How a watched task ended: completed, failed (the requester was refunded), given-up (the pool's scheduler
+# has a verdict: it will not complete; claimable at the final deadline), claimable (past the final
+# deadline without completing), or "" while it goes on.
+FINAL_OUTCOMES = ("completed", "failed", "given-up", "claimable")
+
+
+class TaskWatch:
+    """One task followed by a watch: what was shown of it, and how it ended."""
+
+    def __init__(self, task_id: bytes) -> None:
+        self.task_id = task_id
+        self.shown = ""
+        self.replicates_seen: set[tuple[bytes, str]] = set()
+        self.next_poll = 0.0
+        self.outcome = ""
+        self.info: TaskInfo | None = None
+        self.verdict = ""
+
+    def step(self, args: argparse.Namespace, label: str) -> None:
+        """Ask the node once; print what changed (state, replicate endings, claimability); set `outcome`."""
+        info: TaskInfo = call(args, TaskRequest(self.task_id))
+        self.info = info
+        task = info.task
         state = "matched, waiting for the task's initialization" if task is None else TASK_STATES[task.status]
         if task is not None:
             state += f": {len(task.contributors)} contribution(s), {task.reveal_counter} reveal(s)"
-        shown = _progress(shown, state)
-        if task is not None and task.status == 3:
-            return _download(args, task_id)
-        if task is not None and task.status == 4:
-            raise UsageError(f"the task failed and the requester was refunded; `pocnet task debug --logs 0x{task_id.hex()}` says why")
-        if task is not None and time.monotonic() >= next_poll:
-            next_poll = time.monotonic() + REPLICATES_POLL_S
-            report: TaskReport = call(args, ReplicatesQuery(task_id, False))
+        self.shown = _progress(self.shown, label + state)
+        if task is None:
+            return
+        if task.status == 3:
+            self.outcome = "completed"
+            return
+        if task.status == 4:
+            self.outcome = "failed"
+            print(f"  {label}the task failed and the requester was refunded; "
+                  f"`pocnet task debug --logs 0x{self.task_id.hex()}` says why")
+            return
+        if time.time() * 1000 >= task.final_deadline:
+            self.outcome = "claimable"
+            print(f"  {label}past its final deadline: claimable now: `pocnet task claim 0x{task.deal_id.hex()} {task.index}`")
+            return
+        if time.monotonic() >= self.next_poll:
+            self.next_poll = time.monotonic() + REPLICATES_POLL_S
+            report: TaskReport = call(args, ReplicatesQuery(self.task_id, False))
             for replicate in report.replicates:
-                if replicate.status != "running" and (replicate.worker, replicate.status) not in replicates_seen:
-                    replicates_seen.add((replicate.worker, replicate.status))
-                    print(f"  {time.strftime('%H:%M:%S')} worker {hex_address(replicate.worker)}: {_replicate(replicate)}")
+                if replicate.status != "running" and (replicate.worker, replicate.status) not in self.replicates_seen:
+                    self.replicates_seen.add((replicate.worker, replicate.status))
+                    print(f"  {time.strftime('%H:%M:%S')} {label}worker {hex_address(replicate.worker)}: {_replicate(replicate)}")
             if report.verdict:
-                print(f"  {report.verdict}")
-                print(f"  the app's output: `pocnet task debug --logs 0x{task_id.hex()}`")
+                self.outcome, self.verdict = "given-up", report.verdict
+                print(f"  {label}{report.verdict}")
+                print(f"  the app's output: `pocnet task debug --logs 0x{self.task_id.hex()}`")
                 print(f"  claimable from {when(task.final_deadline)}: `pocnet task claim 0x{task.deal_id.hex()} {task.index}`"
                       " (the pool claims it then too)")
-                return 1
+
+    def document(self) -> dict[str, Any]:
+        summary = task_summary(self.info) if self.info else {"task_id": to_json(self.task_id), "status": "UNSET"}
+        claimable = self.info.task.final_deadline if self.info and self.info.task and self.outcome != "completed" else 0
+        return {**summary, "outcome": self.outcome or "watching", "verdict": self.verdict or None,
+                "claimable_from": iso_time(claimable)}
+
+
+def watch_tasks(args: argparse.Namespace, task_ids: list[bytes], deadline: float) -> dict[bytes, TaskWatch]:
+    """Follow tasks until each reaches a final outcome (FINAL_OUTCOMES) or the deadline passes."""
+    watches = {task_id: TaskWatch(task_id) for task_id in task_ids}
+    while True:
+        for task_id, watch in watches.items():
+            if not watch.outcome:
+                watch.step(args, f"task 0x{task_id.hex()[:8]}: " if len(watches) > 1 else "")
+        if all(watch.outcome for watch in watches.values()) or time.monotonic() >= deadline:
+            return watches
         time.sleep(0.3)
-    if shown == "waiting for a match":
-        raise UsageError(f"gave up watching after {args.timeout:.0f} s: the request stays in the book until matched; "
-                         f"withdraw it with `pocnet order cancel 0x{started.request_hash.hex()}`")
-    raise UsageError(f"gave up watching after {args.timeout:.0f} s; the task goes on: `pocnet task show 0x{task_id.hex()}`")
+
+
+def _watch_result(args: argparse.Namespace, watches: dict[bytes, TaskWatch]) -> int:
+    """The end of a watch: the tasks' documents; status 0 when every task completed, 1 when one will not,
+    and a UsageError when the watch gave up first."""
+    args.document = {"tasks": [watch.document() for watch in watches.values()]}
+    if any(not watch.outcome for watch in watches.values()):
+        waiting = next(task_id for task_id, watch in watches.items() if not watch.outcome)
+        raise UsageError(f"gave up watching after {args.timeout:.0f} s; the task goes on: `pocnet task show 0x{waiting.hex()}`")
+    if all(watch.outcome == "completed" for watch in watches.values()):
+        return 0
+    if len(watches) == 1 and next(iter(watches.values())).outcome == "failed":  # as `app run --watch` always said
+        raise UsageError(f"the task failed and the requester was refunded; `pocnet task debug --logs 0x{next(iter(watches)).hex()}` says why")
+    return 1
 
 
 def _replicate(info: ReplicateInfo) -> str:
@@ -567,7 +707,8 @@ def _progress(shown: str, state: str) -> str:
     return state
 
 
-def _download(args: argparse.Namespace, task_id: bytes) -> int:
+def _download(args: argparse.Namespace, task_id: bytes) -> dict[str, Any]:
+    """Fetch, decrypt and unpack a completed task's result; print and return where its files are."""
     import io
     import tarfile
 
@@ -577,12 +718,14 @@ def _download(args: argparse.Namespace, task_id: bytes) -> int:
     with tarfile.open(fileobj=io.BytesIO(archive.archive)) as tar:
         tar.extractall(output, filter="data")
     print(f"result decrypted into {output}/:")
+    files = []
     for path in sorted(output.rglob("*")):
         if path.is_file():
+            files.append({"path": str(path.relative_to(output)), "bytes": path.stat().st_size})
             print(f"  {path.relative_to(output)} ({path.stat().st_size} bytes)")
             if path.suffix in (".txt", ".json") and path.stat().st_size < 2048 and path.name != "computed.json":
                 print("    " + path.read_text(errors="replace").strip().replace("\n", "\n    "))
-    return 0
+    return {"directory": str(output), "files": files}
 
 
 def cmd_task_show(args: argparse.Namespace) -> int:
@@ -612,9 +755,19 @@ def cmd_task_show(args: argparse.Namespace) -> int:
         print(f"claimable     now: `pocnet task claim 0x{task.deal_id.hex()} {task.index}` refunds the requester")
     elif task.status in (1, 2) and report.verdict:
         print(f"claimable     from {when(task.final_deadline)}: `pocnet task claim 0x{task.deal_id.hex()} {task.index}`")
-    if args.download and task.status == 3:
-        return _download(args, info.task_id)
-    return 0
+    document = task_document(info, report)
+    args.document = document
+    code = 0
+    if getattr(args, "watch", False) and task.status in (1, 2):
+        try:
+            code = _watch_result(args, watch_tasks(args, [info.task_id], time.monotonic() + args.timeout))
+        finally:
+            document["watch"] = args.document["tasks"][0] if "tasks" in args.document else None
+            args.document = document
+        task = call(args, TaskRequest(info.task_id)).task
+    if args.download and task is not None and task.status == 3:
+        document["result"] = _download(args, info.task_id)
+    return code
 
 
 CONTRIBUTION_STATES = {1: "CONTRIBUTED", 2: "PROVED", 3: "REJECTED"}
@@ -623,7 +776,10 @@ CONTRIBUTION_STATES = {1: "CONTRIBUTED", 2: "PROVED", 3: "REJECTED"}
 def cmd_task_debug(args: argparse.Namespace) -> int:
     """Everything known of a task: the ledger's deal terms and contributions, the pool's replicates, and with
     --logs the app's output of each replicate (opened with the requester's key)."""
-    cmd_task_show(argparse.Namespace(**{**vars(args), "download": False}))
+    shown = argparse.Namespace(**{**vars(args), "download": False, "watch": False})
+    cmd_task_show(shown)
+    document = shown.document
+    args.document = document
     info: TaskInfo = call(args, TaskRequest(hex32(args.task_id, "task id")))
     task, deal = info.task, info.deal
     if task is None or deal is None:
@@ -646,9 +802,19 @@ def cmd_task_debug(args: argparse.Namespace) -> int:
         for logs in report.logs:
             print(f"--- logs of worker {hex_address(logs.worker)}")
             print(_format_logs(logs))
+        document["logs"] = [{"worker": to_json(logs.worker), "log": _log_document(logs), "error": logs.error or None}
+                            for logs in report.logs]
     else:
         print(f"the app's stdout/stderr of each replicate: `pocnet task debug --logs 0x{info.task_id.hex()}` (requester only)")
     return 0
+
+
+def _log_document(logs: ReplicateLogs) -> Any:
+    """The worker's log document as JSON (outcome, exit_code, seconds, stdout, stderr), None if unreadable."""
+    try:
+        return json.loads(logs.document) if logs.document else None
+    except ValueError:
+        return None
 
 
 def _format_logs(logs: ReplicateLogs) -> str:
@@ -674,6 +840,7 @@ def cmd_task_claim(args: argparse.Namespace) -> int:
     if info.task is not None and info.task.status in (3, 4):
         ended = "completed: nothing to refund" if info.task.status == 3 else "failed and was already claimed: the requester is refunded"
         print(f"task 0x{info.task_id.hex()} {ended}")
+        emit(args, {"task_id": info.task_id, "status": TASK_STATES[info.task.status], "tx_id": None})
         return 0
     final = info.task.final_deadline if info.task else 0
     if final and time.time() * 1000 < final:
@@ -689,11 +856,47 @@ def cmd_task_claim(args: argparse.Namespace) -> int:
         time.sleep(0.5)  # the chain's block time lags the clock by up to an empty-block interval
 
 
+def cmd_deal_list(args: argparse.Namespace) -> int:
+    answer: DealList = call(args, DealListRequest(_optional(args.account)))
+    for entry in answer.deals:
+        deal = entry.deal
+        print(f"0x{entry.deal_id.hex()}  app {hex_address(deal.app.pointer)}  {deal.settled}/{deal.bot_size} settled  "
+              f"{rlc_text(deal.task_price)} per task  started {when(deal.start_time)}")
+    if not answer.deals:
+        print("(no deals)")
+    emit(args, deal_list_document(answer))
+    return 0
+
+
+def cmd_task_list(args: argparse.Namespace) -> int:
+    answer: TaskList = call(args, TaskListRequest(_optional(args.account), args.role or ""))
+    for entry in answer.tasks:
+        task = entry.task
+        print(f"0x{entry.task_id.hex()}  {TASK_STATES[task.status]:<10} as {','.join(entry.roles):<18} "
+              f"final {when(task.final_deadline)}")
+    if not answer.tasks:
+        print("(no tasks)")
+    emit(args, task_list_document(answer))
+    return 0
+
+
+def cmd_asset_list(args: argparse.Namespace) -> int:
+    answer: AssetList = call(args, AssetListRequest(args.kind, _optional(args.owner), args.all))
+    for entry in answer.assets:
+        name = getattr(entry.asset, "name", None) or getattr(entry.asset, "description", "")
+        print(f"{hex_address(entry.address)}  {name:<24} owner {hex_address(entry.asset.owner)}")
+    if not answer.assets:
+        print(f"(no {args.kind}s" + (")" if args.all else "; --all lists everyone's)"))
+    emit(args, asset_list_document(args.kind, answer))
+    return 0
+
+
 def cmd_worker_certify(args: argparse.Namespace) -> int:
     answer: PlatformCertified = call(args, CertifyPlatformRequest(address_arg(args.authority) if args.authority else b""))
     print(f"platform key 0x{answer.platform_public_key.hex()} certified by authority {hex_address(answer.authority)}")
     print(f"its policy: {answer.policy}")
     print("`pocnet status` shows whether the worker is ready (it also needs RLC to stake)")
+    emit(args, answer)
     return 0
 
 
@@ -711,6 +914,13 @@ def cmd_genesis_check(args: argparse.Namespace) -> int:
         f"{v.name} ({hex_address(v.address)})" for v in genesis.validators))
     print(f"total supply    {rlc_text(genesis.total_supply)} in {len(genesis.allocations)} accounts")
     print("categories      " + ", ".join(f"{c.id}:{c.name} T={c.work_clock_time_ref_ms} ms" for c in genesis.categories))
+    emit(args, {
+        "chain_id": genesis.chain_id, "genesis_hash": genesis.genesis_hash,
+        "validators": [{"name": v.name, "address": v.address} for v in genesis.validators],
+        "total_supply": genesis.total_supply, "total_supply_rlc": rlc_text(genesis.total_supply),
+        "accounts": len(genesis.allocations),
+        "categories": [{"id": c.id, "name": c.name, "time_ref_ms": c.work_clock_time_ref_ms} for c in genesis.categories],
+    })
     return 0
 
 
@@ -721,12 +931,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pocnet", description="pocnet: a peer-to-peer marketplace for confidential computing.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--data-dir", default=os.environ.get(DATA_DIR_ENV, "."),
-                       help=f"the node's data directory (default: ${DATA_DIR_ENV} or the current directory)")
+    def with_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--json", action="store_true",
+                       help="print one JSON document on stdout (errors: a JSON object on stderr); see README")
         return p
 
-    node = with_data_dir(commands.add_parser("node", help="run a node"))
+    def with_data_dir(p: argparse.ArgumentParser, json_output: bool = True) -> argparse.ArgumentParser:
+        p.add_argument("--data-dir", default=os.environ.get(DATA_DIR_ENV, "."),
+                       help=f"the node's data directory (default: ${DATA_DIR_ENV} or the current directory)")
+        return with_json(p) if json_output else p
+
+    node = with_data_dir(commands.add_parser("node", help="run a node"), json_output=False)
     node.add_argument("--role", required=True, help=f"one or more of {', '.join(ROLES)}, comma-separated")
     node.add_argument("--genesis", required=True, help="the network's genesis JSON file")
     node.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0", help="multiaddr to listen on (default: an ephemeral loopback port)")
@@ -734,6 +949,8 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--manager", help="worker: the account (0x...) of the manager whose pool to join")
     node.add_argument("--dishonest", action="store_true", help="worker: return wrong results (for PoCo demos and tests)")
     node.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    node.add_argument("--http", metavar="[HOST:]PORT",
+                      help="serve the explorer, its JSON API and /metrics on this address (HOST defaults to 127.0.0.1)")
     node.set_defaults(run=cmd_node)
 
     with_data_dir(commands.add_parser("status", help="show the node's chain height, peers and roles")).set_defaults(run=cmd_status)
@@ -753,6 +970,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     book = with_data_dir(commands.add_parser("orderbook", help="list the orders this node knows"))
     book.add_argument("kind", nargs="?", choices=["app", "dataset", "workerpool", "request"])
+    book.add_argument("--app", help="only orders for this app")
+    book.add_argument("--dataset", help="only orders for this dataset")
+    book.add_argument("--workerpool", help="only orders for (or of) this workerpool")
+    book.add_argument("--requester", help="only request orders of this requester")
+    book.add_argument("--category", type=int, help="only orders of this category")
+    book.add_argument("--min-trust", type=int, default=0, help="only orders offering or asking at least this trust")
+    book.add_argument("--tag", type=int, help="only orders whose tag has these bits (1: TEE)")
     book.set_defaults(run=cmd_orderbook)
 
     order = commands.add_parser("order", help="publish or cancel orders").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
@@ -781,6 +1005,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain_order = with_data_dir(order.add_parser("explain", help="why a request order matches nothing: every rule each candidate breaks"))
     explain_order.add_argument("order_id", help="the request order's id (or its first 8+ hex digits)")
     explain_order.set_defaults(run=cmd_order_explain)
+    order_show = with_data_dir(order.add_parser("show", help="one order of the book, with what is left of its volume"))
+    order_show.add_argument("order_id", help="the order's id (or its first 8+ hex digits)")
+    order_show.set_defaults(run=cmd_order_show)
 
     app = commands.add_parser("app", help="apps").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
     register = with_data_dir(app.add_parser("register", help="register an app by its measurement"))
@@ -796,7 +1023,7 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--wait", action="store_true")
     register.set_defaults(run=cmd_dataset_register)
 
-    app_init = app.add_parser("init", help="write an iApp template (iapp.toml + app.py)")
+    app_init = with_json(app.add_parser("init", help="write an iApp template (iapp.toml + app.py)"))
     app_init.add_argument("directory")
     app_init.set_defaults(run=cmd_app_init)
     app_deploy = with_data_dir(app.add_parser("deploy", help="bundle an iApp directory, serve it, register its measurement"))
@@ -825,7 +1052,7 @@ def build_parser() -> argparse.ArgumentParser:
     app_run.add_argument("--output", help="where to decrypt the result (default ./result-<task>)")
     app_run.add_argument("--timeout", type=float, default=300.0)
     app_run.set_defaults(run=cmd_app_run)
-    dataset_encrypt = dataset.add_parser("encrypt", help="encrypt a file locally (SecretBox): FILE.enc and FILE.key")
+    dataset_encrypt = with_json(dataset.add_parser("encrypt", help="encrypt a file locally (SecretBox): FILE.enc and FILE.key"))
     dataset_encrypt.add_argument("file")
     dataset_encrypt.set_defaults(run=cmd_dataset_encrypt)
     dataset_deploy = with_data_dir(dataset.add_parser("deploy", help="encrypt a file in the node, serve it, register it"))
@@ -838,7 +1065,13 @@ def build_parser() -> argparse.ArgumentParser:
     task_show.add_argument("task_id")
     task_show.add_argument("--download", action="store_true", help="download and decrypt a completed task's result")
     task_show.add_argument("--output")
+    task_show.add_argument("--watch", action="store_true", help="follow the task until it completes, fails or can be claimed")
+    task_show.add_argument("--timeout", type=float, default=300.0, help="stop watching after this many seconds")
     task_show.set_defaults(run=cmd_task_show)
+    task_list = with_data_dir(task.add_parser("list", help="the tasks of the node's account as requester, worker or manager"))
+    task_list.add_argument("--role", choices=["requester", "worker", "manager"], help="only tasks in this role")
+    task_list.add_argument("--account", help="another account (default: the node's own)")
+    task_list.set_defaults(run=cmd_task_list)
     task_debug = with_data_dir(task.add_parser("debug", help="a task with its deal terms, contributions, replicates and logs"))
     task_debug.add_argument("task_id")
     task_debug.add_argument("--logs", action="store_true", help="the app's stdout/stderr of each replicate (requester only)")
@@ -852,7 +1085,19 @@ def build_parser() -> argparse.ArgumentParser:
     deal = commands.add_parser("deal", help="deals").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
     show_deal = with_data_dir(deal.add_parser("show", help="a deal as the node's ledger has it"))
     show_deal.add_argument("deal_id")
+    show_deal.add_argument("--watch", action="store_true", help="follow its tasks until each completes, fails or can be claimed")
+    show_deal.add_argument("--timeout", type=float, default=300.0, help="stop watching after this many seconds")
     show_deal.set_defaults(run=cmd_deal_show)
+    deal_list = with_data_dir(deal.add_parser("list", help="deals of the node's account (as requester or asset owner)"))
+    deal_list.add_argument("--account", help="another account (default: the node's own)")
+    deal_list.set_defaults(run=cmd_deal_list)
+
+    pool = commands.add_parser("workerpool", help="workerpools").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    for kind, parent in (("app", app), ("dataset", dataset), ("workerpool", pool)):
+        listing = with_data_dir(parent.add_parser("list", help=f"registered {kind}s of the node's account"))
+        listing.add_argument("--owner", help="another owner (default: the node's own account)")
+        listing.add_argument("--all", action="store_true", help=f"every registered {kind}")
+        listing.set_defaults(run=cmd_asset_list, kind=kind)
 
     worker = commands.add_parser("worker", help="the worker role").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
     certify = with_data_dir(worker.add_parser("certify", help="have an attestation authority certify this worker's platform key"))
@@ -860,7 +1105,7 @@ def build_parser() -> argparse.ArgumentParser:
     certify.set_defaults(run=cmd_worker_certify)
 
     genesis = commands.add_parser("genesis", help="genesis files").add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
-    check = genesis.add_parser("check", help="validate a genesis file and print its summary")
+    check = with_json(genesis.add_parser("check", help="validate a genesis file and print its summary"))
     check.add_argument("file")
     check.set_defaults(run=cmd_genesis_check)
     return parser
@@ -868,15 +1113,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    as_json = getattr(args, "json", False)
     try:
-        code = args.run(args)
+        if as_json:
+            code = run_for_json(args)
+        else:
+            code = args.run(args)
     except UsageError as exc:
-        print(f"pocnet: {exc}", file=sys.stderr)
         code = EXIT_USAGE
+        if as_json:
+            print(json.dumps({"error": str(exc), "exit_code": code}), file=sys.stderr)
+        else:
+            print(f"pocnet: {exc}", file=sys.stderr)
     except BrokenPipeError:  # `pocnet ... | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
     sys.exit(code)
+
+
+def run_for_json(args: argparse.Namespace) -> int:
+    """Run a command with its human lines (progress included) set aside, then print its one document.
+    A command that ends with a non-zero status still prints what it found (a failed task's report)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        code: int = args.run(args)
+    document = getattr(args, "document", None)
+    if document is None:
+        raise UsageError(f"`{args.command}` has no JSON output")
+    print(json.dumps(document, indent=2))
+    return code
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ before exiting with status 2.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class NodeConfig:
     join: tuple[str, ...]
     manager: bytes | None = None  # workers: the account of the manager whose pool they join
     dishonest: bool = False  # workers: lie about results (tests and demos of PoCo)
+    http: tuple[str, int] | None = None  # serve the explorer, API and metrics on (host, port); None: not at all
 
 
 def parse_roles(text: str) -> tuple[str, ...]:
@@ -54,8 +56,24 @@ def parse_multiaddr(text: str, option: str, need_peer_id: bool) -> str:
     return text
 
 
+def parse_http(text: str) -> tuple[str, int]:
+    """`--http [HOST:]PORT`: the host defaults to 127.0.0.1 (the explorer is for this machine unless told
+    otherwise); port 0 picks a free one (`pocnet status` shows it)."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"--http {text!r}: give [HOST:]PORT, e.g. 127.0.0.1:8080 or 8080")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ConfigError(f"--http {text!r}: {host!r} is not an IP address (or localhost)") from None
+    return host, int(port)
+
+
 def load_config(
-    roles: str, data_dir: str, genesis: str, listen: str, join: list[str], manager: str | None = None, dishonest: bool = False
+    roles: str, data_dir: str, genesis: str, listen: str, join: list[str], manager: str | None = None,
+    dishonest: bool = False, http: str | None = None,
 ) -> NodeConfig:
     # Absolute: the enclave runner changes directories and mount namespaces, where a relative path breaks.
     directory = Path(data_dir).resolve()
@@ -88,4 +106,5 @@ def load_config(
         genesis=parsed,
         listen=parse_multiaddr(listen, "--listen", need_peer_id=False),
         join=tuple(parse_multiaddr(j, "--join", need_peer_id=True) for j in join),
+        http=parse_http(http) if http is not None else None,
     )

@@ -14,6 +14,7 @@ import heapq
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ from protocols.consensus.actions import (
     ScheduleTimeout,
     Timeout,
 )
-from protocols.consensus.messages import Block, Certificate, DecidedBlock, Proposal, Vote, block_id
+from protocols.consensus.messages import Block, Certificate, DecidedBlock, DuplicateVoteEvidence, Proposal, Vote, block_id
 from protocols.consensus.tendermint import InvalidMessage, Tendermint
 from protocols.encoding import DecodeError, encode
 
@@ -105,6 +106,7 @@ class ConsensusDriver:
         self._peers_tip = 0  # the highest tip the peers asked in the last sync round reported
         self.committed = trio.Condition()
         self._last_commit_at = 0.0  # trio clock
+        self.evidence: deque[DuplicateVoteEvidence] = deque(maxlen=100)  # read by the explorer (node/queries)
 
     @property
     def height(self) -> int:
@@ -195,6 +197,7 @@ class ConsensusDriver:
                 self._note_height(max(action.from_height, self.height + 1))
             elif isinstance(action, RecordEvidence):
                 evidence = action.evidence
+                self.evidence.append(evidence)
                 log.warning(
                     "event=equivocation validator=%s height=%d round=%d step=%d",
                     evidence.first.signature.public_key.hex()[:16], evidence.first.height,

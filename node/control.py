@@ -20,8 +20,9 @@ import trio
 
 from node.work_messages import ReplicateInfo
 from protocols.crypto import Address
-from protocols.encoding import U64, Bytes32, DecodeError, MaxLen, decode, encode, wire
-from protocols.ledger.records import Contribution, Deal, Task
+from protocols.encoding import U64, UINT64_MAX, Bytes32, DecodeError, MaxLen, Range, decode, encode, wire
+from protocols.ledger.records import App, Contribution, Dataset, Deal, Task, Workerpool
+from protocols.ledger.transactions import Transaction
 from protocols.ledger.transactions import TxBody
 from protocols.orders import Order
 
@@ -33,6 +34,9 @@ MAX_FRAME = 8 * 1024 * 1024
 # A client that connects and then says nothing is dropped after this long.
 REQUEST_TIMEOUT_S = 30
 Text = Annotated[str, MaxLen(1024)]
+OptionalAddress = Annotated[bytes, MaxLen(20)]  # empty: none given
+# A listing answers with at most this many entries, newest first: a page a terminal or a browser can show.
+MAX_LIST = 500
 
 
 @wire(tag=90)
@@ -57,6 +61,7 @@ class NodeStatus:
     validator: bool
     # One line per role on what it does or why it cannot ("worker: NOT READY: no platform certificate: ...").
     notes: Annotated[tuple[Text, ...], MaxLen(32)] = ()
+    http: Text = ""  # the explorer's base URL ("" when the node serves none)
 
 
 @wire(tag=92)
@@ -109,7 +114,24 @@ class TxResultInfo:
 @wire(tag=98)
 @dataclass(frozen=True)
 class OrderbookRequest:
+    """The book, filtered: every filter left at its default lets every order through."""
+
     kind: Text  # "app", "dataset", "workerpool", "request" or "" for all
+    app: OptionalAddress = b""
+    dataset: OptionalAddress = b""
+    workerpool: OptionalAddress = b""
+    requester: OptionalAddress = b""
+    category: Annotated[int, Range(-1, UINT64_MAX)] = -1  # -1: any category
+    min_trust: U64 = 0
+    tag: Annotated[bytes, MaxLen(32)] = b""  # orders whose tag has all these bits
+
+
+@wire(tag=200)
+@dataclass(frozen=True)
+class OrderRequest:
+    """One order of the book by its id or an unambiguous prefix of it; answered with a one-order OrderList."""
+
+    order_id: Annotated[bytes, MaxLen(32)]
 
 
 @wire(tag=99)
@@ -295,6 +317,156 @@ class Explanation:
     candidates: Annotated[tuple[CandidateExplained, ...], MaxLen(2_000)]
 
 
+@wire(tag=201)
+@dataclass(frozen=True)
+class DealListRequest:
+    """Deals where `account` (empty: the node's own) is the requester or owns the app, dataset or pool."""
+
+    account: OptionalAddress
+
+
+@wire(tag=202)
+@dataclass(frozen=True)
+class DealEntry:
+    deal_id: Bytes32
+    deal: Deal
+
+
+@wire(tag=203)
+@dataclass(frozen=True)
+class DealList:
+    deals: Annotated[tuple[DealEntry, ...], MaxLen(MAX_LIST)]
+
+
+@wire(tag=204)
+@dataclass(frozen=True)
+class TaskListRequest:
+    """Tasks of `account` (empty: the node's own) as `role`: "requester" (its deals), "worker" (it
+    contributed), "manager" (its pool's deals), or "" for all three."""
+
+    account: OptionalAddress
+    role: Text
+
+
+@wire(tag=205)
+@dataclass(frozen=True)
+class TaskEntry:
+    task_id: Bytes32
+    task: Task
+    roles: Annotated[tuple[Text, ...], MaxLen(3)]  # what the account is to this task
+
+
+@wire(tag=206)
+@dataclass(frozen=True)
+class TaskList:
+    tasks: Annotated[tuple[TaskEntry, ...], MaxLen(MAX_LIST)]
+
+
+@wire(tag=207)
+@dataclass(frozen=True)
+class AssetListRequest:
+    """Registered apps, datasets or workerpools ("app", "dataset", "workerpool") of `owner` (empty: the
+    node's own account), or of everyone with `everyone`."""
+
+    kind: Text
+    owner: OptionalAddress
+    everyone: bool = False
+    address: OptionalAddress = b""  # only this asset (owner and everyone then do not matter)
+
+
+@wire(tag=208)
+@dataclass(frozen=True)
+class AssetEntry:
+    address: Address
+    asset: App | Dataset | Workerpool
+
+
+@wire(tag=209)
+@dataclass(frozen=True)
+class AssetList:
+    assets: Annotated[tuple[AssetEntry, ...], MaxLen(MAX_LIST)]
+
+
+@wire(tag=210)
+@dataclass(frozen=True)
+class BlocksRequest:
+    """Blocks from `top` (0: the tip) downwards, at most `count`."""
+
+    top: U64
+    count: Annotated[int, Range(1, 100)]
+    with_txs: bool = False
+
+
+@wire(tag=211)
+@dataclass(frozen=True)
+class TxSummary:
+    tx_id: Bytes32
+    sender: Address
+    nonce: U64
+    kind: Text  # the body's type: Transfer, MatchOrders, Contribute...
+    code: Text  # the ledger's outcome: "ok" or a reason code
+
+
+@wire(tag=212)
+@dataclass(frozen=True)
+class BlockSummary:
+    height: U64
+    block_id: Bytes32
+    time: U64
+    round: U64  # the consensus round that decided it (0: at the first try)
+    signers: U64  # precommits in its certificate
+    tx_count: U64
+    txs: Annotated[tuple[TxSummary, ...], MaxLen(1_000)]  # empty unless asked for
+
+
+@wire(tag=213)
+@dataclass(frozen=True)
+class BlockList:
+    blocks: Annotated[tuple[BlockSummary, ...], MaxLen(100)]
+    height: U64  # the node's height when it answered
+
+
+@wire(tag=214)
+@dataclass(frozen=True)
+class TxLookupRequest:
+    tx_id: Bytes32
+
+
+@wire(tag=215)
+@dataclass(frozen=True)
+class TxDetail:
+    """A committed transaction with its block and outcome (`tx` None: this node has not committed it)."""
+
+    tx_id: Bytes32
+    tx: Transaction | None
+    height: U64
+    code: Text
+    created: Annotated[bytes, MaxLen(32)]
+
+
+@wire(tag=216)
+@dataclass(frozen=True)
+class ValidatorsRequest:
+    pass
+
+
+@wire(tag=217)
+@dataclass(frozen=True)
+class ValidatorInfo:
+    name: Text
+    address: Address
+    public_key: Bytes32
+    last_signed: U64  # the last height whose certificate carries its precommit (0: none of the recent ones)
+
+
+@wire(tag=218)
+@dataclass(frozen=True)
+class ValidatorList:
+    validators: Annotated[tuple[ValidatorInfo, ...], MaxLen(100)]
+    # Recorded misbehaviour (conflicting votes); pocnet records none yet, so this says what is checked.
+    evidence: Annotated[tuple[Text, ...], MaxLen(100)]
+
+
 @wire(tag=102)
 @dataclass(frozen=True)
 class ControlError:
@@ -304,11 +476,19 @@ class ControlError:
 ControlRequest = (
     StatusRequest | AccountRequest | SubmitRequest | TxResultRequest | OrderbookRequest | PublishOrderRequest
     | DealRequest | DeployAppRequest | DeployDatasetRequest | RunRequest | TaskRequest | FetchResultRequest
-    | CertifyPlatformRequest | ReplicatesQuery | ExplainRequest
+    | CertifyPlatformRequest | ReplicatesQuery | ExplainRequest | OrderRequest | DealListRequest | TaskListRequest
+    | AssetListRequest | BlocksRequest | TxLookupRequest | ValidatorsRequest
 )
 ControlResponse = (
     NodeStatus | AccountInfo | TxSubmitted | TxResultInfo | OrderList | OrderPublished | DealInfo | Deployed
     | RunStarted | TaskInfo | ResultArchive | ControlError | PlatformCertified | TaskReport | Explanation
+    | DealList | TaskList | AssetList | BlockList | TxDetail | ValidatorList
+)
+# What the explorer may ask (node/http): reads only. Everything else acts, and only the control socket acts.
+READ_ONLY_REQUESTS = (
+    StatusRequest, AccountRequest, TxResultRequest, OrderbookRequest, DealRequest, TaskRequest, ReplicatesQuery,
+    ExplainRequest, OrderRequest, DealListRequest, TaskListRequest, AssetListRequest, BlocksRequest,
+    TxLookupRequest, ValidatorsRequest,
 )
 Handler = Callable[[object], Awaitable[object]]
 

@@ -22,7 +22,15 @@ from node.admission import Admission
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver, wall_ms
 from node.consensus_link import ConsensusLinks
+from node import queries
 from node.control import (
+    AssetListRequest,
+    BlocksRequest,
+    DealListRequest,
+    OrderRequest,
+    TaskListRequest,
+    TxLookupRequest,
+    ValidatorsRequest,
     CertifyPlatformRequest,
     ExplainRequest,
     PlatformCertified,
@@ -40,7 +48,6 @@ from node.control import (
     TaskRequest,
     NodeStatus,
     OrderbookRequest,
-    OrderList,
     OrderPublished,
     PublishOrderRequest,
     StatusRequest,
@@ -53,9 +60,11 @@ from node.control import (
 )
 from node.blobs import BLOB_PROTOCOL, LIMITS as BLOB_LIMITS, RESULT_PROTOCOL, BlobStore
 from node.directory import MAX_ADDRESSES, PEERS_PROTOCOL, Directory, PeerRecord, reach
+from node.http.server import serve_http
 from node.keys import load_or_create_key
 from node.deploy import deploy_app, deploy_dataset
-from node.requester import explain_request, fetch_result, start_run, task_report
+from node.requester import explain_request, fetch_result, find_order, start_run, task_report
+from node.metrics import CountingMempool, NodeMetrics, NodeReadings
 from node.net.config import BatchConfig, HostConfig
 from node.net.host import P2PHost, open_host
 from node.net.streams import RequestRejected, StreamLimits
@@ -82,7 +91,7 @@ from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import LedgerState, StateView
 from protocols.ledger.transactions import Transaction, TxBody
 from protocols.orderbook import OrderBook
-from protocols.orders import AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder
+from protocols.orders import Order
 
 log = logging.getLogger(__name__)
 RoleT = TypeVar("RoleT")
@@ -133,7 +142,6 @@ ADMISSION_WINDOW_S = 30.0
 # Always admitted up to two full blocks' worth: an idle chain's measured rate says nothing of its capacity,
 # and a burst on it fills the next two blocks at once.
 ADMISSION_FLOOR_TXS = 2 * MAX_BLOCK_TXS
-ORDER_KINDS = {"app": AppOrder, "dataset": DatasetOrder, "workerpool": WorkerpoolOrder, "request": RequestOrder}
 
 
 def make_role(name: str, config: NodeConfig) -> Role:
@@ -188,7 +196,9 @@ class Node:
         ledger.state = self._load_state()
         tip = store.tip() or genesis_tip(self.genesis.genesis_hash, self.genesis.genesis_time_ms)
         self.app = LedgerApplication(ledger, last_block_time=tip.time)
-        self.mempool = Mempool(self.app)
+        self.metrics = NodeMetrics()
+        self.mempool: Mempool = CountingMempool(self.app, rejections=self.metrics.mempool_rejections)
+        self.http_url = ""  # the explorer's base URL once it serves (config.http)
         consensus_config = ConsensusConfig(
             empty_block_interval=self.genesis.empty_block_interval_ms,
             max_block_bytes=MAX_BLOCK_BYTES,
@@ -219,6 +229,11 @@ class Node:
         self._block_events: trio.MemorySendChannel[tuple[int, CommittedBlock]] | None = None
         for order, _ in store.load_orders():
             self.order_book.add(order)
+        self.metrics.watch(NodeReadings(
+            height=lambda: self.height, peers=lambda: len(self.host.connected_peers()), mempool=lambda: len(self.mempool),
+            orders=lambda: len(self.order_book), state=lambda: self.app.ledger.state, gossip=self.host.subscription_stats,
+            host=self.host.counters, topic_name=lambda topic: topic.rsplit("/", 1)[-1],
+        ))
 
     def _load_state(self) -> LedgerState:
         stored = dict(self.store.load_state())
@@ -380,6 +395,7 @@ class Node:
 
     async def _on_commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
         self.admission.on_commit(len(block.txs), trio.current_time())
+        self.metrics.block_committed(block.time, certificate.round, wall_ms())
         for data in block.txs:
             self._pending_txs.pop(self.app.decode(data).tx_id, None)
         # Our pending transactions the block made invalid (mempool eviction) will never commit.
@@ -452,6 +468,7 @@ class Node:
                 orders=len(self.order_book),
                 validator=self.is_validator,
                 notes=tuple(note[:1024] for role in self.roles for note in role.notes(self)),
+                http=self.http_url,
             )
         if isinstance(request, AccountRequest):
             address = request.address or self.keypair.address
@@ -473,12 +490,28 @@ class Node:
                 return TxResultInfo(0, "pending", b"")
             return TxResultInfo(0, self._rejected_txs.get(request.tx_id, "unknown transaction"), b"")
         if isinstance(request, OrderbookRequest):
-            kind = ORDER_KINDS.get(request.kind)
-            if request.kind and kind is None:
-                raise ControlRejected(f"unknown order kind {request.kind!r}: use one of {', '.join(ORDER_KINDS)}")
-            orders = tuple(o for o in self.order_book.orders() if kind is None or isinstance(o, kind))[:1000]
-            view = self.ledger_view()
-            return OrderList(orders, tuple(o.volume - view.consumed(o.payload_digest) for o in orders))
+            return queries.filter_orders(self.order_book, self.ledger_view(), request)
+        if isinstance(request, OrderRequest):
+            return queries.orders_with_remaining([find_order(self, request.order_id)], self.ledger_view())
+        if isinstance(request, DealListRequest):
+            return queries.list_deals(self.app.ledger.state, request.account or self.keypair.address)
+        if isinstance(request, TaskListRequest):
+            return queries.list_tasks(self.app.ledger.state, request.account or self.keypair.address, request.role)
+        if isinstance(request, AssetListRequest):
+            owner = queries.owner_or_everyone(request.owner, request.everyone, self.keypair.address)
+            return queries.list_assets(self.app.ledger.state, request.kind, owner, request.address)
+        if isinstance(request, BlocksRequest):
+            return queries.block_summaries(
+                self.store, self.app.decode, self.height, request.top, request.count, request.with_txs
+            )
+        if isinstance(request, TxLookupRequest):
+            return queries.tx_detail(self.store, self.app.decode, request.tx_id)
+        if isinstance(request, ValidatorsRequest):
+            evidence = (
+                f"validator 0x{e.first.signature.public_key.hex()} signed two different votes at height "
+                f"{e.first.height} round {e.first.round} step {e.first.step}" for e in self.driver.evidence
+            )
+            return queries.validators(self.genesis, self.store, self.height, evidence)
         if isinstance(request, PublishOrderRequest):
             try:
                 signed = await self.publish_order(request.order)
@@ -550,6 +583,8 @@ class Node:
                     self.host.set_request_handler(protocol, handler)
             nursery.start_soon(self._announce_peer_record)
             await nursery.start(serve, socket_path(self.config.data_dir), self.handle_control)
+            if self.config.http is not None:
+                self.http_url = await nursery.start(serve_http, self, self.config.http)
             write_addresses(self.data_dir, self.host.addrs)  # last: whoever reads it can use the control socket
             # The consensus loop first: catching up feeds it the fetched blocks and waits until it has applied
             # them. Started after, it left every fetched batch unapplied until the catch-up's time ran out,

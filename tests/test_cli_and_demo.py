@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +77,31 @@ def test_an_unreaped_exited_node_counts_as_stopped() -> None:
         time.sleep(0.01)
     process.wait()
     assert not _zombie(process.pid)
+
+
+def test_a_bad_or_busy_http_address_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(genesis_to_json(make_genesis()))
+    node = ("-m", "node.cli", "node", "--role", "requester", "--genesis", str(genesis), "--data-dir")
+    bad = run(*node, str(tmp_path / "a"), "--http", "somewhere:http")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--http 'somewhere:http'" in bad.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = run(*node, str(tmp_path / "b"), "--http", f"127.0.0.1:{port}", "--log-level", "error")
+    assert taken.returncode == 2, taken.stderr
+    assert taken.stderr.strip().splitlines()[-1].startswith(f"pocnet: --http 127.0.0.1:{port}: cannot listen")
+    assert "Traceback" not in taken.stderr
+
+
+def test_json_output_of_a_command_without_a_node(tmp_path: Path) -> None:
+    path = tmp_path / "genesis.json"
+    path.write_text(genesis_to_json(make_genesis()))
+    result = run("-m", "node.cli", "genesis", "check", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["genesis_hash"] == f"0x{make_genesis().genesis_hash.hex()}" and document["total_supply"] > 0
+    missing = run("-m", "node.cli", "status", "--data-dir", str(tmp_path), "--json")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert "no node is running" in json.loads(missing.stderr)["error"]

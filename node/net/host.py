@@ -41,6 +41,7 @@ from multiaddr import Multiaddr
 
 from node.net.batching import Batcher
 from node.net.config import INVALID_MESSAGE_PENALTY, HostConfig
+from node.net.counters import HostCounters
 from node.net.framing import FramedStream
 from node.net.gossip import (
     GossipHandler,
@@ -96,6 +97,7 @@ class P2PHost:
         self._subscriptions: dict[str, Subscription] = {}
         self._batchers: dict[str, Batcher] = {}
         self.penalties = PenaltyBook()
+        self.counters = HostCounters()  # read by node/metrics.py
         self._queue_marks: dict[Any, tuple[int, float]] = {}  # peer -> (queue length, full and not shrinking since)
         self._streams = StreamService(self._open_raw_stream, self.penalise)
 
@@ -154,6 +156,7 @@ class P2PHost:
         Past the ban threshold the peer is disconnected and not redialled until the ban ends."""
         now = trio.current_time()
         banned = self.penalties.add(peer_id, points, now)
+        self.counters.count_penalty(banned)
         log.info(
             "event=peer-penalised peer=%s points=%.1f total=%.1f reason=%r",
             peer_id,
@@ -201,6 +204,10 @@ class P2PHost:
         self._nursery.start_soon(run_subscription, sub, libp2p_subscription, self._self_id)
         return sub.stats
 
+    def subscription_stats(self) -> dict[str, SubscriptionStats]:
+        """Live counters of each subscribed topic (delivered, rejected...), for metrics."""
+        return {topic: sub.stats for topic, sub in self._subscriptions.items()}
+
     def _report_invalid(self, forwarder: PeerId, topic: str, reason: str) -> None:
         log.warning("event=gossip-rejected topic=%s forwarder=%s reason=%r", topic, forwarder, reason)
         self.penalise(forwarder, f"invalid gossip on {topic}: {reason}")
@@ -217,6 +224,7 @@ class P2PHost:
         if len(data) > limit:
             raise ValueError(f"gossip message of {len(data)} bytes exceeds the limit of {limit}; use a stream")
         await self._pubsub.publish(topic, data)
+        self.counters.published[topic] += 1
         # py-libp2p 0.8.1: publish() never yields, so a loop of publishes starves delivery, and the per-peer
         # outbound queues (32 RPCs) overflow and drop silently. Yielding once is not enough (each write goes
         # through Noise and Yamux): wait until every outbound queue is back below its high-water mark.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from node.blobs import BlobStore
 from node.directory import Directory
+from node.metrics import NodeMetrics
 from node.net.host import P2PHost
 from node.net.streams import RequestHandler
 from protocols.chain import CommittedBlock
@@ -36,6 +37,7 @@ class NodeAPI(Protocol):
     blobs: BlobStore
     directory: Directory
     data_dir: Path
+    metrics: NodeMetrics
 
     def ledger_view(self) -> StateView:
         """A read-only view of the committed ledger state."""

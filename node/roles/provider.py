@@ -82,8 +82,10 @@ class ProviderRole(BaseRole):
                     "event=key-refused task=%s worker=%s reason=%s", request.task_id.hex()[:16], hex_address(worker), refusal
                 )
                 self.refused += 1
+                api.metrics.key_releases.labels("refused").inc()
                 raise
             self.released += 1
+            api.metrics.key_releases.labels("granted").inc()
             log.info("event=key-released task=%s worker=%s", request.task_id.hex()[:16], hex_address(worker))
             return encode(KeyGrant(sealed))
 

@@ -261,6 +261,7 @@ class WorkerRole(BaseRole):
         elif isinstance(answer, Assignment):
             report = await self._replicate(api, peer, answer.task_id)
             if report is not None:
+                api.metrics.replicates.labels(report.outcome).inc()
                 await self._report(api, peer, report)
 
     def _cannot_reach(self, reason: str) -> None:
@@ -328,6 +329,7 @@ class WorkerRole(BaseRole):
         limits = limits_before(task.contribution_deadline, wall_ms())
         with tempfile.TemporaryDirectory(prefix="enclave-", dir=self.data_dir) as workdir:
             outcome = await run_enclave(bundle, app.measurement, spec, limits, Path(workdir), enclave_key=enclave_key)
+        api.metrics.enclave_run.labels(outcome.reason or OK).observe(outcome.duration_s)
         logs_blob = api.blobs.put(seal_result(_logs(outcome), deal.requester_key))
         if not outcome.ok:
             log.warning("event=enclave-failed task=%s reason=%s detail=%r stderr=%r", task_id.hex()[:16],
