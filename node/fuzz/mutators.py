@@ -152,13 +152,18 @@ def _tweak(rng: random.Random, node: Any) -> Any:
     return random_scalar(rng)
 
 
-def mutate_tree(rng: random.Random, tree: Any, donors: list[Any]) -> Any:
+def mutate_tree(rng: random.Random, tree: Any, donors: list[Any], focus: Path = ()) -> Any:
     """One structural change of `tree`: a node tweaked, replaced by a scalar of another type, or replaced
-    by a subtree of a donor (another corpus entry), which splices valid substructures together."""
-    path = rng.choice(tree_nodes(tree))
+    by a subtree of a donor (another corpus entry), which splices valid substructures together. Most
+    changes go under `focus` when the tree has that path (a target's interesting part, e.g. a
+    transaction's body rather than its signature, which the target re-signs anyway)."""
+    paths = tree_nodes(tree)
+    if focus and rng.random() < 0.8:
+        paths = [p for p in paths if p[: len(focus)] == focus] or paths
+    path = rng.choice(paths)
     node = node_at(tree, path)
     kind = rng.randrange(10)
-    if kind < 6:
+    if kind < 7:
         new = _tweak(rng, node)
     elif kind < 8 or not donors:
         new = random_scalar(rng)
@@ -168,14 +173,14 @@ def mutate_tree(rng: random.Random, tree: Any, donors: list[Any]) -> Any:
     return replaced(tree, path, new)
 
 
-def mutate_msgpack(rng: random.Random, data: bytes, donors: list[bytes]) -> bytes:
+def mutate_msgpack(rng: random.Random, data: bytes, donors: list[bytes], focus: Path = ()) -> bytes:
     """Mutate `data` as a msgpack tree when it is one (most of the time), else or sometimes as bytes."""
     tree = unpack_tree(data) if rng.random() < 0.8 else None
     if tree is None:
         return mutate_bytes(rng, data) if data else rng.randbytes(rng.randrange(1, 16))
     donor_trees = [t for t in (unpack_tree(d) for d in donors[:4]) if t is not None]
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
-        tree = mutate_tree(rng, tree, donor_trees)
+        tree = mutate_tree(rng, tree, donor_trees, focus)
     try:
         return pack_tree(tree)[:MAX_INPUT_BYTES]
     except (OverflowError, ValueError, TypeError):  # an int tweaked past 64 bits: fall back to bytes

@@ -35,6 +35,7 @@ class Target(abc.ABC):
 
     name: ClassVar[str]
     header: ClassVar[int] = 0  # bytes of choices before the msgpack body
+    focus: ClassVar[tuple[int, ...]] = ()  # the body's subtree most mutations go to (see mutate_tree)
 
     @classmethod
     def summary(cls) -> str:
@@ -55,7 +56,7 @@ class Target(abc.ABC):
             i = rng.randrange(self.header)
             head = head[:i] + bytes([rng.randrange(256)]) + head[i + 1 :]
             return head + body
-        return head.ljust(self.header, b"\0") + mutate_msgpack(rng, body, [d[self.header :] for d in donors])
+        return head.ljust(self.header, b"\0") + mutate_msgpack(rng, body, [d[self.header :] for d in donors], self.focus)
 
     def close(self) -> None:
         """Release what the target holds (nodes, threads, directories)."""
