@@ -39,7 +39,8 @@ class Target(abc.ABC):
 
     @classmethod
     def summary(cls) -> str:
-        return (cls.__doc__ or "").strip().splitlines()[0]
+        """The docstring's first paragraph, on one line."""
+        return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
 
     @abc.abstractmethod
     def seeds(self) -> list[bytes]:
