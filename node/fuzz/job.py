@@ -9,6 +9,7 @@ imported, and because `--jobs N` runs N of them on N cores. The JSON holds `Camp
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -28,6 +29,9 @@ def start_coverage(data_file: str) -> Any:
 
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[1])
+    # A fuzzed node logs every rejection it makes (thousands a second): only its errors belong on the
+    # campaign's console, between the progress lines.
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     cov = start_coverage(spec.pop("coverage_file")) if spec.get("coverage_file") else None
     spec.pop("coverage_file", None)
     engine = spec.pop("engine")
