@@ -54,6 +54,7 @@ class Stats:
     elapsed_s: float = 0.0
     corpus: int = 0
     features: int = 0
+    grown: int = 0  # mutated inputs that showed something new (the seeds not counted)
     crashes: int = 0  # every failing execution
     crash_files: list[Path] = field(default_factory=list)  # one per signature
 
@@ -63,7 +64,7 @@ class Stats:
 
     def line(self, event: str) -> str:
         return (
-            f"#{self.executions} {event:<6} exec/s {self.rate:.0f} corpus {self.corpus} "
+            f"#{self.executions} {event:<6} exec/s {self.rate:.0f} corpus {self.corpus} (+{self.grown}) "
             f"features {self.features} crashes {self.crashes} ({len(self.crash_files)} unique) "
             f"time {self.elapsed_s:.0f}s"
         )
@@ -90,7 +91,7 @@ class _Loop:
             return True
         return c.duration_s is not None and time.monotonic() - self.started >= c.duration_s
 
-    def run_one(self, data: bytes) -> None:
+    def run_one(self, data: bytes, mutated: bool = True) -> None:
         self.stats.executions += 1
         try:
             features = self.target.execute(data)
@@ -101,6 +102,7 @@ class _Loop:
         if new:
             self.seen |= new
             self.corpus.append(data)
+            self.stats.grown += mutated
             if self.campaign.corpus is not None:
                 save_input(self.campaign.corpus, data)
         self.report("NEW" if new else "", force=False)
@@ -147,25 +149,34 @@ def initial_inputs(target: Target, corpus: Path | None) -> list[bytes]:
     return seeds
 
 
-def run_campaign(campaign: Campaign, out: TextIO = sys.stdout) -> Stats:
-    """Run one campaign to its end (runs or duration) and return its figures."""
+def run_campaign(campaign: Campaign, out: TextIO | None = None) -> Stats:
+    """Run one campaign to its end (runs or duration, or Ctrl-C) and return its figures; progress goes to
+    `out` (default: standard output)."""
+    out = out if out is not None else sys.stdout
     target = target_class(campaign.target)()
     try:
         loop = _Loop(campaign, target, out)
         print(f"fuzzing {campaign.target}: seed {campaign.seed}, engine mutational", file=out, flush=True)
-        for data in initial_inputs(target, campaign.corpus):
-            if loop.done():
-                break
-            loop.run_one(data)
-        loop.report("INITED", force=True)
-        if not loop.corpus:  # every seed crashed: nothing to mutate
-            return loop.stats
-        while not loop.done():
-            parent = loop.pick()
-            donors = [loop.rng.choice(loop.corpus) for _ in range(DONORS)]
-            loop.run_one(target.mutate(loop.rng, parent, donors))
+        try:
+            _run(loop, target, initial_inputs(target, campaign.corpus))
+        except KeyboardInterrupt:
+            print("interrupted", file=out, flush=True)
         loop.sync_stats(time.monotonic())
         print(loop.stats.line("DONE"), file=out, flush=True)
         return loop.stats
     finally:
         target.close()
+
+
+def _run(loop: _Loop, target: Target, inputs: list[bytes]) -> None:
+    for data in inputs:
+        if loop.done():
+            return
+        loop.run_one(data, mutated=False)
+    loop.report("INITED", force=True)
+    if not loop.corpus:  # every initial input crashed: nothing to mutate
+        return
+    while not loop.done():
+        parent = loop.pick()
+        donors = [loop.rng.choice(loop.corpus) for _ in range(DONORS)]
+        loop.run_one(target.mutate(loop.rng, parent, donors))
