@@ -10,6 +10,7 @@ from node.fuzz.targets.base import Target
 TARGETS: dict[str, tuple[str, str]] = {
     "decode": ("node.fuzz.targets.decode", "DecodeTarget"),
     "ledger": ("node.fuzz.targets.ledger", "LedgerTarget"),
+    "matching": ("node.fuzz.targets.matching", "MatchingTarget"),
     "consensus": ("node.fuzz.targets.consensus", "ConsensusTarget"),
     "node": ("node.fuzz.targets.node", "NodeTarget"),
     "network": ("node.fuzz.targets.network", "NetworkTarget"),

@@ -15,6 +15,7 @@ from protocols.consensus.messages import NIL, Block, Certificate, Proposal, Step
 from protocols.crypto import sign
 from protocols.encoding import DecodeError, encode
 from protocols.fuzz.byzantine import BYZANTINE, CHAIN, CORRECT, KEYS, ByzantineCluster
+from protocols.sim.scenario import SIM_CONSENSUS
 
 # A schedule longer than this is cut: a few heights' worth of steps, and each input stays fast.
 MAX_STEPS = 300
@@ -22,6 +23,8 @@ MAX_STEPS = 300
 SEED_STEPS = 120
 SEED_PROGRAMS = 12
 Op = list[Any]
+BLOCK_VARIANTS = ("valid", "duplicate-txs", "too-many-txs", "bad-tx", "no-previous-commit", "old-time", "wrong-state",
+                  "wrong-parent")
 SYNC_VARIANTS = ("real", "weakened-certificate", "other-block", "forged-certificate")
 
 
@@ -96,18 +99,35 @@ class _Run:
         return " ".join(sorted({c.deliver(i, signed) for i in self._targets(_int(op, 1))}))
 
     def byzantine_proposal(self, op: Op) -> str:
-        """A valid block of its own for the target's height (a conflicting value), proposed by the Byzantine
-        validator for some round: equivocation against whatever the correct proposer offered."""
+        """A block of its own for the target's height, proposed by the Byzantine validator for some round:
+        a valid conflicting value (equivocation against the correct proposer), or one broken in one way."""
         c = self.cluster
         to = self._targets(_int(op, 1))
         machine = c.machines[to[0]]
         tip = machine.tip
-        txs = (f"set b {_int(op, 3) % 10}".encode(),) if _int(op, 4) % 4 else ()
-        block = Block(tip.height + 1, max(c.now, tip.time + 1), tip.block_id, machine.app.state_digest(), txs, tip.certificate)
+        txs: tuple[bytes, ...] = (f"set b {_int(op, 3) % 10}".encode(),) if _int(op, 4) % 4 else ()
+        fields = {"height": tip.height + 1, "time": max(c.now, tip.time + 1), "previous_hash": tip.block_id,
+                  "state_digest": machine.app.state_digest(), "txs": txs, "previous_commit": tip.certificate}
+        variant = BLOCK_VARIANTS[_int(op, 6) % len(BLOCK_VARIANTS)]
+        if variant == "duplicate-txs":
+            fields["txs"] = (b"set d 1", b"set d 1")
+        elif variant == "too-many-txs":
+            fields["txs"] = tuple(f"set m {i}".encode() for i in range(SIM_CONSENSUS.max_block_txs + 1))
+        elif variant == "bad-tx":
+            fields["txs"] = (b"not a kv transaction",)
+        elif variant == "no-previous-commit":
+            fields["previous_commit"] = None
+        elif variant == "old-time":
+            fields["time"] = tip.time
+        elif variant == "wrong-state":
+            fields["state_digest"] = bytes(32)
+        elif variant == "wrong-parent":
+            fields["previous_hash"] = bytes(32)
+        block = Block(**fields)
         round = _int(op, 2) % 6
         valid_round = (_int(op, 5) % (round + 1)) - 1
         proposal = sign(KEYS[BYZANTINE], CHAIN, Proposal(block.height, round, valid_round, block))
-        return " ".join(sorted({c.deliver(i, proposal) for i in to}))
+        return f"{variant} " + " ".join(sorted({c.deliver(i, proposal) for i in to}))
 
     def sync_block(self, op: Op) -> str:
         """A decided block offered over sync: a real one, or one with a weakened or forged certificate."""

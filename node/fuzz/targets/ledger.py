@@ -16,7 +16,7 @@ from protocols.ledger.transactions import CancelOrder, MatchOrders, Transaction
 _ACTOR_BY_KEY = {KEYS[name].public_key: name for name in ACTORS}
 
 
-def _resigned_order(order: Any) -> Any:
+def resigned_order(order: Any) -> Any:
     """The order signed again by the actor whose key signed it (if it is one of ours), so a mutated
     price or restriction is judged by the matching rules, not refused for its signature."""
     if order is None:
@@ -28,9 +28,9 @@ def _resigned_order(order: Any) -> Any:
 def resigned_body(body: Any) -> Any:
     """`body` with the orders it carries re-signed by their signers."""
     if isinstance(body, MatchOrders):
-        return MatchOrders(*(_resigned_order(o) for o in (body.app_order, body.dataset_order, body.workerpool_order, body.request_order)))
+        return MatchOrders(*(resigned_order(o) for o in (body.app_order, body.dataset_order, body.workerpool_order, body.request_order)))
     if isinstance(body, CancelOrder):
-        return replace(body, order=_resigned_order(body.order))
+        return replace(body, order=resigned_order(body.order))
     return body
 
 
