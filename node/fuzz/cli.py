@@ -39,10 +39,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     fuzz = commands.add_parser(
         "fuzz",
         help="fuzz the protocol: decoders, ledger, consensus, a node, the network",
-        description="Fuzz a target: `pocnet fuzz list`, `pocnet fuzz TARGET [options]`, "
+        description="Fuzz a target: `pocnet fuzz list`, `pocnet fuzz TARGET|all [options]`, "
         "`pocnet fuzz seeds TARGET --corpus DIR`, `pocnet fuzz replay CRASH_FILE`.",
     )
-    fuzz.add_argument("what", metavar="TARGET|list|seeds|replay", help="a target to fuzz, or an action")
+    fuzz.add_argument("what", metavar="TARGET|all|list|seeds|replay", help="a target to fuzz (all: each in turn), or an action")
     fuzz.add_argument("arg", nargs="?", metavar="TARGET|FILE", help="seeds: the target; replay: the crash file")
     fuzz.add_argument("--duration", type=float, metavar="S", help=f"seconds to run (default {DEFAULT_DURATION_S:.0f} unless --runs)")
     fuzz.add_argument("--runs", type=int, metavar="N", help="executions to run, seeds included (split across jobs)")
@@ -110,14 +110,14 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine(args: argparse.Namespace) -> str:
+def _engine(args: argparse.Namespace, target: str) -> str:
     has_atheris = importlib.util.find_spec("atheris") is not None
     if args.engine == "atheris" and not has_atheris:
         raise _Usage("--engine atheris: atheris is not installed; `pip install 'pocnet[fuzz]'` or use --engine mutational")
-    if args.engine == "atheris" and args.what not in ATHERIS_TARGETS:
-        raise _Usage(f"--engine atheris: the {args.what} target runs only with --engine mutational")
+    if args.engine == "atheris" and target not in ATHERIS_TARGETS:
+        raise _Usage(f"--engine atheris: the {target} target runs only with --engine mutational")
     if args.engine == "auto":
-        return "atheris" if has_atheris and args.what in ATHERIS_TARGETS else "mutational"
+        return "atheris" if has_atheris and target in ATHERIS_TARGETS else "mutational"
     return str(args.engine)
 
 
@@ -135,35 +135,47 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 
 def _campaign(args: argparse.Namespace) -> int:
-    target_class(args.what)  # an unknown target is an operator mistake, before anything starts
+    """One target's campaign, or with `all` every target's in turn (each `--duration`, corpora in
+    `--corpus`/TARGET), then statement coverage of them all together."""
+    names = list(TARGETS) if args.what == "all" else [args.what]
+    for name in names:
+        target_class(name)  # an unknown target is an operator mistake, before anything starts
     _check_numbers(args)
-    engine = _engine(args)
-    corpus = corpus_dir(args.corpus) if args.corpus else None
+    engines = {name: _engine(args, name) for name in names}
     crash_dir = Path(args.crash_dir)
     if crash_dir.exists() and not crash_dir.is_dir():
         raise _Usage(f"--crash-dir {crash_dir}: not a directory")
+    corpus_root = corpus_dir(args.corpus) if args.corpus else None
     measure = not args.no_coverage and coverage_available()
     if not args.no_coverage and not measure:
         print("(no coverage report: the `coverage` package is not installed; `pip install 'pocnet[fuzz]'`)")
     duration = args.duration if args.duration is not None or args.runs is not None else DEFAULT_DURATION_S
+    codes = []
     with tempfile.TemporaryDirectory(prefix="pocnet-fuzz-") as scratch:
-        data_files = [Path(scratch) / f"coverage.{i}" for i in range(args.jobs)]
-        working_corpus = corpus or corpus_dir(Path(scratch) / "corpus")  # without --corpus, a throw-away one
-        specs = [
-            {
-                "target": args.what, "seed": args.seed + i, "duration_s": duration,
-                "runs": None if args.runs is None else max(1, args.runs // args.jobs),
-                "corpus": str(working_corpus), "crash_dir": str(crash_dir), "engine": engine,
-                "coverage_file": str(data_files[i]) if measure else "",
-            }
-            for i in range(args.jobs)
-        ]
-        print(f"fuzzing {args.what} with the {engine} engine, {args.jobs} job(s)", flush=True)
-        codes = _run_jobs(specs)
+        data_files = []
+        for name in names:
+            if corpus_root is None:  # without --corpus, a throw-away one
+                corpus = corpus_dir(Path(scratch) / "corpus" / name)
+            else:
+                corpus = corpus_dir(corpus_root / name) if len(names) > 1 else corpus_root
+            files = [Path(scratch) / f"coverage.{name}.{i}" for i in range(args.jobs)]
+            data_files += files
+            specs = [
+                {
+                    "target": name, "seed": args.seed + i, "duration_s": duration,
+                    "runs": None if args.runs is None else max(1, args.runs // args.jobs),
+                    "corpus": str(corpus), "crash_dir": str(crash_dir), "engine": engines[name],
+                    "coverage_file": str(files[i]) if measure else "",
+                }
+                for i in range(args.jobs)
+            ]
+            print(f"fuzzing {name} with the {engines[name]} engine, {args.jobs} job(s)", flush=True)
+            codes += _run_jobs(specs)
         if measure:
             report_coverage(data_files, sys.stdout)
-    crashes = sorted(crash_dir.glob(f"crash-{args.what}-*.json")) if crash_dir.is_dir() else []
-    print(f"crash files of {args.what} in {crash_dir}: {len(crashes)}")
+    for name in names:
+        crashes = sorted(crash_dir.glob(f"crash-{name}-*.json")) if crash_dir.is_dir() else []
+        print(f"crash files of {name} in {crash_dir}: {len(crashes)}")
     return 1 if any(codes) else 0
 
 

@@ -163,6 +163,13 @@ def run_campaign(campaign: Campaign, out: TextIO | None = None) -> Stats:
             print("interrupted", file=out, flush=True)
         loop.sync_stats(time.monotonic())
         print(loop.stats.line("DONE"), file=out, flush=True)
+        try:
+            lines = target.report()
+        except Exception as exc:  # noqa: BLE001 - a final check that fails is a crash like any other
+            loop.crashed(b"", exc)
+            lines = []
+        for line in lines:
+            print(line, file=out, flush=True)
         return loop.stats
     finally:
         target.close()

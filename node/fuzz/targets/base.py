@@ -59,5 +59,9 @@ class Target(abc.ABC):
             return head + body
         return head.ljust(self.header, b"\0") + mutate_msgpack(rng, body, [d[self.header :] for d in donors], self.focus)
 
+    def report(self) -> list[str]:
+        """Figures of the campaign only the target knows (printed at its end); its final checks may raise."""
+        return []
+
     def close(self) -> None:
         """Release what the target holds (nodes, threads, directories)."""
