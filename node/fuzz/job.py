@@ -31,7 +31,10 @@ def main(argv: list[str]) -> int:
     spec = json.loads(argv[1])
     # A fuzzed node logs every rejection it makes (thousands a second): only its errors belong on the
     # campaign's console, between the progress lines.
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    # The handler's level, not only the root's: libp2p's records propagate from a logger set to WARNING.
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.ERROR)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
     cov = start_coverage(spec.pop("coverage_file")) if spec.get("coverage_file") else None
     spec.pop("coverage_file", None)
     engine = spec.pop("engine")
