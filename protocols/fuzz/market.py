@@ -119,7 +119,8 @@ class Market:
 
     def ok(self, name: str, body: TxBody) -> TxOutcome:
         outcome = self.submit(name, body)
-        assert outcome.ok, f"{type(body).__name__} by {name} rejected: {outcome.code} {outcome.detail}"
+        if not outcome.ok:  # the scene is wrong, not the ledger: say which step
+            raise ValueError(f"{type(body).__name__} by {name} rejected: {outcome.code} {outcome.detail}")
         return outcome
 
     def signed(self, name: str, body: TxBody) -> Transaction:

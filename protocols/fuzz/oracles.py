@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocols.encoding import MAX_MESSAGE_BYTES, DecodeError, _decode_slowly, _fast_decoder, _members, _peek_tag, decode, encode
+from protocols.encoding import MAX_MESSAGE_BYTES, DecodeError, _decode_slowly, _fast_decoder, decode, encode
 from protocols.fuzz.market import total_supply
 from protocols.ledger.ledger import Ledger, TxOutcome, apply
 from protocols.ledger.transactions import MatchOrders, Transaction
@@ -61,13 +61,12 @@ def checked_decode(expected: Any, data: bytes) -> Any:
         getattr(slow, "payload_digest", None) == getattr(value, "payload_digest", None),
         f"{type(value).__name__}: the fast and slow paths disagree on the payload digest",
     )
-    cls = _members(expected).get(_peek_tag(data))  # type: ignore[arg-type]
-    fast = _fast_decoder(cls) if cls is not None else None
+    fast = _fast_decoder(type(value))
     if fast is not None:
         try:
             fast(data)
         except Exception as exc:  # noqa: BLE001 - msgspec raises several types; any of them is the finding
-            raise OracleViolation(f"{cls.__name__}: valid input refused by the fast path: {type(exc).__name__}: {exc}") from None
+            raise OracleViolation(f"{type(value).__name__}: valid input refused by the fast path: {type(exc).__name__}: {exc}") from None
     return value
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import msgpack
@@ -106,24 +107,22 @@ class _Run:
         machine = c.machines[to[0]]
         tip = machine.tip
         txs: tuple[bytes, ...] = (f"set b {_int(op, 3) % 10}".encode(),) if _int(op, 4) % 4 else ()
-        fields = {"height": tip.height + 1, "time": max(c.now, tip.time + 1), "previous_hash": tip.block_id,
-                  "state_digest": machine.app.state_digest(), "txs": txs, "previous_commit": tip.certificate}
+        block = Block(tip.height + 1, max(c.now, tip.time + 1), tip.block_id, machine.app.state_digest(), txs, tip.certificate)
         variant = BLOCK_VARIANTS[_int(op, 6) % len(BLOCK_VARIANTS)]
         if variant == "duplicate-txs":
-            fields["txs"] = (b"set d 1", b"set d 1")
+            block = replace(block, txs=(b"set d 1", b"set d 1"))
         elif variant == "too-many-txs":
-            fields["txs"] = tuple(f"set m {i}".encode() for i in range(SIM_CONSENSUS.max_block_txs + 1))
+            block = replace(block, txs=tuple(f"set m {i}".encode() for i in range(SIM_CONSENSUS.max_block_txs + 1)))
         elif variant == "bad-tx":
-            fields["txs"] = (b"not a kv transaction",)
+            block = replace(block, txs=(b"not a kv transaction",))
         elif variant == "no-previous-commit":
-            fields["previous_commit"] = None
+            block = replace(block, previous_commit=None)
         elif variant == "old-time":
-            fields["time"] = tip.time
+            block = replace(block, time=tip.time)
         elif variant == "wrong-state":
-            fields["state_digest"] = bytes(32)
+            block = replace(block, state_digest=bytes(32))
         elif variant == "wrong-parent":
-            fields["previous_hash"] = bytes(32)
-        block = Block(**fields)
+            block = replace(block, previous_hash=bytes(32))
         round = _int(op, 2) % 6
         valid_round = (_int(op, 5) % (round + 1)) - 1
         proposal = sign(KEYS[BYZANTINE], CHAIN, Proposal(block.height, round, valid_round, block))

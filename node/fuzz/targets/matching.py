@@ -69,7 +69,8 @@ class MatchingTarget(Target):
                 features.add(feature("undecodable", type(exc).__name__))
                 continue
             features.add(feature("book", type(order).__name__, book.add(resigned_order(order)) or "added"))
-        view = LedgerMarketView(ledger.state.view(), ledger.rules.categories)
+        categories: dict[int, object] = dict(ledger.rules.categories)
+        view = LedgerMarketView(ledger.state.view(), categories)
         for request in book.requests():
             found = best_match(request, book, view, ledger.rules.signatures)
             reports = explain(request, book, view, ledger.rules.signatures)

@@ -114,7 +114,7 @@ class _Harness:
         self.genesis = replace(make_genesis(), chain_id=CHAIN_ID)
         self.topics = Topics(self.genesis.chain_id)
         self.nodes: list[Node] = []
-        self.nursery: trio.Nursery | None = None
+        self._nursery: trio.Nursery | None = None
         self.attacker: _Attacker | None = None
         self.identities = 0
         self.bans = 0
@@ -127,8 +127,15 @@ class _Harness:
         """The node under attack: validator 0."""
         return self.nodes[0]
 
+    @property
+    def nursery(self) -> trio.Nursery:
+        """The trio world's nursery, where attackers run."""
+        if self._nursery is None:
+            raise RuntimeError("the nodes have not started")
+        return self._nursery
+
     async def _setup(self, nursery: trio.Nursery) -> None:
-        self.nursery = nursery
+        self._nursery = nursery
         for i, key in enumerate(VALIDATOR_KEYS[:MANAGERS]):
             directory = self.directory / f"manager-{i}"
             directory.mkdir()
@@ -179,19 +186,19 @@ class _Harness:
     async def attacker_ready(self) -> _Attacker:
         """The current attacker, replaced by a fresh identity once banned or worn out."""
         node = self.node
-        assert self.nursery is not None
         if self.attacker is not None and (self.attacker.steps >= STEPS_PER_IDENTITY or self._banned(self.attacker)):
             await self._retire(self.attacker)
             self.attacker = None
-        if self.attacker is None:
-            self.identities += 1
-            keypair = Keypair.from_name(f"fuzz-attacker-{self.identities}")
-            self.attacker = await self.nursery.start(self._run_attacker, keypair)
-            topics = [self.topics.consensus, self.topics.txs, self.topics.orders, self.topics.blocks, self.topics.peers]
-            with trio.fail_after(MESH_TIMEOUT_S):
-                while not all(node.host.peer_id in self.attacker.host.topic_peers(t) for t in topics):
-                    await trio.sleep(0.05)
-        return self.attacker
+        if self.attacker is not None:
+            return self.attacker
+        self.identities += 1
+        attacker: _Attacker = await self.nursery.start(self._run_attacker, Keypair.from_name(f"fuzz-attacker-{self.identities}"))
+        topics = [self.topics.consensus, self.topics.txs, self.topics.orders, self.topics.blocks, self.topics.peers]
+        with trio.fail_after(MESH_TIMEOUT_S):
+            while not all(node.host.peer_id in attacker.host.topic_peers(t) for t in topics):
+                await trio.sleep(0.05)
+        self.attacker = attacker
+        return attacker
 
     def _banned(self, attacker: _Attacker) -> bool:
         return self.node.host.penalties.is_banned(attacker.host.peer_id, trio.current_time())

@@ -79,16 +79,22 @@ class _Harness:
         self.directory = Path(tempfile.mkdtemp(prefix="fuzz-node-", dir="/tmp"))
         self.host = FakeHost()
         self.store: Store | None = None
-        self.node: Node | None = None
+        self._node: Node | None = None
         self.world = TrioThread(self._setup)
+
+    @property
+    def node(self) -> Node:
+        if self._node is None:
+            raise RuntimeError("the fuzzed node has not started")
+        return self._node
 
     async def _setup(self, nursery: trio.Nursery) -> None:
         genesis = make_genesis()
         self.store = Store(self.directory / STORE_FILE)
         self.store.bind_genesis(genesis.genesis_hash)
         config = NodeConfig(("manager",), self.directory, genesis, "/ip4/127.0.0.1/tcp/0", ())
-        self.node = Node(config, VALIDATOR_KEYS[0], self.store, self.host)  # type: ignore[arg-type]
-        await nursery.start(self.node.driver.run)
+        self._node = Node(config, VALIDATOR_KEYS[0], self.store, self.host)  # type: ignore[arg-type]
+        await nursery.start(self._node.driver.run)
 
     def close(self) -> None:
         self.world.stop()
@@ -107,7 +113,6 @@ class _Harness:
         kind, arg, tree = STEP_KINDS[step[0] % len(STEP_KINDS)], step[1], step[2]
         peer = f"fuzz-peer-{arg % PEERS}"
         node = self.node
-        assert node is not None
         if kind in ("consensus", "blocks", "peers"):
             topics = {"consensus": (node.validate_consensus, node.on_consensus), "blocks": (node.validate_block, node.on_block),
                       "peers": (node.validate_peer_record, node.on_peer_record)}
@@ -128,7 +133,6 @@ class _Harness:
 
     def state(self) -> tuple[object, ...]:
         node = self.node
-        assert node is not None
         return (node.app.state_digest(), len(node.mempool), len(node.order_book), node.driver.machine.snapshot(), node.height)
 
     async def gossip(self, topic: str, validate: Any, handle: Any, batched: bool, peer: str, data: bytes) -> str:
@@ -150,7 +154,6 @@ class _Harness:
 
     async def sync(self, peer: str, request: bytes) -> str:
         node = self.node
-        assert node is not None
         try:
             answer = await node.serve_sync(peer, request)
         except RequestRejected as exc:
@@ -170,7 +173,6 @@ class _Harness:
 
     async def control(self, data: bytes) -> str:
         node = self.node
-        assert node is not None
         try:
             request = decode(ControlRequest, data)
         except DecodeError:
@@ -192,13 +194,11 @@ class _Harness:
         except DecodeError:
             return "signed-vote undecodable"
         signed = sign(VALIDATOR_KEYS[1 + arg % 3], make_genesis().chain_id, message)
-        return await self.gossip("consensus", self.node.validate_consensus, self.node.on_consensus,  # type: ignore[union-attr]
-                                 False, peer, encode(signed))
+        return await self.gossip("consensus", self.node.validate_consensus, self.node.on_consensus, False, peer, encode(signed))
 
     async def signed_tx(self, peer: str, data: bytes) -> str:
         """A transaction body from the input, signed by the funded client with the nonce the node expects."""
         node = self.node
-        assert node is not None
         try:
             body = decode(TxBody, data)
         except DecodeError:
