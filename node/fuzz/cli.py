@@ -47,7 +47,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     fuzz.add_argument("--duration", type=float, metavar="S", help=f"seconds to run (default {DEFAULT_DURATION_S:.0f} unless --runs)")
     fuzz.add_argument("--runs", type=int, metavar="N", help="executions to run, seeds included (split across jobs)")
     fuzz.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (job i uses N + i)")
-    fuzz.add_argument("--corpus", metavar="DIR", help="corpus directory: read at start, grown inputs saved there")
+    fuzz.add_argument("--corpus", metavar="DIR", help="corpus directory: read at start, grown inputs saved there (with all: one subdirectory per target)")
     fuzz.add_argument("--crash-dir", default="fuzz-crashes", metavar="DIR", help="where crash files go (default ./fuzz-crashes)")
     fuzz.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel fuzzing processes (default 1)")
     fuzz.add_argument("--engine", choices=("auto", "atheris", "mutational"), default="auto",
@@ -115,7 +115,9 @@ def _engine(args: argparse.Namespace, target: str) -> str:
     if args.engine == "atheris" and not has_atheris:
         raise _Usage("--engine atheris: atheris is not installed; `pip install 'pocnet[fuzz]'` or use --engine mutational")
     if args.engine == "atheris" and target not in ATHERIS_TARGETS:
-        raise _Usage(f"--engine atheris: the {target} target runs only with --engine mutational")
+        if args.what != "all":
+            raise _Usage(f"--engine atheris: the {target} target runs only with --engine mutational")
+        return "mutational"
     if args.engine == "auto":
         return "atheris" if has_atheris and target in ATHERIS_TARGETS else "mutational"
     return str(args.engine)
