@@ -27,7 +27,7 @@ EXIT_USAGE = 2
 DEFAULT_DURATION_S = 60.0
 # Targets that run under atheris when it is installed. `network` drives real libp2p hosts from a thread:
 # libFuzzer's coverage of that is noise, so it always runs the mutational engine.
-ATHERIS_TARGETS = ("decode", "ledger", "matching", "consensus", "node")
+ATHERIS_TARGETS = ("decode", "ledger", "matching", "consensus", "simulation", "node")
 ACTIONS = ("list", "seeds", "replay")
 
 

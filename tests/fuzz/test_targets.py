@@ -12,7 +12,7 @@ from node.fuzz.runner import Campaign, Stats, run_campaign
 from node.fuzz.targets import TARGETS, target_class
 
 # Executions per target: a second or two each on a loaded 2-core machine.
-RUNS = {"decode": 3_000, "ledger": 1_500, "matching": 300, "consensus": 150, "node": 400, "network": 60}
+RUNS = {"decode": 3_000, "ledger": 1_500, "matching": 300, "consensus": 150, "simulation": 40, "node": 400, "network": 60}
 
 
 def campaign(tmp_path: Path, target: str, runs: int, seed: int = 7) -> Stats:

@@ -12,6 +12,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "ledger": ("node.fuzz.targets.ledger", "LedgerTarget"),
     "matching": ("node.fuzz.targets.matching", "MatchingTarget"),
     "consensus": ("node.fuzz.targets.consensus", "ConsensusTarget"),
+    "simulation": ("node.fuzz.targets.simulation", "SimulationTarget"),
     "node": ("node.fuzz.targets.node", "NodeTarget"),
     "network": ("node.fuzz.targets.network", "NetworkTarget"),
 }
