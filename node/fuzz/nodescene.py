@@ -12,15 +12,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.control import (
+    AccountRequest,
+    OrderbookRequest,
+    StatusRequest,
+    SubmitRequest,
+    TxResultRequest,
+)
+from node.directory import PeerRecord
 from node.fuzz.mutators import pack_tree, unpack_tree
 from node.net.batching import pack_batch
 from node.net.identity import peer_id_of_seed
 from node.sync import SyncRequest
-from node.control import AccountRequest, OrderbookRequest, StatusRequest, SubmitRequest, TxResultRequest
-from node.directory import PeerRecord
 from protocols.chain import LedgerApplication
 from protocols.consensus.blocks import make_certificate
-from protocols.consensus.messages import Block, DecidedBlock, Proposal, Step, Vote, block_id
+from protocols.consensus.messages import (
+    Block,
+    DecidedBlock,
+    Proposal,
+    Step,
+    Vote,
+    block_id,
+)
 from protocols.consensus.validators import ValidatorSet
 from protocols.crypto import ZERO_ADDRESS, Keypair, sign
 from protocols.encoding import encode

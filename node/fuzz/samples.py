@@ -18,11 +18,35 @@ from typing import Annotated, Any
 
 import node
 import protocols
-from protocols.consensus.messages import Block, DecidedBlock, DuplicateVoteEvidence, Proposal, Step, Vote, block_id
-from protocols.encoding import _REGISTRY, UINT64_MAX, DecodeError, Len, MaxLen, Range, is_wire_type, validated
-from protocols.fuzz.market import CHAIN_ID, KEYS, SCENE_BODIES, make_genesis, scene, sign_next
 from protocols.consensus.blocks import make_certificate
+from protocols.consensus.messages import (
+    Block,
+    DecidedBlock,
+    DuplicateVoteEvidence,
+    Proposal,
+    Step,
+    Vote,
+    block_id,
+)
 from protocols.crypto import sign
+from protocols.encoding import (
+    _REGISTRY,
+    UINT64_MAX,
+    DecodeError,
+    Len,
+    MaxLen,
+    Range,
+    is_wire_type,
+    validated,
+)
+from protocols.fuzz.market import (
+    CHAIN_ID,
+    KEYS,
+    SCENE_BODIES,
+    make_genesis,
+    scene,
+    sign_next,
+)
 
 log = logging.getLogger(__name__)
 

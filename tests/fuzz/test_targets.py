@@ -28,8 +28,11 @@ def test_target_runs_clean_and_grows_its_corpus(tmp_path: Path, target: str) -> 
     assert len(load_corpus(tmp_path / "corpus")) >= stats.grown
 
 
+# Four real nodes on a shared 2-core machine: as for the other multi-node tests, py-libp2p timing under
+# load occasionally needs another try; a failure that repeats is a real one.
 @pytest.mark.slow
-def test_network_target_runs_clean_against_a_real_node(tmp_path: Path) -> None:
+@pytest.mark.flaky(reruns=1)
+def test_network_target_runs_clean_against_real_nodes(tmp_path: Path) -> None:
     stats = campaign(tmp_path, "network", RUNS["network"])
     assert stats.executions == RUNS["network"]
     assert stats.crash_files == []

@@ -32,7 +32,7 @@ def _ints(tree: Any) -> list[int]:
 
 def scenario_of(tree: Any) -> Scenario:
     """The scenario an input describes; any tree describes one (out-of-range values wrap around)."""
-    v = dict(zip(FIELDS, _ints(tree)))
+    v = dict(zip(FIELDS, _ints(tree), strict=False))  # extra integers are ignored
     n = SIZES[v["size"] % len(SIZES)]
     f = (n - 1) // 3
     duration = MIN_DURATION_MS + v["duration"] % (MAX_DURATION_MS - MIN_DURATION_MS)
