@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 # Files above this size are not inputs of ours (every target bounds its inputs far below).
 MAX_CORPUS_FILE_BYTES = 1 << 20

@@ -12,7 +12,6 @@ is how the test suite runs every target.
 
 from __future__ import annotations
 
-import logging
 import random
 import sys
 import time
@@ -25,8 +24,6 @@ from node.fuzz.corpus import corpus_dir, load_corpus, save_input, write_crash
 from node.fuzz.minimise import minimise, signature
 from node.fuzz.targets import target_class
 from node.fuzz.targets.base import Target
-
-log = logging.getLogger(__name__)
 
 # Progress goes out at most this often (and at each crash), like libFuzzer's status lines.
 REPORT_EVERY_S = 2.0

@@ -12,7 +12,16 @@ import msgpack
 from node.fuzz.mutators import pack_tree, unpack_tree
 from node.fuzz.targets.base import Target, feature
 from protocols.consensus.blocks import make_certificate
-from protocols.consensus.messages import NIL, Block, Certificate, Proposal, Step, Vote, block_id, decode_message
+from protocols.consensus.messages import (
+    NIL,
+    Block,
+    Certificate,
+    Proposal,
+    Step,
+    Vote,
+    block_id,
+    decode_message,
+)
 from protocols.crypto import sign
 from protocols.encoding import DecodeError, encode
 from protocols.fuzz.byzantine import BYZANTINE, CHAIN, CORRECT, KEYS, ByzantineCluster

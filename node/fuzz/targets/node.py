@@ -11,9 +11,23 @@ import trio
 import trio.testing
 
 from node.config import NodeConfig
-from node.control import ControlRejected, ControlRequest, DeployAppRequest, DeployDatasetRequest, FetchResultRequest, RunRequest
+from node.control import (
+    ControlRejected,
+    ControlRequest,
+    DeployAppRequest,
+    DeployDatasetRequest,
+    FetchResultRequest,
+    RunRequest,
+)
 from node.fuzz.mutators import pack_tree, unpack_tree
-from node.fuzz.nodescene import CLIENT, MAX_STEPS, STEP_KINDS, VALIDATOR_KEYS, make_genesis, seed_inputs
+from node.fuzz.nodescene import (
+    CLIENT,
+    MAX_STEPS,
+    STEP_KINDS,
+    VALIDATOR_KEYS,
+    make_genesis,
+    seed_inputs,
+)
 from node.fuzz.targets.base import Target, feature
 from node.fuzz.trio_thread import TrioThread
 from node.net import RequestError, RequestRejected
