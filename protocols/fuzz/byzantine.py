@@ -19,7 +19,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from protocols.consensus.actions import Action, Broadcast, Commit, RecordEvidence, RequestSync, ScheduleTimeout, Timeout
+from protocols.consensus.actions import (
+    Action,
+    Broadcast,
+    Commit,
+    RecordEvidence,
+    RequestSync,
+    ScheduleTimeout,
+    Timeout,
+)
 from protocols.consensus.blocks import genesis_tip
 from protocols.consensus.mempool import Mempool
 from protocols.consensus.messages import Block, Certificate, Proposal, Vote, block_id

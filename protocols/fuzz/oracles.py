@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocols.encoding import MAX_MESSAGE_BYTES, DecodeError, _decode_slowly, _fast_decoder, decode, encode
+from protocols.encoding import (
+    MAX_MESSAGE_BYTES,
+    DecodeError,
+    _decode_slowly,
+    _fast_decoder,
+    decode,
+    encode,
+)
 from protocols.fuzz.market import total_supply
 from protocols.ledger.ledger import Ledger, TxOutcome, apply
 from protocols.ledger.transactions import MatchOrders, Transaction
