@@ -53,6 +53,7 @@ REACTION_S = 0.5
 MESH_TIMEOUT_S = 20.0
 # A banned peer is disconnected at once; this bounds the check.
 BAN_DISCONNECT_S = 10.0
+# Not the node scene's chain id, so that the seeds' signatures are worthless here (see _Harness).
 CHAIN_ID = "pocnet-fuzz-network"
 # Validators of the chain under attack, like the devnet's managers; all run in this process.
 MANAGERS = 4
