@@ -351,8 +351,14 @@ class NetworkTarget(Target):
     focus = (0, 2)
 
     def __init__(self) -> None:
-        self._harness = _Harness()
+        self._started: _Harness | None = None  # the nodes start with the first input (seeds need none)
         self._inputs = 0
+
+    @property
+    def _harness(self) -> _Harness:
+        if self._started is None:
+            self._started = _Harness()
+        return self._started
 
     def seeds(self) -> list[bytes]:
         return seed_inputs()
@@ -368,10 +374,14 @@ class NetworkTarget(Target):
         return features | ({"banned"} if self._harness.bans else set())
 
     def report(self) -> list[str]:
-        self._harness.world.call(self._harness.check_live)
-        h = self._harness
+        if self._started is None:
+            return []
+        h = self._started
+        h.world.call(h.check_live)
         return [f"network: {MANAGERS} validators, height {h.node.height}, {h.identities} attacker identities, "
                 f"{h.bans} banned, longest gap between blocks {h.max_gap_s:.1f} s"]
 
     def close(self) -> None:
-        self._harness.close()
+        if self._started is not None:
+            self._started.close()
+            self._started = None

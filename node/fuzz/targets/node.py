@@ -242,8 +242,14 @@ class NodeTarget(Target):
     focus = (0, 2)  # the first step's message tree
 
     def __init__(self) -> None:
-        self._harness = _Harness()
+        self._started: _Harness | None = None  # the node starts with the first input (seeds need none)
         self._inputs = 0
+
+    @property
+    def _harness(self) -> _Harness:
+        if self._started is None:
+            self._started = _Harness()
+        return self._started
 
     def seeds(self) -> list[bytes]:
         return seed_inputs()
@@ -251,20 +257,19 @@ class NodeTarget(Target):
     def execute(self, data: bytes) -> set[str]:
         self._inputs += 1
         if self._inputs % RESET_EVERY == 0:
-            self._restart()
+            self.close()
         steps = unpack_tree(data)
         if not isinstance(steps, list):
             return {"not a list of steps"}
+        harness = self._harness
         try:
-            features: set[str] = self._harness.world.call(self._harness.run, steps[:MAX_STEPS])
+            features: set[str] = harness.world.call(harness.run, steps[:MAX_STEPS])
         except BaseException:
-            self._restart()  # the next input starts from a fresh node, whatever this one did
+            self.close()  # the next input starts from a fresh node, whatever this one did
             raise
         return features
 
-    def _restart(self) -> None:
-        self._harness.close()
-        self._harness = _Harness()
-
     def close(self) -> None:
-        self._harness.close()
+        if self._started is not None:
+            self._started.close()
+            self._started = None
