@@ -72,3 +72,13 @@ def test_a_campaign_reports_statement_coverage_per_module(tmp_path: Path) -> Non
     assert "[job 0]" in result.stdout and "[job 1]" in result.stdout
     assert "protocols/ledger/poco.py" in result.stdout
     assert "protocols/: " in result.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="the `atheris` extra is not installed")
+def test_the_atheris_engine_runs_a_campaign_and_stops_at_its_runs(tmp_path: Path) -> None:
+    result = run_cli("fuzz", "ledger", "--runs", "500", "--engine", "atheris", "--no-coverage",
+                     "--corpus", "corpus", "--crash-dir", "crashes", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "#500 DONE" in result.stdout
+    assert "INITED cov:" in result.stderr  # libFuzzer's own status lines
+    assert len(load_corpus(tmp_path / "corpus")) > 0
