@@ -1108,6 +1108,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = with_json(genesis.add_parser("check", help="validate a genesis file and print its summary"))
     check.add_argument("file")
     check.set_defaults(run=cmd_genesis_check)
+    from node.fuzz.cli import add_parser as add_fuzz_parser  # `pocnet fuzz` lives in its own package
+
+    add_fuzz_parser(commands)
     return parser
 
 

@@ -12,9 +12,8 @@ The examples per test default to a few dozen, which keeps the suite fast; set PO
 from __future__ import annotations
 
 import dataclasses
-import functools
 import typing
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import msgpack
@@ -22,47 +21,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from node.fuzz.mutators import replaced, tree_nodes
 from protocols.crypto import Keypair, sign
-from protocols.encoding import MAX_MESSAGE_BYTES, UINT64_MAX, DecodeError, _decode_slowly, decode, encode
-from protocols.ledger.ledger import Ledger, TxOutcome, apply
+from protocols.encoding import UINT64_MAX, encode
+from protocols.fuzz.market import ACTORS, CHAIN_ID, FUNDED, KEYS, SCENE_BODIES, scene, sign_next
+from protocols.fuzz.oracles import check_apply, check_decode
 from protocols.ledger.transactions import (
     CancelOrder,
     Claim,
-    Finalize,
     InitializeTask,
     MatchOrders,
-    RegisterApp,
-    RegisterDataset,
-    RegisterWorkerpool,
-    Reopen,
-    Reveal,
     Transaction,
     Transfer,
     TxBody,
 )
-from protocols.matching import task_id_for
 from protocols.orders import AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder
-from tests.support import ACTORS, CHAIN_ID, T_MS, Market, total_supply
 from tests.test_encoding import EXAMPLES, TX_BODY_TYPES, WIRE_TYPES, fuzz_settings, tx_bodies, values_of, wire_values
 
 # Tagged unions decode through a tag lookup; every other target decodes one class.
 DECODE_TARGETS: list[tuple[str, Any]] = [(cls.__name__, cls) for cls in WIRE_TYPES] + [("Order", Order), ("TxBody", TxBody)]
-
-
-def decode_or_none(expected: Any, data: bytes) -> Any | None:
-    """The decoder's whole contract on untrusted bytes: a DecodeError with a reason, or a value whose
-    canonical encoding is the input. None stands for a rejection."""
-    try:
-        value = decode(expected, data)
-    except DecodeError as exc:
-        assert exc.reason, "a DecodeError must say what was wrong"
-        return None
-    assert encode(value) == data, "decoded bytes must be the canonical encoding of the value"
-    # Valid input took the fast path (msgspec); the field-by-field slow path must agree that it is valid.
-    slow = _decode_slowly(expected, data, MAX_MESSAGE_BYTES)
-    assert slow == value and type(slow) is type(value)
-    assert getattr(slow, "payload_digest", None) == getattr(value, "payload_digest", None)
-    return value
 
 
 # --- strategies for hostile input ------------------------------------------------------------------------
@@ -77,23 +54,6 @@ scalars = (
     | st.text(max_size=20)
 )
 trees = st.recursive(scalars, lambda kids: st.lists(kids, max_size=6), max_leaves=25)
-
-
-def _nodes(tree: Any, path: tuple[int, ...] = ()) -> list[tuple[int, ...]]:
-    """Paths to every node of a msgpack tree (lists are inner nodes)."""
-    paths = [path]
-    if isinstance(tree, list):
-        for i, child in enumerate(tree):
-            paths += _nodes(child, path + (i,))
-    return paths
-
-
-def _replaced(tree: Any, path: tuple[int, ...], new: Any) -> Any:
-    if not path:
-        return new
-    copy = list(tree)
-    copy[path[0]] = _replaced(tree[path[0]], path[1:], new)
-    return copy
 
 
 @st.composite
@@ -124,8 +84,8 @@ def tree_mutations(draw: st.DrawFn, original: bytes) -> bytes:
     """Replace one node of the value's msgpack tree by a random tree, and re-pack: every field at every
     depth gets values of every msgpack type, still in canonical framing."""
     tree = msgpack.unpackb(original)
-    path = draw(st.sampled_from(_nodes(tree)))
-    return msgpack.packb(_replaced(tree, path, draw(trees)), use_bin_type=True)
+    path = draw(st.sampled_from(tree_nodes(tree)))
+    return msgpack.packb(replaced(tree, path, draw(trees)), use_bin_type=True)
 
 
 def _signed(key: Keypair, value: Any) -> Any:
@@ -150,7 +110,7 @@ MUTATION_SOURCES: list[tuple[str, Any, st.SearchStrategy[Any]]] = (
 @fuzz_settings()
 @given(data=st.binary(max_size=200))
 def test_random_bytes_only_raise_decode_error(expected: Any, data: bytes) -> None:
-    decode_or_none(expected, data)
+    check_decode(expected, data)
 
 
 @pytest.mark.parametrize("expected", [t for _, t in DECODE_TARGETS], ids=[n for n, _ in DECODE_TARGETS])
@@ -158,7 +118,7 @@ def test_random_bytes_only_raise_decode_error(expected: Any, data: bytes) -> Non
 @given(tag=st.integers(0, 70), version=st.sampled_from([0, 1, 1, 1, 2]), fields=st.lists(trees, max_size=18))
 def test_random_trees_with_plausible_tags_only_raise_decode_error(expected: Any, tag: int, version: int, fields: list[Any]) -> None:
     """Random bytes rarely get past msgpack framing; random arrays with a real tag reach the field checks."""
-    decode_or_none(expected, msgpack.packb([tag, version, *fields], use_bin_type=True))
+    check_decode(expected, msgpack.packb([tag, version, *fields], use_bin_type=True))
 
 
 # --- (b) mutated valid encodings --------------------------------------------------------------------------
@@ -170,7 +130,7 @@ def test_random_trees_with_plausible_tags_only_raise_decode_error(expected: Any,
 def test_mutated_bytes_decode_canonically_or_raise_decode_error(expected: Any, values: st.SearchStrategy[Any], data: st.DataObject) -> None:
     original, other = encode(data.draw(values)), encode(data.draw(values))
     mutated = data.draw(byte_mutations(original, other))
-    value = decode_or_none(expected, mutated)
+    value = check_decode(expected, mutated)
     if mutated == original:
         assert value is not None
 
@@ -179,73 +139,14 @@ def test_mutated_bytes_decode_canonically_or_raise_decode_error(expected: Any, v
 @fuzz_settings()
 @given(data=st.data())
 def test_mutated_trees_decode_canonically_or_raise_decode_error(expected: Any, values: st.SearchStrategy[Any], data: st.DataObject) -> None:
-    decode_or_none(expected, data.draw(tree_mutations(encode(data.draw(values)))))
+    check_decode(expected, data.draw(tree_mutations(encode(data.draw(values)))))
 
 
 # --- (c) into the ledger ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Scene:
-    """A market with deals and tasks in several states, so fuzzed ids can hit real records.
-
-    - deal `revealing`: trust 1, its task 0 has one contribution (w1), which is consensus: REVEALING;
-    - deal `active`: trust 3, its task 0 has one contribution (w2), not enough: ACTIVE;
-    - deal `fresh`: volume 2, no task initialized.
-    """
-
-    market: Market
-    deal_ids: tuple[bytes, ...]
-    task_ids: tuple[bytes, ...]
-    block_times: tuple[int, ...]
-
-    def ledger(self) -> Ledger:
-        """A fresh copy of the scene's ledger for one example (the chain rules are shared and stateless)."""
-        return Ledger(self.market.ledger.rules, self.market.ledger.state.copy())
-
-
-@functools.cache
-def scene() -> Scene:
-    market = Market.create()
-    revealing = market.match(trust=1)
-    revealing_task = market.ok("manager", InitializeTask(revealing, 0)).created
-    market.ok("w1", market.contribution("w1", revealing_task, b"\x01" * 32))
-    active = market.match(trust=3)
-    active_task = market.ok("manager", InitializeTask(active, 0)).created
-    market.ok("w2", market.contribution("w2", active_task, b"\x02" * 32))
-    fresh = market.match(volume=2)
-    now = market.now
-    times = (now, now + 2 * T_MS, now + 7 * T_MS - 1, now + 7 * T_MS, now + 10 * T_MS - 1, now + 10 * T_MS, 0, 1 << 45)
-    tasks = (revealing_task, active_task, task_id_for(fresh, 0), task_id_for(fresh, 1))
-    return Scene(market, (revealing, active, fresh), tasks, times)
-
-
-KEYS = {name: Keypair.from_name(name) for name in ACTORS}
-FUNDED = tuple(name for name in ACTORS if name != "poor")
 # Field names whose random values would never name a real record; the strategies below prefer real ones.
 ID_FIELDS = {"deal_id": "deal_ids", "task_id": "task_ids"}
-
-
-def check_apply(ledger: Ledger, tx: Transaction, block_time: int) -> TxOutcome:
-    """Apply `tx` both ways and check the ledger's contract: an outcome, never an exception; the pure
-    function writes nothing; a rejection changes nothing; the total supply never changes."""
-    digest, supply = ledger.state.digest(), total_supply(ledger)
-    pure = apply(ledger.rules, ledger.state, tx, block_time)
-    assert isinstance(pure, TxOutcome)
-    assert ledger.state.digest() == digest, "apply() must not modify the state it is given"
-    outcome = ledger.apply(tx, block_time)
-    assert (outcome.code, outcome.created) == (pure.code, pure.created), "the same input must give the same outcome"
-    if not outcome.ok:
-        assert not outcome.writes
-        assert ledger.state.digest() == digest, f"rejected ({outcome.code}) but the state changed"
-    assert total_supply(ledger) == supply, f"{type(tx.body).__name__} ({outcome.code}) changed the total supply"
-    return outcome
-
-
-def sign_next(ledger: Ledger, name: str, body: Any) -> Transaction:
-    """Sign `body` as actor `name` with the nonce the ledger expects next."""
-    nonce = ledger.state.view().account(KEYS[name].address).nonce
-    return sign(KEYS[name], CHAIN_ID, Transaction(nonce, body))
 
 
 @st.composite
@@ -310,23 +211,6 @@ def test_well_formed_nonsense_transactions_keep_the_ledger_invariants(data: st.D
         check_apply(ledger, tx, data.draw(st.sampled_from(scene().block_times)))
 
 
-SCENE_BODIES: list[tuple[str, str, Any]] = [
-    ("w1", "transfer", lambda s: Transfer(KEYS["poor"].address, 5)),
-    ("appdev", "register-app", lambda s: RegisterApp("app", b"\x33" * 32)),
-    ("provider", "register-dataset", lambda s: RegisterDataset("data", b"\x44" * 32)),
-    ("manager", "register-workerpool", lambda s: RegisterWorkerpool("pool", 20, 5)),
-    ("requester", "match", lambda s: MatchOrders(s.market.app_order(salt=b"m"), None, s.market.pool_order(salt=b"m"),
-                                                 s.market.request_order(dataset=bytes(20), dataset_max_price=0, salt=b"m"))),
-    ("requester", "cancel", lambda s: CancelOrder(s.market.request_order(salt=b"c"))),
-    ("manager", "initialize", lambda s: InitializeTask(s.deal_ids[2], 1)),
-    ("w3", "contribute", lambda s: s.market.contribution("w3", s.task_ids[1], b"\x02" * 32)),
-    ("w1", "reveal", lambda s: Reveal(s.task_ids[0], b"\x01" * 32)),
-    ("manager", "finalize", lambda s: Finalize(s.task_ids[0], b"results")),
-    ("manager", "reopen", lambda s: Reopen(s.task_ids[0])),
-    ("requester", "claim", lambda s: Claim(s.deal_ids[2], 0)),
-]
-
-
 @pytest.mark.parametrize("sender, make_body", [(n, b) for n, _, b in SCENE_BODIES], ids=[k for _, k, _ in SCENE_BODIES])
 @fuzz_settings()
 @given(data=st.data())
@@ -338,7 +222,7 @@ def test_mutated_transactions_that_decode_keep_the_ledger_invariants(sender: str
     original = encode(sign_next(ledger, sender, make_body(s)))
     other = encode(sign_next(ledger, data.draw(st.sampled_from(ACTORS)), data.draw(tx_bodies)))
     mutated = data.draw(byte_mutations(original, other) | tree_mutations(original))
-    tx = decode_or_none(Transaction, mutated)
+    tx = check_decode(Transaction, mutated)
     if tx is None:
         return
     block_time = data.draw(st.sampled_from(s.block_times))

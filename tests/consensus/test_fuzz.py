@@ -12,11 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocols.consensus.actions import Broadcast, Commit, ScheduleTimeout, Timeout
 from protocols.consensus.messages import NIL, Block, ConsensusMessage, Proposal, Step, Vote, block_id, decode_message
 from protocols.consensus.tendermint import InvalidMessage, Tendermint
 from protocols.crypto import Signature, sign
 from protocols.encoding import DecodeError, decode, encode
+from protocols.fuzz.byzantine import CHAIN as BYZANTINE_CHAIN
+from protocols.fuzz.byzantine import ByzantineCluster
 
 from tests.consensus.helpers import CHAIN, T0, block, keys, machine, proposal, vote
 
@@ -136,40 +137,12 @@ def test_wild_messages_never_crash_and_rejections_change_nothing(msgs: list[Prop
     assert m.stored_messages < 200
 
 
-class Cluster:
-    """Four machines; validator 3 is Byzantine and its messages are chosen by hypothesis."""
-
-    def __init__(self) -> None:
-        self.nodes = [machine(me=i) for i in range(3)]
-        self.pending: list[tuple[int, Proposal | Vote]] = []
-        self.timers: list[tuple[int, Timeout]] = []
-        self.decided: dict[int, bytes] = {}
-        self.now = T0
-        for i, node in enumerate(self.nodes):
-            node.mempool.add(b"set a 1")  # type: ignore[union-attr]
-            self.perform(i, node.start(self.now))
-
-    def perform(self, i: int, actions: list) -> None:  # type: ignore[type-arg]
-        for a in actions:
-            if isinstance(a, Broadcast):
-                self.pending += [(j, a.message) for j in range(3) if j != i]
-            elif isinstance(a, ScheduleTimeout):
-                self.timers.append((i, a.timeout))
-            elif isinstance(a, Commit):
-                bid = block_id(a.block)
-                assert self.decided.setdefault(a.block.height, bid) == bid, "two blocks decided at one height"
-
-    def deliver(self, i: int, msg: Proposal | Vote) -> None:
-        try:
-            self.perform(i, self.nodes[i].on_message(msg, self.now))
-        except InvalidMessage:
-            pass
-
-
 @FUZZ
 @given(st.data())
 def test_safety_under_fuzzed_schedules_with_a_byzantine_validator(data: st.DataObject) -> None:
-    c = Cluster()
+    """The cluster (protocols/fuzz/byzantine.py, also the `pocnet fuzz consensus` target's) checks
+    agreement on every commit and that refused messages change nothing."""
+    c = ByzantineCluster.start()
     for _ in range(data.draw(st.integers(10, 120), label="steps")):
         c.now += data.draw(st.integers(0, 60))
         kind = data.draw(st.sampled_from(["deliver", "deliver", "deliver", "duplicate", "timer", "byzantine"]))
@@ -178,14 +151,13 @@ def test_safety_under_fuzzed_schedules_with_a_byzantine_validator(data: st.DataO
             to, msg = c.pending[k] if kind == "duplicate" else c.pending.pop(k)
             c.deliver(to, msg)
         elif kind == "timer" and c.timers:
-            i, timeout = c.timers.pop(data.draw(st.integers(0, len(c.timers) - 1)))
-            c.perform(i, c.nodes[i].on_timeout(timeout, c.now))
+            c.fire(data.draw(st.integers(0, len(c.timers) - 1)))
         elif kind == "byzantine":
             to = data.draw(st.integers(0, 2))
             known = [block_id(m.block) for _, m in c.pending if isinstance(m, Proposal)]
-            height = c.nodes[to].height
+            height = c.machines[to].height
             round = data.draw(st.integers(0, 4))
             bid = data.draw(st.one_of(st.just(NIL), st.sampled_from(known) if known else st.just(NIL), block_ids))
             step = data.draw(st.sampled_from([Step.PREVOTE, Step.PRECOMMIT]))
-            c.deliver(to, sign(K[3], CHAIN, Vote(height, round, int(step), bid)))
-    assert all(n.height >= 1 for n in c.nodes)
+            c.deliver(to, sign(c.byzantine_key, BYZANTINE_CHAIN, Vote(height, round, int(step), bid)))
+    assert all(m.height >= 1 for m in c.machines)

@@ -6,16 +6,12 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
-from node.net import GossipConfig, HostConfig, P2PHost, open_host
+from node.fuzz.targets.network import peer_config
+from node.net import P2PHost, open_host
 from node.node import Node
 from node.topics import Topics
 from protocols.crypto import Keypair
 from tests.integration.support import MESH_TIMEOUT_S, Cluster
-
-# A test peer keeps one connection (to the node it joins): it must not become a relay between nodes,
-# nor dial anyone else, or "two hops away" would not hold.
-SINGLE_PEER_GOSSIP = GossipConfig(degree_low=1, degree=1, degree_high=2)
-
 
 def topics_of(node: Node) -> list[str]:
     t = Topics(node.genesis.chain_id)
@@ -25,12 +21,9 @@ def topics_of(node: Node) -> list[str]:
 async def open_peer(
     stack: AsyncExitStack, join: Node, keypair: Keypair | None = None
 ) -> P2PHost:
-    """A bare host with its own key, joined to `join` only."""
-    config = HostConfig(
-        seed=(keypair or Keypair.generate()).seed,
-        bootstrap=(join.host.addrs[0],),
-        gossip=SINGLE_PEER_GOSSIP,
-    )
+    """A bare host with its own key, joined to `join` only (one connection: it must not become a relay
+    between nodes, nor dial anyone else, or "two hops away" would not hold)."""
+    config = peer_config(join.host.addrs[0], keypair or Keypair.generate())
     return await stack.enter_async_context(open_host(config))
 
 

@@ -4,16 +4,16 @@ cleanly or reject, never crash, and stay live. A seeded random loop keeps every 
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import pytest
-import trio
 import trio.lowlevel
 
+from node.fuzz.mutators import mutate_bytes
+from node.fuzz.targets.network import send_garbage
 from node.net import RemoteError, RequestError
 from node.net.batching import pack_batch
 from node.net.framing import encode_uvarint
@@ -27,7 +27,6 @@ from protocols.orders import NO_TAG, AppOrder
 from tests.integration.peers import open_peer, topics_of, wait_until_publishable
 from tests.integration.support import Cluster
 
-log = logging.getLogger(__name__)
 # Real nodes on a shared 2-core machine: py-libp2p gossip timing under load occasionally needs another
 # try (see the closing notes of issue 4); a failure that repeats is a real one.
 pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1)]
@@ -41,35 +40,6 @@ GOSSIP_ROUNDS, GOSSIP_PER_ROUND = (
 )  # over the wire, a fresh identity per round (penalties ban after ~10)
 SYNC_REQUESTS = 60
 GARBAGE_STREAMS, STREAMS_PER_IDENTITY = 15, 5
-# Bytes that msgpack gives a meaning (nil, false, never-used, containers, wide ints, bin/str headers).
-MSGPACK_MARKERS = (
-    b"\xc0\xc2\xc1\xdc\xdd\xde\xdf\xcf\xd3\xc4\xc6\xd9\xdb\x90\x80\xff\x00\x7f"
-)
-
-
-def mutate(rng: random.Random, data: bytes) -> bytes:
-    """A different byte string near `data`: a flipped bit, a cut, an overwrite, an insertion or a splice."""
-    while True:
-        out = bytearray(data)
-        for _ in range(rng.choice((1, 1, 2, 3))):
-            i = rng.randrange(len(out) + 1)
-            kind = rng.randrange(6)
-            if kind == 0 and i < len(out):
-                out[i] ^= 1 << rng.randrange(8)
-            elif kind == 1:
-                del out[i:]
-            elif kind == 2:
-                out[i : i + 4] = rng.randbytes(rng.randrange(1, 5))
-            elif kind == 3:
-                out.insert(min(i, len(out)), rng.choice(MSGPACK_MARKERS))
-            elif kind == 4:
-                out[i:i] = out[rng.randrange(len(out) + 1) :][:16]
-            else:
-                out += rng.randbytes(rng.randrange(1, 40))
-        if bytes(out) != data and out:
-            return bytes(out)
-
-
 def valid_samples(cluster: Cluster, node: Node) -> dict[str, list[bytes]]:
     """Well-formed, correctly signed messages of each topic, the seeds of the mutations. Votes and the
     proposal are for a height not yet started and nothing unmutated is ever sent, so no validator
@@ -141,7 +111,7 @@ async def test_mutated_gossip_is_rejected_and_the_node_stays_live(
     accepted = 0
     for _ in range(DIRECT_MESSAGES):
         kind = rng.choice(kinds)
-        data = mutate(rng, rng.choice(samples[kind]))
+        data = mutate_bytes(rng, rng.choice(samples[kind]))
         validate, handle = checks[kind]
         if (
             validate(peer_id, data) is None
@@ -164,7 +134,7 @@ async def test_mutated_gossip_is_rejected_and_the_node_stays_live(
             await wait_until_publishable(network, attacker, wire_target)
             for _ in range(GOSSIP_PER_ROUND):
                 kind = rng.choice(kinds)
-                data = mutate(rng, rng.choice(samples[kind]))
+                data = mutate_bytes(rng, rng.choice(samples[kind]))
                 await attacker.publish(
                     topic_of[kind],
                     pack_batch([data]) if kind in ("txs", "orders") else data,
@@ -199,7 +169,7 @@ async def test_mutated_sync_requests_and_garbage_frames_are_answered_or_dropped(
         answered = rejected = 0
         for i in range(SYNC_REQUESTS):
             payload = (
-                mutate(rng, rng.choice(valid))
+                mutate_bytes(rng, rng.choice(valid))
                 if i % 4
                 else rng.randbytes(rng.randrange(1, 64))
             )
@@ -233,9 +203,9 @@ async def test_mutated_sync_requests_and_garbage_frames_are_answered_or_dropped(
                 frame = (
                     frames[i % len(frames)]
                     if i < len(frames)
-                    else mutate(rng, rng.choice(frames))
+                    else mutate_bytes(rng, rng.choice(frames))
                 )
-                await send_garbage(peer, target.host.peer_id, frame)
+                await send_garbage(peer, target.host.peer_id, SYNC_PROTOCOL, frame)
 
     async with AsyncExitStack() as stack:
         client = await open_peer(stack, target)
@@ -250,20 +220,6 @@ async def test_mutated_sync_requests_and_garbage_frames_are_answered_or_dropped(
             range(1, target.height + 1)
         )
     network.assert_agree()
-
-
-async def send_garbage(peer: object, target: str, frame: bytes) -> None:
-    """Open a raw sync stream, write `frame`, half-close, and read whatever comes back until the server
-    resets or closes the stream (bounded: the server's read deadline is 10 s, but a bad prefix ends at once)."""
-    raw = await peer._open_raw_stream(target, SYNC_PROTOCOL)  # type: ignore[attr-defined]
-    try:
-        await raw.write(frame)
-        await raw.close()
-        with trio.move_on_after(2):
-            while await raw.read(1024):
-                pass
-    except Exception as exc:  # noqa: BLE001 - libp2p raises many types for a reset: the expected answer
-        log.debug("event=garbage-stream-ended error=%r", exc)
 
 
 async def test_sync_request_for_a_height_beyond_sqlite_integers_is_answered(

@@ -1,0 +1,1 @@
+"""`pocnet fuzz`: protocol-level fuzzing as a product (targets, engines, corpora, crash files)."""
