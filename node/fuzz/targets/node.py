@@ -32,6 +32,7 @@ from node.fuzz.targets.base import Target, feature
 from node.fuzz.trio_thread import TrioThread
 from node.net import RequestError, RequestRejected
 from node.net.batching import pack_batch
+from node.net.counters import HostCounters
 from node.net.gossip import MAX_BATCH_ITEMS, Subscription
 from node.node import STORE_FILE, Node
 from node.storage import Store
@@ -61,14 +62,18 @@ class FakeHost:
     def __init__(self) -> None:
         self.published = 0
         self.penalties = 0
+        self.counters = HostCounters()  # read by the node's metrics
 
     def connected_peers(self) -> list[str]:
         return []
 
+    def subscription_stats(self) -> dict[str, Any]:
+        return {}
+
     def keep_direct(self, peer_id: str) -> None:
         """No peers: nothing to keep."""
 
-    async def publish(self, topic: str, data: bytes) -> None:
+    async def publish(self, topic: str, data: bytes, *, urgent: bool = False) -> None:
         self.published += 1
 
     async def publish_item(self, topic: str, item: bytes) -> None:
