@@ -10,6 +10,7 @@ import trio
 from libp2p.peer.id import ID
 
 from node.net.batching import Batcher, BatchError, pack_batch, unpack_batch
+from node.net.counters import HostCounters
 from node.net.config import BatchConfig, HostConfig
 from node.net.framing import (
     FramedStream,
@@ -216,6 +217,7 @@ def _host_with_full_queues(queued: int) -> P2PHost:
     host._pubsub = _StubPubsub(queued)
     host._queue_marks = {}
     host._nursery = None
+    host.counters = HostCounters()
     return host
 
 
