@@ -165,7 +165,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     import trio
 
     from node.node import run_node
-    from node.storage import StoreError
+    from node.operator_errors import explain
 
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -178,19 +178,12 @@ def cmd_node(args: argparse.Namespace) -> int:
 
     try:
         trio.run(main)
-    except StoreError as exc:
-        print(f"pocnet: {exc}", file=sys.stderr)
+    except Exception as exc:  # trio wraps what a task raised in (nested) exception groups
+        line = explain(exc, config.data_dir, config.listen)
+        if line is None:
+            raise  # a bug: its traceback is what a developer needs
+        print(f"pocnet: {line}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as exc:
-        print(f"pocnet: cannot listen on {config.listen}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BaseExceptionGroup as group:  # trio wraps errors raised inside nurseries
-        bind = group.subgroup(lambda e: isinstance(e, OSError))
-        if bind is not None:
-            error = bind.exceptions[0]
-            print(f"pocnet: cannot listen on {config.listen}: {getattr(error, 'strerror', None) or error}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
     return 0
 
 

@@ -46,6 +46,7 @@ from node.control import (
     socket_path,
 )
 from node.blobs import BLOB_PROTOCOL, LIMITS as BLOB_LIMITS, RESULT_PROTOCOL, BlobStore
+from node.datadir import lock_data_dir
 from node.directory import MAX_ADDRESSES, Directory, PeerRecord, reach
 from node.keys import load_or_create_key
 from node.requester import deploy_app, deploy_dataset, fetch_result, start_run
@@ -522,22 +523,28 @@ def write_addresses(data_dir: Path, addrs: list[str]) -> None:
 
 
 async def run_node(config: NodeConfig, ready: Callable[[Node], Awaitable[None]] | None = None) -> None:
-    """Run a node until cancelled. `ready` (tests) is called once it serves."""
-    keypair = load_or_create_key(config.data_dir)
-    store = Store(config.data_dir / STORE_FILE)
-    try:
-        store.bind_genesis(config.genesis.genesis_hash)
-        host_config = HostConfig(
-            seed=keypair.seed, listen=config.listen, bootstrap=config.join, batch=BatchConfig(delay_s=GOSSIP_BATCH_S, min_interval_s=GOSSIP_MIN_INTERVAL_S)
-        )
-        async with open_host(host_config) as host:
-            node = Node(config, keypair, store, host)
-            async with trio.open_nursery() as nursery:
-                await nursery.start(node.run)
-                if ready is not None:
-                    await ready(node)
-    finally:
-        store.close()
-        (config.data_dir / ADDRESS_FILE).unlink(missing_ok=True)
-        log.info("event=node-stopped")
+    """Run a node until cancelled. `ready` (tests) is called once it serves. Problems the operator can fix
+    (another node on the directory, a damaged key or store) raise an `OperatorError` before anything in
+    the directory changes: the lock comes first, so a refused node never removes a running one's files."""
+    with lock_data_dir(config.data_dir):
+        keypair = load_or_create_key(config.data_dir)
+        store = Store(config.data_dir / STORE_FILE)
+        served = False  # a node refused at start says so in one line, without a "stopped" after it
+        try:
+            store.bind_genesis(config.genesis.genesis_hash)
+            host_config = HostConfig(
+                seed=keypair.seed, listen=config.listen, bootstrap=config.join, batch=BatchConfig(delay_s=GOSSIP_BATCH_S, min_interval_s=GOSSIP_MIN_INTERVAL_S)
+            )
+            async with open_host(host_config) as host:
+                served = True
+                node = Node(config, keypair, store, host)
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(node.run)
+                    if ready is not None:
+                        await ready(node)
+        finally:
+            store.close()
+            (config.data_dir / ADDRESS_FILE).unlink(missing_ok=True)
+            if served:
+                log.info("event=node-stopped")
 

@@ -53,6 +53,7 @@ from node.net.identity import PeerId, libp2p_key_pair, parse_peer_id
 from node.net.logs import attach_libp2p_logger
 from node.net.mesh import SpecMeshGossipSub
 from node.net.penalties import PenaltyBook
+from node.net.ports import ensure_listen_address_free
 from node.net.streams import RequestHandler, StreamHandler, StreamLimits, StreamService
 
 log = logging.getLogger(__name__)
@@ -437,6 +438,7 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
 async def open_host(config: HostConfig) -> AsyncIterator[P2PHost]:
     """Start a host listening on `config.listen`, joined to `config.bootstrap`; stop it on exit."""
     attach_libp2p_logger()
+    ensure_listen_address_free(config.listen)  # py-libp2p 0.8.1 would share the port: see node/net/ports.py
     libp2p_host, pubsub, gossipsub = _build_libp2p(config)
     host = P2PHost(config, libp2p_host, pubsub, gossipsub)
     hard_stop = trio.CancelScope()
