@@ -46,6 +46,7 @@ from node.control import (
     socket_path,
 )
 from node.blobs import BLOB_PROTOCOL, LIMITS as BLOB_LIMITS, RESULT_PROTOCOL, BlobStore
+from node.chain_check import ChainCheck
 from node.datadir import lock_data_dir
 from node.directory import MAX_ADDRESSES, Directory, PeerRecord, reach
 from node.keys import load_or_create_key
@@ -538,7 +539,9 @@ async def run_node(config: NodeConfig, ready: Callable[[Node], Awaitable[None]] 
             async with open_host(host_config) as host:
                 served = True
                 node = Node(config, keypair, store, host)
+                chain_check = ChainCheck(host, config.genesis, config.join)
                 async with trio.open_nursery() as nursery:
+                    nursery.start_soon(chain_check.run)
                     await nursery.start(node.run)
                     if ready is not None:
                         await ready(node)

@@ -165,6 +165,18 @@ def assert_one_line(result: subprocess.CompletedProcess[str], *needles: str) -> 
     return lines[0]
 
 
+def assert_final_line(code: int, output: str, *needles: str) -> str:
+    """For a mistake found while running (the node had logged): exit status 2, no traceback, and the last
+    line is ours with each needle in it; returns the line."""
+    assert code == 2, f"exit {code}:\n{output[-3000:]}"
+    assert "Traceback" not in output, output[-3000:]
+    last = output.splitlines()[-1]
+    assert last.startswith("pocnet: "), last
+    for needle in needles:
+        assert needle in last, last
+    return last
+
+
 def unlink_quietly(*paths: Path) -> None:
     for path in paths:
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from node.datadir import LOCK_FILE
-from tests.node.operator import RunningNode, SoloChain, assert_one_line, unlink_quietly, write_solo_genesis
+from tests.node.operator import SoloChain, assert_final_line, assert_one_line, unlink_quietly, write_solo_genesis
 
 pytestmark = pytest.mark.slow  # each test starts `pocnet node` processes (a second or two each)
 
@@ -176,12 +176,26 @@ def test_a_full_disk_while_running_is_one_line_and_loses_nothing(tmp_path: Path)
         finally:
             if node.process.poll() is None:
                 node.stop()
-        log = node.log()
-        assert code == 2, log[-3000:]
-        assert "Traceback" not in log, log[-3000:]
-        last = log.splitlines()[-1]
-        assert last.startswith("pocnet: the disk holding") and "is full" in last and "nothing committed was lost" in last, last
+        assert_final_line(code, node.log(), "the disk holding", "is full", "nothing committed was lost")
         filler.unlink()
         assert_history_kept(chain, committed)
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_genesis_of_another_chain_than_the_peers_is_one_line(chain: SoloChain, tmp_path: Path) -> None:
+    """A fresh node started with a genesis other than its peers' would sit at height 0 for ever, logging
+    only that certificates do not verify: it must say its peers are on another chain."""
+    first = chain.start()
+    try:
+        committed = first.commit_transfer(os.urandom(20))
+        join = (chain.data_dir / "node.addr").read_text().split()[0]
+        stranger = SoloChain.create(tmp_path / "stranger", chain_id="another-chain")
+        result = stranger.run_refused("--join", join)
+        line = assert_final_line(result.returncode, result.stderr, "--join are on chain 'operator-test'",
+                                 "--genesis is chain 'another-chain'")
+        assert "their genesis file" in line
+        first.commit_transfer(os.urandom(20))  # the peer it asked is unharmed
+    finally:
+        first.stop()
+    assert_history_kept(chain, committed)
