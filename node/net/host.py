@@ -38,6 +38,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
+from node.net.bans import BanGate, gate_validator
 from node.net.batching import Batcher
 from node.net.config import INVALID_MESSAGE_PENALTY, HostConfig
 from node.net.framing import FramedStream
@@ -132,6 +133,8 @@ class P2PHost:
         """Dial a multiaddr ending with /p2p/<peer id>; returns the peer id. Raises OSError-free
         `ConnectionError` on failure so callers have one thing to catch."""
         info = info_from_p2p_addr(Multiaddr(addr))
+        if self.is_banned(info.peer_id.to_base58()):
+            raise ConnectionError(f"not dialling {addr}: the peer is banned")
         try:
             with trio.fail_after(timeout_s or self.config.dial_timeout_s):
                 await self._host.connect(info)
@@ -153,6 +156,7 @@ class P2PHost:
         """Count misbehaviour against a peer (invalid gossip, garbage on a stream, a lie found by a protocol).
         Past the ban threshold the peer is disconnected and not redialled until the ban ends."""
         now = trio.current_time()
+        was_banned = self.penalties.is_banned(peer_id, now)
         banned = self.penalties.add(peer_id, points, now)
         log.info(
             "event=peer-penalised peer=%s points=%.1f total=%.1f reason=%r",
@@ -165,10 +169,18 @@ class P2PHost:
             self._gossipsub.scorer.penalize_behavior(parse_peer_id(peer_id), points)
         except Exception as exc:
             log.debug("event=gossip-penalty-failed peer=%s error=%r", peer_id, exc)
-        if banned:
+        if banned and not was_banned:
             log.warning("event=peer-banned peer=%s duration_s=%.0f", peer_id, self.penalties.ban_duration_s)
-            if self._nursery is not None:
-                self._nursery.start_soon(self.disconnect, peer_id)
+        if banned:
+            self._drop(peer_id)
+
+    def is_banned(self, peer_id: PeerId) -> bool:
+        return self.penalties.is_banned(peer_id, trio.current_time())
+
+    def _drop(self, peer_id: PeerId) -> None:
+        """Disconnect a banned peer soon (from synchronous code: validators, notifees)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self.disconnect, peer_id)
 
     def peer_penalty(self, peer_id: PeerId) -> float:
         return self.penalties.points(peer_id, trio.current_time())
@@ -196,7 +208,8 @@ class P2PHost:
         max_bytes = self.config.gossip.max_message_bytes
         sub = Subscription(topic, validator, handler, batched, max_bytes, max_bytes, deliver_own)
         self._subscriptions[topic] = sub
-        self._pubsub.set_topic_validator(topic, make_libp2p_validator(sub, self._self_id, self._report_invalid), False)
+        validator = make_libp2p_validator(sub, self._self_id, self._report_invalid)
+        self._pubsub.set_topic_validator(topic, gate_validator(validator, self._self_id, self.is_banned, self._drop), False)
         libp2p_subscription = await self._pubsub.subscribe(topic)
         self._nursery.start_soon(run_subscription, sub, libp2p_subscription, self._self_id)
         return sub.stats
@@ -287,6 +300,10 @@ class P2PHost:
                 peer_id = net_stream.muxed_conn.peer_id.to_base58()
             except Exception:
                 peer_id = "unknown"
+            if self.is_banned(peer_id):
+                await net_stream.reset()
+                self._drop(peer_id)
+                return
             await self._streams.on_inbound(net_stream, peer_id, protocol_id)
 
         return on_stream
@@ -310,6 +327,7 @@ class P2PHost:
     def _start(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
         self._streams.nursery = nursery
+        self._host.get_network().register_notifee(BanGate(self.is_banned, self._drop))
         for addr in self.config.bootstrap:
             nursery.start_soon(self._keep_connected, addr)
         nursery.start_soon(self._top_up_peers)

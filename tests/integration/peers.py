@@ -3,14 +3,20 @@ chain's topics, and a listener that records everything that reaches it, to tell 
 
 from __future__ import annotations
 
+import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
+import trio
+
 from node.net import GossipConfig, HostConfig, P2PHost, open_host
 from node.node import Node
+from node.sync import SYNC_PROTOCOL
 from node.topics import Topics
 from protocols.crypto import Keypair
 from tests.integration.support import MESH_TIMEOUT_S, Cluster
+
+log = logging.getLogger(__name__)
 
 # A test peer keeps one connection (to the node it joins): it must not become a relay between nodes,
 # nor dial anyone else, or "two hops away" would not hold.
@@ -75,3 +81,17 @@ async def open_listener(
         MESH_TIMEOUT_S,
     )
     return listener
+
+
+async def send_garbage(peer: object, target: str, frame: bytes) -> None:
+    """Open a raw sync stream, write `frame`, half-close, and read whatever comes back until the server
+    resets or closes the stream (bounded: the server's read deadline is 10 s, but a bad prefix ends at once)."""
+    raw = await peer._open_raw_stream(target, SYNC_PROTOCOL)  # type: ignore[attr-defined]
+    try:
+        await raw.write(frame)
+        await raw.close()
+        with trio.move_on_after(2):
+            while await raw.read(1024):
+                pass
+    except Exception as exc:  # noqa: BLE001 - libp2p raises many types for a reset: the expected answer
+        log.debug("event=garbage-stream-ended error=%r", exc)

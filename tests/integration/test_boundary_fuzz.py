@@ -4,7 +4,6 @@ cleanly or reject, never crash, and stay live. A seeded random loop keeps every 
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 from collections.abc import Awaitable, Callable
@@ -24,10 +23,9 @@ from protocols.crypto import ZERO_ADDRESS, sign
 from protocols.encoding import encode
 from protocols.ledger.transactions import Transaction, Transfer
 from protocols.orders import NO_TAG, AppOrder
-from tests.integration.peers import open_peer, topics_of, wait_until_publishable
+from tests.integration.peers import open_peer, send_garbage, topics_of, wait_until_publishable
 from tests.integration.support import Cluster
 
-log = logging.getLogger(__name__)
 # Real nodes on a shared 2-core machine: py-libp2p gossip timing under load occasionally needs another
 # try (see the closing notes of issue 4); a failure that repeats is a real one.
 pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1)]
@@ -250,20 +248,6 @@ async def test_mutated_sync_requests_and_garbage_frames_are_answered_or_dropped(
             range(1, target.height + 1)
         )
     network.assert_agree()
-
-
-async def send_garbage(peer: object, target: str, frame: bytes) -> None:
-    """Open a raw sync stream, write `frame`, half-close, and read whatever comes back until the server
-    resets or closes the stream (bounded: the server's read deadline is 10 s, but a bad prefix ends at once)."""
-    raw = await peer._open_raw_stream(target, SYNC_PROTOCOL)  # type: ignore[attr-defined]
-    try:
-        await raw.write(frame)
-        await raw.close()
-        with trio.move_on_after(2):
-            while await raw.read(1024):
-                pass
-    except Exception as exc:  # noqa: BLE001 - libp2p raises many types for a reset: the expected answer
-        log.debug("event=garbage-stream-ended error=%r", exc)
 
 
 async def test_sync_request_for_a_height_beyond_sqlite_integers_is_answered(

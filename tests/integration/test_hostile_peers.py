@@ -3,6 +3,7 @@ and the chain goes on. Also the node-side races and leaks these scenarios expose
 
 from __future__ import annotations
 
+import contextlib
 import os
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -10,9 +11,13 @@ from dataclasses import replace
 import pytest
 import trio
 import trio.lowlevel
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from multiaddr import Multiaddr
 
 from node.net import HostConfig, open_host
+from node.net.config import BAN_THRESHOLD, INVALID_MESSAGE_PENALTY
 from node.net.batching import pack_batch
+from node.net.framing import encode_uvarint
 from protocols.consensus.messages import Block, Certificate, DecidedBlock, Step, Vote
 from protocols.crypto import ZERO_ADDRESS, Keypair, sign
 from protocols.encoding import decode, encode
@@ -23,6 +28,7 @@ from tests.integration.peers import (
     Listener,
     open_listener,
     open_peer,
+    send_garbage,
     topics_of,
     wait_until_publishable,
 )
@@ -209,3 +215,86 @@ async def test_a_stopped_host_closes_its_sockets() -> None:
         with pytest.raises(OSError):
             stream = await trio.open_tcp_stream("127.0.0.1", port)
             await stream.aclose()
+
+
+class ConnectionEvents(INotifee):
+    """Counts an attacker's connections to and disconnections from one peer, as its own swarm sees them."""
+
+    def __init__(self, peer: str) -> None:
+        self.peer = peer
+        self.connections = 0
+        self.disconnections = 0
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:  # type: ignore[override]
+        self.connections += conn.muxed_conn.peer_id.to_base58() == self.peer
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:  # type: ignore[override]
+        self.disconnections += conn.muxed_conn.peer_id.to_base58() == self.peer
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+
+async def test_a_banned_peer_is_kept_out(network: Cluster) -> None:
+    """An attacker floods m3 with invalid transactions until m3 bans it. Its host redials m3 at once (it
+    was given m3 as a bootstrap peer): m3 must close that connection, and what the attacker publishes
+    during the ban, valid or not, must neither enter m3's mempool nor be relayed (the listener on m1
+    never sees it). Before the fix the redial was accepted and a valid transfer went through."""
+    target = network["m3"]
+    chain_id = network.genesis.chain_id
+    _, txs, _, _ = topics_of(target)
+    async with AsyncExitStack() as stack:
+        listener = await open_listener(stack, network, network["m1"])
+        attacker_key = Keypair.generate()
+        attacker = await open_peer(stack, target, attacker_key)
+        events = ConnectionEvents(target.host.peer_id)
+        attacker._host.get_network().register_notifee(events)
+        await wait_until_publishable(network, attacker, target)
+
+        # Garbage gossip first: GossipSub reads a few (each unique, or it would drop them as duplicates)
+        # and then drops the rest unread by its own score gate; garbage stream frames finish the job.
+        for _ in range(int(BAN_THRESHOLD / INVALID_MESSAGE_PENALTY)):
+            await attacker.publish(txs, pack_batch([os.urandom(64)]))
+        for _ in range(3 * int(BAN_THRESHOLD / INVALID_MESSAGE_PENALTY)):  # points decay meanwhile
+            if target.host.is_banned(attacker.peer_id):
+                break
+            with contextlib.suppress(Exception):  # the ban may close the connection under it: fine
+                await send_garbage(attacker, target.host.peer_id, encode_uvarint(1 << 40))
+        await network.wait_until(lambda: target.host.is_banned(attacker.peer_id), "the ban")
+
+        payer = network.members["f1"].keypair
+        valid = sign(payer, chain_id, Transaction(target.ledger_view().account(payer.address).nonce,
+                                                  Transfer(network.members["m0"].address, 1)))
+        sent = trio.Event()
+
+        async def publish_during_the_ban() -> None:
+            while True:
+                with contextlib.suppress(Exception):  # no peer to publish to while disconnected: fine
+                    await attacker.publish(txs, pack_batch([encode(valid)]))
+                    sent.set()
+                await trio.sleep(0.1)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(publish_during_the_ban)
+            await network.wait_until(
+                lambda: events.connections >= 1 and events.disconnections >= 2,
+                "m3 to close the banned attacker's new connection",
+            )
+            height = target.height
+            await network.transfer("f0", "m0")
+            await wait_for_block_at(network, listener, height + 1)
+            nursery.cancel_scope.cancel()
+        assert sent.is_set()
+        assert attacker.peer_id not in target.host.connected_peers()
+        assert listener.from_origin(attacker.peer_id) == []
+        assert encode(valid) not in target.mempool
+        assert target.host.is_banned(attacker.peer_id)
