@@ -75,6 +75,7 @@ from protocols.ledger.ledger import Ledger, genesis_state
 from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import LedgerState, StateView
 from protocols.ledger.transactions import Transaction, TxBody
+from protocols.matching import order_violations
 from protocols.orderbook import OrderBook
 from protocols.orders import AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder
 
@@ -244,7 +245,7 @@ class Node:
 
     async def publish_order(self, order: Order) -> Order:
         signed = sign(self.keypair, self.genesis.chain_id, order)
-        reason = self.order_book.add(signed)
+        reason = self._order_refusal(signed) or self.order_book.add(signed)
         if reason not in (None, "duplicate"):
             raise ValueError(reason)
         self._own_orders[signed.payload_digest] = signed
@@ -273,7 +274,14 @@ class Node:
             order = decode(Order, data)
         except DecodeError as exc:
             return f"undecodable order: {exc.reason}"
-        return None if self.verifier.verify(order) else "bad order signature"
+        return self._order_refusal(order)
+
+    def _order_refusal(self, order: Order) -> str | None:
+        """Why the ledger already rules `order` out (its signature, its asset's owner, its category), or
+        None: such an order is neither admitted to a book nor relayed."""
+        view = LedgerMarketView(self.ledger_view(), self.app.ledger.rules.categories)
+        found = order_violations(order, view, self.verifier)
+        return f"{found[0].code}: {found[0].detail}" if found else None
 
     async def on_order(self, peer: str, data: bytes) -> None:
         order = decode(Order, data)

@@ -16,13 +16,13 @@ from multiaddr import Multiaddr
 
 from node.net import HostConfig, open_host
 from node.net.config import BAN_THRESHOLD, INVALID_MESSAGE_PENALTY
-from node.net.batching import pack_batch
+from node.net.batching import pack_batch, unpack_batch
 from node.net.framing import encode_uvarint
 from protocols.consensus.messages import Block, Certificate, DecidedBlock, Step, Vote
 from protocols.crypto import ZERO_ADDRESS, Keypair, sign
 from protocols.encoding import decode, encode
 from protocols.genesis import NRLC_PER_RLC
-from protocols.ledger.transactions import Transaction, Transfer
+from protocols.ledger.transactions import RegisterApp, Transaction, Transfer
 from protocols.orders import NO_TAG, AppOrder
 from tests.integration.peers import (
     Listener,
@@ -298,3 +298,39 @@ async def test_a_banned_peer_is_kept_out(network: Cluster) -> None:
         assert listener.from_origin(attacker.peer_id) == []
         assert encode(valid) not in target.mempool
         assert target.host.is_banned(attacker.peer_id)
+
+
+def app_order(app: bytes) -> AppOrder:
+    return AppOrder(app, 1, 1, NO_TAG, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))
+
+
+async def test_orders_the_ledger_rules_out_are_neither_admitted_nor_relayed(network: Cluster) -> None:
+    """Order-book spam: correctly signed orders for an app nobody registered, and for someone else's app.
+    m3 must check them against its ledger before admitting and relaying them; an honest order published
+    after them reaches the listener, so they would have too."""
+    chain_id = network.genesis.chain_id
+    registered = await network.commit("f0", RegisterApp("word-count", b"\x01" * 32))
+    app = network["f0"].store.tx_result(registered.tx_id).created  # type: ignore[union-attr]
+    target = network["m3"]
+    _, _, orders, _ = topics_of(target)
+    async with AsyncExitStack() as stack:
+        listener = await open_listener(stack, network, network["m1"])
+        attacker_key = Keypair.generate()
+        attacker = await open_peer(stack, target, attacker_key)
+        await wait_until_publishable(network, attacker, target)
+        spam = [sign(attacker_key, chain_id, app_order(os.urandom(20))), sign(attacker_key, chain_id, app_order(app))]
+        for order in spam:
+            await attacker.publish(orders, pack_batch([encode(order)]))
+        await network.wait_until(lambda: target.host.peer_penalty(attacker.peer_id) > 1.5, "a penalty per spam order")
+
+        honest = await network["f0"].publish_order(app_order(app))
+        await network.wait_until(
+            lambda: all(honest.payload_digest in node.order_book for node in network.running)
+            and any(encode(honest) in unpack_batch(data, 100, 1 << 20) for data in listener.on(orders)),
+            "the honest order everywhere",
+        )
+        for node in network.running:
+            assert all(order.payload_digest not in node.order_book for order in spam)
+        assert listener.from_origin(attacker.peer_id) == []
+        with pytest.raises(ValueError, match="app-not-registered"):
+            await network["f0"].publish_order(app_order(os.urandom(20)))
