@@ -68,6 +68,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(Path(args.dir), args.managers, args.followers, args.trust, args.honest_workers, not args.all_honest)
 
 
+def cmd_chaos(args: argparse.Namespace) -> None:
+    from devnet.chaos import run_chaos
+
+    if args.netns:
+        raise DevnetError("--netns is not available yet: run the chaos schedule on 127.0.0.1 without it")
+    kinds = tuple(k.strip() for k in args.faults.split(",") if k.strip())
+    if not run_chaos(Path(args.dir), args.seed, args.duration, kinds, args.managers, args.followers, args.max_gap):
+        sys.exit(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devnet", description="Launch and drive a local pocnet network.")
     parser.add_argument("--dir", default=DEFAULT_DIR, help=f"the devnet's directory (default: {DEFAULT_DIR})")
@@ -90,6 +100,17 @@ def main() -> None:
     demo.add_argument("--honest-workers", type=int, default=3)
     demo.add_argument("--all-honest", action="store_true", help="no dishonest worker")
     demo.set_defaults(run=cmd_demo)
+    chaos = commands.add_parser("chaos", help="a devnet under a seeded fault schedule; checks the invariants")
+    chaos.add_argument("--seed", type=int, required=True, help="the same seed gives the same schedule")
+    chaos.add_argument("--duration", type=float, default=60.0, help="seconds of workload and faults (default 60)")
+    chaos.add_argument("--faults", default="kill,restart,pause",
+                       help="kinds among kill,restart,pause,partition,loss,twins,byzantine (default kill,restart,pause)")
+    chaos.add_argument("--managers", type=int, default=4)
+    chaos.add_argument("--followers", type=int, default=2)
+    chaos.add_argument("--max-gap", type=float, default=60.0,
+                       help="the longest gap between blocks, in seconds, that still counts as live (default 60)")
+    chaos.add_argument("--netns", action="store_true", help="each node in its own network namespace (not yet)")
+    chaos.set_defaults(run=cmd_chaos)
     commands.add_parser("match-demo", help="the in-process matching demo (no network)").set_defaults(run=cmd_match_demo)
     args = parser.parse_args()
     try:
