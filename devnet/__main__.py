@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from devnet.netns import NetnsDevnet, devnet_at
 from devnet.network import Devnet, DevnetError, NodeSpec
 
 DEFAULT_DIR = ".devnet"
@@ -23,7 +24,7 @@ def print_table(devnet: Devnet, nodes: list[NodeSpec]) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> None:
-    devnet = Devnet(Path(args.dir))
+    devnet = devnet_at(Path(args.dir), args.netns)
     nodes = devnet.create(args.managers, args.followers)
     print(f"devnet in {devnet.root}: {args.managers} managers, {args.followers} followers; starting...")
     try:
@@ -50,10 +51,13 @@ def cmd_logs(args: argparse.Namespace) -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> None:
-    devnet = Devnet(Path(args.dir))
+    devnet = devnet_at(Path(args.dir))
     nodes = devnet.load()
     killed = devnet.stop(nodes)
     print(f"stopped {len(nodes)} nodes" + (f" ({', '.join(killed)} had to be killed)" if killed else ""))
+    if isinstance(devnet, NetnsDevnet):
+        removed = devnet.remove_network()
+        print(f"removed {len(removed)} network namespaces and bridges: {', '.join(removed) or 'none left'}")
 
 
 def cmd_match_demo(args: argparse.Namespace) -> None:
@@ -86,6 +90,7 @@ def main() -> None:
     up.add_argument("--managers", type=int, default=4, help="validators (default 4: tolerates one fault)")
     up.add_argument("--followers", type=int, default=2, help="non-validating nodes (requester role)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the first block")
+    up.add_argument("--netns", action="store_true", help="each node in its own network namespace on a bridge (root)")
     up.set_defaults(run=cmd_up)
     commands.add_parser("status", help="height, peers and address of every node").set_defaults(run=cmd_status)
     logs = commands.add_parser("logs", help="the end of one node's log")
