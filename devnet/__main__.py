@@ -75,10 +75,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_chaos(args: argparse.Namespace) -> None:
     from devnet.chaos import run_chaos
 
-    if args.netns:
-        raise DevnetError("--netns is not available yet: run the chaos schedule on 127.0.0.1 without it")
     kinds = tuple(k.strip() for k in args.faults.split(",") if k.strip())
-    if not run_chaos(Path(args.dir), args.seed, args.duration, kinds, args.managers, args.followers, args.max_gap):
+    if not run_chaos(Path(args.dir), args.seed, args.duration, kinds, args.managers, args.followers, args.max_gap,
+                     args.netns):
         sys.exit(1)
 
 
@@ -114,7 +113,8 @@ def main() -> None:
     chaos.add_argument("--followers", type=int, default=2)
     chaos.add_argument("--max-gap", type=float, default=60.0,
                        help="the longest gap between blocks, in seconds, that still counts as live (default 60)")
-    chaos.add_argument("--netns", action="store_true", help="each node in its own network namespace (not yet)")
+    chaos.add_argument("--netns", action="store_true",
+                       help="each node in its own network namespace (root); needed for partition and loss")
     chaos.set_defaults(run=cmd_chaos)
     commands.add_parser("match-demo", help="the in-process matching demo (no network)").set_defaults(run=cmd_match_demo)
     args = parser.parse_args()

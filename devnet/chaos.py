@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devnet.netns import NetnsDevnet, devnet_at
 from devnet.network import JOIN_FANOUT, Devnet, DevnetError, NodeSpec, _alive
 from node.control import ControlClient, ControlRejected, SubmitRequest, TxResultInfo, TxResultRequest, TxSubmitted
 from node.storage import Store
@@ -61,6 +62,9 @@ CONTROL_TIMEOUT_S = 5.0
 # After healing, how long the nodes get to agree on one height (sync of the blocks missed while down).
 CONVERGE_TIMEOUT_S = 90.0
 POLL_S = 0.2
+# Packet loss on a lossy node: one packet in ten, in and out. TCP retransmits, so connections stay up but
+# slow down by retransmission timeouts, and gossip and votes arrive late: a hard but survivable link.
+LOSS_PROBABILITY = 0.1
 MANAGERS_FOR_FAULTS = 4  # n = 3f + 1 with f = 1: a manager may be faulty only if there are at least 4
 
 
@@ -97,12 +101,12 @@ def make_schedule(seed: int, duration_s: float, kinds: tuple[str, ...], managers
         at += length + duration_s * rng.uniform(FAULT_MIN_FRACTION, FAULT_MAX_FRACTION)
 
 
-def unavailable(kind: str) -> str | None:
-    """Why a fault kind cannot be applied on this machine (None: it can)."""
-    if kind in ("partition", "loss"):
-        if shutil.which("iptables") is None:
-            return "iptables is not installed (Debian: apt-get install iptables)"
-        return "not implemented yet by this runner"
+def unavailable(kind: str, netns: bool) -> str | None:
+    """Why a fault kind cannot be applied here (None: it can)."""
+    if kind in ("partition", "loss") and not netns:
+        return "needs --netns (on 127.0.0.1 every node shares one interface, so one cannot be cut off alone)"
+    if kind == "loss" and shutil.which("iptables") is None:
+        return "iptables is not installed (Debian: apt-get install iptables)"
     if kind in ("twins", "byzantine"):
         return "not implemented yet by this runner"
     return None
@@ -155,8 +159,9 @@ class Report:
 
 class ChaosRun:
     def __init__(self, root: Path, seed: int, duration_s: float, kinds: tuple[str, ...], managers: int, followers: int,
-                 max_gap_s: float) -> None:
-        self.devnet = Devnet(root)
+                 max_gap_s: float, netns: bool) -> None:
+        self.devnet = devnet_at(root, netns)
+        self.netns = netns
         self.seed = seed
         self.duration_s = duration_s
         self.kinds = kinds
@@ -166,12 +171,13 @@ class ChaosRun:
         self.nodes: list[NodeSpec] = []
         self.paused: set[str] = set()
         self.down: set[str] = set()
+        self.cut: set[str] = set()  # partitioned, or losing packets (netns only)
 
     def run(self) -> Report:
         report = Report()
         usable = []
         for kind in self.kinds:
-            reason = unavailable(kind)
+            reason = unavailable(kind, self.netns)
             if reason is None:
                 usable.append(kind)
             else:
@@ -202,6 +208,8 @@ class ChaosRun:
         finally:
             self._heal_all()
             self.devnet.stop(self.nodes)
+            if isinstance(self.devnet, NetnsDevnet):
+                self.devnet.remove_network()
         report.figures.append(f"workload: {len(workload.submitted)} transfers submitted ({workload.refused} refused "
                               f"by nodes that were down), {len(committed)} reported committed; final height {height}")
         check_invariants(self.devnet, self.nodes, committed, (workload.started, workload.stopped), self.max_gap_s, report)
@@ -233,15 +241,28 @@ class ChaosRun:
         elif fault.kind == "restart":
             self.devnet.stop([node])
             self.down.add(node.name)
+        else:
+            self._cut(node, fault.kind, True)
 
     def _end_fault(self, fault: Fault) -> None:
         node = self._node(fault.target)
         if fault.kind == "pause":
             os.kill(node.pid, signal.SIGCONT)
             self.paused.discard(node.name)
-        else:  # kill, restart: the node comes back
+        elif fault.kind in ("kill", "restart"):
             self._relaunch(node)
             self.down.discard(node.name)
+        else:
+            self._cut(node, fault.kind, False)
+
+    def _cut(self, node: NodeSpec, kind: str, on: bool) -> None:
+        """Partition the node from all others, or make it lose packets; or heal either."""
+        assert isinstance(self.devnet, NetnsDevnet)
+        if kind == "partition":
+            self.devnet.partition(node, on)
+        else:
+            self.devnet.set_loss(node, LOSS_PROBABILITY if on else None)
+        (self.cut.add if on else self.cut.discard)(node.name)
 
     def _reap(self, node: NodeSpec) -> None:
         deadline = time.monotonic() + CONTROL_TIMEOUT_S
@@ -265,6 +286,11 @@ class ChaosRun:
         for name in list(self.down):
             self._relaunch(self._node(name))
             self.down.discard(name)
+        if isinstance(self.devnet, NetnsDevnet):
+            for name in list(self.cut):
+                self.devnet.partition(self._node(name), False)
+                self.devnet.set_loss(self._node(name), None)
+                self.cut.discard(name)
 
     # --- after the faults ----------------------------------------------------------------------------
 
@@ -364,12 +390,12 @@ def check_invariants(devnet: Devnet, nodes: list[NodeSpec], committed: dict[byte
 
 
 def run_chaos(root: Path, seed: int, duration_s: float, kinds: tuple[str, ...], managers: int, followers: int,
-              max_gap_s: float) -> bool:
+              max_gap_s: float, netns: bool) -> bool:
     """Run, print the figures and the verdict; True if every invariant held."""
     for kind in kinds:
         if kind not in FAULT_KINDS:
             raise DevnetError(f"unknown fault kind {kind!r}: choose from {', '.join(FAULT_KINDS)}")
-    report = ChaosRun(root, seed, duration_s, kinds, managers, followers, max_gap_s).run()
+    report = ChaosRun(root, seed, duration_s, kinds, managers, followers, max_gap_s, netns).run()
     for line in report.figures:
         print(line)
     for violation in report.violations:

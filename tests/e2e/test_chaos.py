@@ -46,8 +46,11 @@ def test_managers_are_spared_when_no_fault_is_tolerable() -> None:
 
 
 def test_fault_kinds_this_runner_cannot_apply_say_why() -> None:
-    assert all(unavailable(kind) is None for kind in ("kill", "restart", "pause"))
-    assert all(unavailable(kind) for kind in FAULT_KINDS if kind not in ("kill", "restart", "pause"))
+    everywhere = ("kill", "restart", "pause")
+    assert all(unavailable(kind, netns=False) is None for kind in everywhere)
+    assert all(unavailable(kind, netns=False) for kind in FAULT_KINDS if kind not in everywhere)
+    assert unavailable("partition", netns=True) is None
+    assert unavailable("twins", netns=True) and unavailable("byzantine", netns=True)
 
 
 @pytest.mark.slow
