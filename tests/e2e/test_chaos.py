@@ -6,6 +6,7 @@ short run on a real devnet keeps every invariant; and the checker does catch a f
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -26,6 +27,9 @@ FOLLOWERS = ["follower-0", "follower-1"]
 # Long enough for a few faults and their recovery, short enough for the suite (about 40 s in all).
 RUN_S = 25
 RUNS = int(os.environ.get("POCNET_CHAOS_RUNS", "1"))
+# POCNET_CHAOS_NETNS=1 (root): the runs put each node in its own namespace and add partitions and loss.
+NETNS = os.environ.get("POCNET_CHAOS_NETNS") == "1"
+ALL_FAULTS = "kill,restart,pause,partition,loss,twins,byzantine"
 
 
 def test_the_same_seed_gives_the_same_schedule() -> None:
@@ -57,14 +61,16 @@ def test_fault_kinds_this_runner_cannot_apply_say_why() -> None:
 @pytest.mark.parametrize("seed", range(RUNS))
 def test_a_short_seeded_chaos_run_keeps_every_invariant(tmp_path: Path, seed: int) -> None:
     root = tmp_path / "devnet"
+    netns = ["--netns"] if NETNS else []
     result = subprocess.run(
         [sys.executable, "-m", "devnet", "--dir", str(root), "chaos", "--seed", str(seed), "--duration", str(RUN_S),
-         "--faults", "kill,restart,pause,partition"],
+         "--faults", ALL_FAULTS, *netns],
         capture_output=True, text=True, timeout=300,
     )
+    print(result.stdout)  # the figures, for `pytest -s` and long series
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "chaos: every invariant holds" in result.stdout
-    assert "fault kind partition skipped:" in result.stdout
+    assert ("fault kind partition skipped:" in result.stdout) != NETNS
     assert "committed transactions in the chain:" in result.stdout
 
     # The checker is not vacuous: a fork and a changed balance in one store are caught.
@@ -81,4 +87,35 @@ def test_a_short_seeded_chaos_run_keeps_every_invariant(tmp_path: Path, seed: in
     check_invariants(devnet, nodes, {}, (0.0, 0.0), 60.0, report)
     assert any("different blocks at heights [1]" in v for v in report.violations), report.violations
     assert any("supply" in v for v in report.violations), report.violations
-    assert Store(victim).block_hashes()[0][1] == b"\x00" * 32  # the store is readable, only wrong
+    store = Store(victim)
+    assert store.block_hashes()[0][1] == b"\x00" * 32  # the store is readable, only wrong
+    store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+def test_a_netns_devnet_runs_off_loopback_and_down_removes_everything(tmp_path: Path) -> None:
+    root = tmp_path / "devnet"
+
+    def devnet(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "devnet", "--dir", str(root), *args],
+                              capture_output=True, text=True, timeout=180)
+
+    up = devnet("up", "--netns", "--managers", "4", "--followers", "0")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr[-3000:]
+        tag = json.loads((root / "netns.json").read_text())["tag"]
+        for i in range(4):
+            address = (root / f"manager-{i}" / "node.addr").read_text().split()[0]
+            assert address.startswith(f"/ip4/10.77.0.{i + 1}/tcp/"), address
+        assert sum(f"pocnet-{tag}-" in line for line in namespaces()) == 4
+    finally:
+        down = devnet("down")
+    assert down.returncode == 0, down.stderr
+    assert not any(f"pocnet-{tag}-" in line for line in namespaces())
+    assert subprocess.run(["ip", "link", "show", f"pnbr{tag}"], capture_output=True).returncode != 0
+    assert not (root / "netns.json").exists()
+
+
+def namespaces() -> list[str]:
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.splitlines()
