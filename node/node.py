@@ -66,7 +66,8 @@ from protocols.chain import CommittedBlock, LedgerApplication
 from protocols.consensus.blocks import genesis_tip, verify_certificate
 from protocols.consensus.config import ConsensusConfig
 from protocols.consensus.mempool import Mempool
-from protocols.consensus.messages import Block, Certificate, DecidedBlock, block_id, decode_message
+from protocols.consensus.evidence import offender
+from protocols.consensus.messages import Block, Certificate, DecidedBlock, DuplicateVoteEvidence, block_id, decode_message
 from protocols.consensus.tendermint import Tendermint
 from protocols.consensus.validators import ValidatorSet
 from protocols.crypto import Keypair, address_of, sign
@@ -74,7 +75,8 @@ from protocols.encoding import DecodeError, decode, encode
 from protocols.ledger.ledger import Ledger, genesis_state
 from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import LedgerState, StateView
-from protocols.ledger.transactions import Transaction, TxBody
+from protocols.ledger.evidence import offence_key
+from protocols.ledger.transactions import RecordEquivocation, Transaction, TxBody
 from protocols.matching import order_violations
 from protocols.orderbook import OrderBook
 from protocols.orders import AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder
@@ -193,6 +195,8 @@ class Node:
         self.driver = ConsensusDriver(
             machine, self.app, store, host, self.topics.consensus, self.topics.blocks, self._on_commit
         )
+        self.driver.on_evidence = self._report_equivocation
+        self._reported_offences: set[bytes] = set()
         self._own_orders: dict[bytes, Order] = {}
         # Ours, not yet committed, by tx id.
         self._pending_txs: dict[bytes, PendingTx] = {}
@@ -353,6 +357,22 @@ class Node:
             return answer(self.store, request)
         except DecodeError as exc:
             raise RequestRejected(f"malformed sync request: {exc.reason}") from None
+
+    async def _report_equivocation(self, evidence: DuplicateVoteEvidence) -> None:
+        """Put the proof of a validator's equivocation on the ledger, once per offence from this node (the
+        other validators saw it too and may report it first: the ledger records one, refuses the rest)."""
+        vote = evidence.first
+        key = offence_key(offender(evidence), vote.height, vote.round, vote.step)
+        if key in self._reported_offences or self.ledger_view().get(key) is not None:
+            return
+        self._reported_offences.add(key)
+        try:
+            tx = await self.submit(RecordEquivocation(evidence))
+        except ValueError as exc:  # refused by our mempool: already recorded, or reported by us before
+            log.info("event=evidence-not-submitted reason=%r", str(exc))
+            return
+        log.warning("event=evidence-submitted validator=%s height=%d round=%d step=%d tx=%s",
+                    offender(evidence).hex()[:16], vote.height, vote.round, vote.step, tx.tx_id.hex()[:16])
 
     # --- after each block -----------------------------------------------------------------------------
 

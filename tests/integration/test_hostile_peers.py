@@ -22,6 +22,8 @@ from protocols.consensus.messages import Block, Certificate, DecidedBlock, Step,
 from protocols.crypto import ZERO_ADDRESS, Keypair, sign
 from protocols.encoding import decode, encode
 from protocols.genesis import NRLC_PER_RLC
+from protocols.ledger.evidence import offence_key
+from protocols.ledger.records import Equivocation
 from protocols.ledger.transactions import RegisterApp, Transaction, Transfer
 from protocols.orders import NO_TAG, AppOrder
 from tests.integration.peers import (
@@ -334,3 +336,27 @@ async def test_orders_the_ledger_rules_out_are_neither_admitted_nor_relayed(netw
         assert listener.from_origin(attacker.peer_id) == []
         with pytest.raises(ValueError, match="app-not-registered"):
             await network["f0"].publish_order(app_order(os.urandom(20)))
+
+
+async def test_an_equivocation_is_proven_on_every_ledger(network: Cluster) -> None:
+    """A twin of m0 (m0's key in another process) sends two different prevotes for the same height and
+    round. The validators that see both must put the proof on the ledger, where every node, followers
+    included, finds the offence recorded once; the chain stays whole."""
+    target = network["m3"]
+    consensus = topics_of(target)[0]
+    m0 = network.members["m0"].keypair
+    async with AsyncExitStack() as stack:
+        twin = await open_peer(stack, target)
+        await wait_until_publishable(network, twin, target)
+        height, round_ = target.height + 1, target.driver.machine.round
+        for _ in range(2):
+            vote = sign(m0, network.genesis.chain_id, Vote(height, round_, int(Step.PREVOTE), os.urandom(32)))
+            await twin.publish(consensus, encode(vote))
+        key = offence_key(m0.public_key, height, round_, int(Step.PREVOTE))
+        await network.wait_until(
+            lambda: all(node.ledger_view().get(key) is not None for node in network.running),
+            "the equivocation recorded on every node",
+        )
+    record = network["f0"].ledger_view().get(key)
+    assert isinstance(record, Equivocation) and record.validator == m0.public_key
+    network.assert_agree()
