@@ -36,11 +36,12 @@ from pathlib import Path
 from devnet.netns import NetnsDevnet, devnet_at
 from devnet.network import JOIN_FANOUT, Devnet, DevnetError, NodeSpec, _alive
 from node.control import ControlClient, ControlRejected, SubmitRequest, TxResultInfo, TxResultRequest, TxSubmitted
+from node.keys import KEY_FILE
 from node.storage import Store
 from protocols.chain import decode_tx
 from protocols.genesis import parse_genesis
 from protocols.ledger.records import TaskStatus
-from protocols.ledger.state import ACCOUNT, DEAL, TASK, LedgerState
+from protocols.ledger.state import ACCOUNT, DEAL, EQUIVOCATION, TASK, LedgerState
 from protocols.ledger.transactions import Transfer
 from protocols.matching import task_id_for
 
@@ -66,6 +67,12 @@ POLL_S = 0.2
 # slow down by retransmission timeouts, and gossip and votes arrive late: a hard but survivable link.
 LOSS_PROBABILITY = 0.1
 MANAGERS_FOR_FAULTS = 4  # n = 3f + 1 with f = 1: a manager may be faulty only if there are at least 4
+# Faults only a validator can commit: a second process with its key, or misbehaving in consensus.
+MANAGER_FAULTS = ("twins", "byzantine")
+# The Byzantine manager of a `byzantine` fault (node/byzantine.py): any of equivocation, double votes and
+# votes for unknown blocks, chosen per message.
+BYZANTINE_MODE = "chaos"
+TWIN_SUFFIX = "-twin"
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,9 @@ def make_schedule(seed: int, duration_s: float, kinds: tuple[str, ...], managers
     faulty manager) between the warm-up and the cool-down. Managers are targeted only when there are at
     least MANAGERS_FOR_FAULTS of them (f >= 1)."""
     rng = random.Random(seed)
-    targets = (managers if len(managers) >= MANAGERS_FOR_FAULTS else []) + followers
-    if not kinds or not targets:
+    faulty_managers = managers if len(managers) >= MANAGERS_FOR_FAULTS else []
+    kinds = tuple(k for k in kinds if faulty_managers or k not in MANAGER_FAULTS)
+    if not kinds or not (faulty_managers or followers):
         return []
     faults: list[Fault] = []
     at = duration_s * WARMUP_FRACTION
@@ -97,7 +105,9 @@ def make_schedule(seed: int, duration_s: float, kinds: tuple[str, ...], managers
         length = duration_s * rng.uniform(FAULT_MIN_FRACTION, FAULT_MAX_FRACTION)
         if at + length > end:
             return faults
-        faults.append(Fault(round(at, 2), rng.choice(kinds), rng.choice(targets), round(length, 2)))
+        kind = rng.choice(kinds)
+        targets = faulty_managers if kind in MANAGER_FAULTS else faulty_managers + followers
+        faults.append(Fault(round(at, 2), kind, rng.choice(targets), round(length, 2)))
         at += length + duration_s * rng.uniform(FAULT_MIN_FRACTION, FAULT_MAX_FRACTION)
 
 
@@ -107,8 +117,6 @@ def unavailable(kind: str, netns: bool) -> str | None:
         return "needs --netns (on 127.0.0.1 every node shares one interface, so one cannot be cut off alone)"
     if kind == "loss" and shutil.which("iptables") is None:
         return "iptables is not installed (Debian: apt-get install iptables)"
-    if kind in ("twins", "byzantine"):
-        return "not implemented yet by this runner"
     return None
 
 
@@ -172,6 +180,7 @@ class ChaosRun:
         self.paused: set[str] = set()
         self.down: set[str] = set()
         self.cut: set[str] = set()  # partitioned, or losing packets (netns only)
+        self.twins: list[NodeSpec] = []  # second processes with a manager's key: not checked, stopped at the end
 
     def run(self) -> Report:
         report = Report()
@@ -218,7 +227,7 @@ class ChaosRun:
     # --- faults ------------------------------------------------------------------------------------
 
     def _node(self, name: str) -> NodeSpec:
-        return next(n for n in self.nodes if n.name == name)
+        return next(n for n in self.nodes + self.twins if n.name == name)
 
     def _apply(self, schedule: list[Fault], began: float) -> None:
         for fault in schedule:
@@ -241,6 +250,12 @@ class ChaosRun:
         elif fault.kind == "restart":
             self.devnet.stop([node])
             self.down.add(node.name)
+        elif fault.kind == "byzantine":
+            self.devnet.stop([node])
+            node.args = [*node.args, "--byzantine", BYZANTINE_MODE]
+            self._relaunch(node)
+        elif fault.kind == "twins":
+            self._start_twin(node)
         else:
             self._cut(node, fault.kind, True)
 
@@ -252,8 +267,33 @@ class ChaosRun:
         elif fault.kind in ("kill", "restart"):
             self._relaunch(node)
             self.down.discard(node.name)
+        elif fault.kind == "byzantine":
+            self.devnet.stop([node])
+            node.args = [a for a in node.args if a not in ("--byzantine", BYZANTINE_MODE)]
+            self._relaunch(node)
+        elif fault.kind == "twins":
+            self._stop_twins()
         else:
             self._cut(node, fault.kind, False)
+
+    def _start_twin(self, node: NodeSpec) -> None:
+        """A second process with the manager's key, on a data directory of its own (the lock forbids
+        sharing one), joined like any node: it syncs, then signs votes the original did not."""
+        twin = NodeSpec(node.name + TWIN_SUFFIX, node.roles, args=list(node.args))
+        directory = self.devnet.node_dir(twin.name)
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir()
+        shutil.copy2(self.devnet.node_dir(node.name) / KEY_FILE, directory / KEY_FILE)
+        if isinstance(self.devnet, NetnsDevnet):
+            self.devnet.share_namespace(twin.name, node.name)
+        self.twins.append(twin)
+        self._relaunch(twin)
+
+    def _stop_twins(self) -> None:
+        self.devnet.stop(self.twins)
+        self.twins.clear()
+        self.devnet.save(self.nodes)
 
     def _cut(self, node: NodeSpec, kind: str, on: bool) -> None:
         """Partition the node from all others, or make it lose packets; or heal either."""
@@ -270,14 +310,15 @@ class ChaosRun:
             time.sleep(0.01)
 
     def _relaunch(self, node: NodeSpec) -> None:
-        others = [n.name for n in self.nodes if n.name != node.name and n.name not in self.down | self.paused]
+        others = [n.name for n in self.nodes if n.name != node.name and n.name not in self.down | self.paused | self.cut]
         joins = [a for name in random.Random(node.pid).sample(others, min(JOIN_FANOUT, len(others)))
                  for a in self.devnet.addresses(name)[:1]]
         node.pid = self.devnet.launch(node, joins)
-        self.devnet.save(self.nodes)  # `python -m devnet down` finds the new pid even if we crash
+        self.devnet.save(self.nodes + self.twins)  # `python -m devnet down` finds every pid even if we crash
         self.devnet.wait_for_address(node, CONVERGE_TIMEOUT_S)
 
     def _heal_all(self) -> None:
+        self._stop_twins()
         for name in list(self.paused):
             node = self._node(name)
             if _alive(node.pid):
@@ -327,7 +368,7 @@ def check_invariants(devnet: Devnet, nodes: list[NodeSpec], committed: dict[byte
     digests: dict[str, tuple[int, bytes]] = {}
     block_txs: dict[int, set[bytes]] = {}
     block_times: list[int] = []
-    settled_deals = deals = 0
+    settled_deals = deals = equivocations = 0
     for node in nodes:
         store = Store(devnet.node_dir(node.name) / "node.db")
         try:
@@ -347,6 +388,7 @@ def check_invariants(devnet: Devnet, nodes: list[NodeSpec], committed: dict[byte
                     assert decided is not None
                     block_txs[h] = {decode_tx(data).tx_id for data in decided[0].txs}
                     block_times.append(decided[0].time)
+                equivocations = sum(1 for _ in state.items_with_prefix(EQUIVOCATION))
                 for deal_id, deal in state.items_with_prefix(DEAL):
                     deals += 1
                     unsettled = [i for i in range(deal.bot_first, deal.bot_first + deal.bot_size)
@@ -385,6 +427,7 @@ def check_invariants(devnet: Devnet, nodes: list[NodeSpec], committed: dict[byte
         f"{'yes' if not any('supply' in v for v in report.violations) else 'NO'}",
         f"committed transactions in the chain: {len(committed) - len(missing)}/{len(committed)}",
         f"deals: {deals}, settled {settled_deals}",
+        f"equivocations recorded on the ledger: {equivocations}",
         f"longest gap between blocks during the workload: {gap_s:.2f} s (bound {max_gap_s:.0f} s)",
     ]
 

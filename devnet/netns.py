@@ -40,6 +40,11 @@ class NetnsDevnet(Devnet):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self._state = self._load_state()
+        self._beside: dict[str, str] = {}  # extra node -> the node whose namespace it shares
+
+    def share_namespace(self, extra: str, host: str) -> None:
+        """Run node `extra` (not created with the devnet: a twin) in `host`'s namespace, on its address."""
+        self._beside[extra] = host
 
     # --- names and addresses ---------------------------------------------------------------------
 
@@ -72,7 +77,7 @@ class NetnsDevnet(Devnet):
         return [str(name) for name in self._state["nodes"]]  # type: ignore[attr-defined]
 
     def _index(self, node: NodeSpec) -> int:
-        return self._node_names().index(node.name)
+        return self._node_names().index(self._beside.get(node.name, node.name))
 
     # --- Devnet hooks ------------------------------------------------------------------------------
 

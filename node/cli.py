@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from node.byzantine import MODES as BYZANTINE_MODES
 from node.config import ROLES, ConfigError, load_config
 from node.control import (
     AccountInfo,
@@ -152,7 +153,8 @@ def describe(order: Order) -> str:
 def cmd_node(args: argparse.Namespace) -> int:
     try:
         config = load_config(
-            args.role, args.data_dir, args.genesis, args.listen, args.join or [], args.manager, args.dishonest
+            args.role, args.data_dir, args.genesis, args.listen, args.join or [], args.manager, args.dishonest,
+            args.byzantine,
         )
     except ConfigError as exc:
         print(f"pocnet: {exc}", file=sys.stderr)
@@ -519,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--join", action="append", metavar="MULTIADDR", help="a peer to join, ending with /p2p/<peer id> (repeatable)")
     node.add_argument("--manager", help="worker: the account (0x...) of the manager whose pool to join")
     node.add_argument("--dishonest", action="store_true", help="worker: return wrong results (for PoCo demos and tests)")
+    node.add_argument("--byzantine", choices=BYZANTINE_MODES, metavar="MODE",
+                      help=f"manager: misbehave in consensus, for tests ({', '.join(BYZANTINE_MODES)})")
     node.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     node.set_defaults(run=cmd_node)
 

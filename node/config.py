@@ -31,6 +31,7 @@ class NodeConfig:
     join: tuple[str, ...]
     manager: bytes | None = None  # workers: the account of the manager whose pool they join
     dishonest: bool = False  # workers: lie about results (tests and demos of PoCo)
+    byzantine: str | None = None  # managers: misbehave in consensus (node/byzantine.py; tests and chaos runs)
 
 
 def parse_roles(text: str) -> tuple[str, ...]:
@@ -55,7 +56,8 @@ def parse_multiaddr(text: str, option: str, need_peer_id: bool) -> str:
 
 
 def load_config(
-    roles: str, data_dir: str, genesis: str, listen: str, join: list[str], manager: str | None = None, dishonest: bool = False
+    roles: str, data_dir: str, genesis: str, listen: str, join: list[str], manager: str | None = None, dishonest: bool = False,
+    byzantine: str | None = None,
 ) -> NodeConfig:
     # Absolute: the enclave runner changes directories and mount namespaces, where a relative path breaks.
     directory = Path(data_dir).resolve()
@@ -80,9 +82,12 @@ def load_config(
             raise ConfigError(f"--manager: {exc}") from None
     elif "worker" in parsed_roles:
         raise ConfigError("--role worker needs --manager ADDRESS: the account of the manager whose pool to join")
+    if byzantine is not None and "manager" not in parsed_roles:
+        raise ConfigError("--byzantine is for managers: add --role manager (a validator of the genesis)")
     return NodeConfig(
         manager=manager_address,
         dishonest=dishonest,
+        byzantine=byzantine,
         roles=parsed_roles,
         data_dir=directory,
         genesis=parsed,

@@ -46,6 +46,7 @@ from node.control import (
     socket_path,
 )
 from node.blobs import BLOB_PROTOCOL, LIMITS as BLOB_LIMITS, RESULT_PROTOCOL, BlobStore
+from node.byzantine import ByzantineHost
 from node.chain_check import ChainCheck
 from node.datadir import lock_data_dir
 from node.directory import MAX_ADDRESSES, Directory, PeerRecord, reach
@@ -192,8 +193,11 @@ class Node:
             verifier=self.verifier,
             restore=store.signed_messages(),
         )
+        consensus_host = host
+        if config.byzantine is not None and self.is_validator:
+            consensus_host = ByzantineHost(host, config.byzantine, keypair, self.genesis.chain_id, self.topics.consensus)
         self.driver = ConsensusDriver(
-            machine, self.app, store, host, self.topics.consensus, self.topics.blocks, self._on_commit
+            machine, self.app, store, consensus_host, self.topics.consensus, self.topics.blocks, self._on_commit
         )
         self.driver.on_evidence = self._report_equivocation
         self._reported_offences: set[bytes] = set()
@@ -278,17 +282,29 @@ class Node:
             order = decode(Order, data)
         except DecodeError as exc:
             return f"undecodable order: {exc.reason}"
-        return self._order_refusal(order)
+        return self._order_refusal(order, judge_unknown_assets=self._caught_up)
 
-    def _order_refusal(self, order: Order) -> str | None:
+    @property
+    def _caught_up(self) -> bool:
+        """Whether start-up catch-up is over (`run` opens the roles' block channel right after it)."""
+        return self._block_events is not None
+
+    def _order_refusal(self, order: Order, judge_unknown_assets: bool = True) -> str | None:
         """Why the ledger already rules `order` out (its signature, its asset's owner, its category), or
-        None: such an order is neither admitted to a book nor relayed."""
+        None: such an order is neither admitted to a book nor relayed. While the node is still catching
+        up, an asset it does not know yet may well be registered in a block it has not seen: an order for
+        it is then passed on (not admitted: `on_order` asks again), since a rejection would count against
+        honest relays, and a node syncing a long chain would end up banning all of them."""
         view = LedgerMarketView(self.ledger_view(), self.app.ledger.rules.categories)
         found = order_violations(order, view, self.verifier)
+        if not judge_unknown_assets:
+            found = [v for v in found if not v.code.endswith("-not-registered")]
         return f"{found[0].code}: {found[0].detail}" if found else None
 
     async def on_order(self, peer: str, data: bytes) -> None:
         order = decode(Order, data)
+        if self._order_refusal(order) is not None:
+            return  # passed on while we caught up, for an asset still unknown here: its owner announces it again
         view = self.ledger_view()
         if view.consumed(order.payload_digest) >= order.volume:
             return  # an old announcement of a spent order

@@ -49,12 +49,18 @@ def test_managers_are_spared_when_no_fault_is_tolerable() -> None:
     assert make_schedule(1, 120, ("kill",), MANAGERS[:3], []) == []
 
 
+def test_twins_and_byzantine_faults_are_for_managers_only() -> None:
+    schedule = [f for seed in range(10) for f in make_schedule(seed, 600, ("twins", "byzantine", "pause"), MANAGERS, FOLLOWERS)]
+    assert {f.kind for f in schedule} == {"twins", "byzantine", "pause"}
+    assert all(f.target in MANAGERS for f in schedule if f.kind != "pause")
+    assert make_schedule(3, 600, ("twins", "byzantine"), MANAGERS[:3], FOLLOWERS) == []
+
+
 def test_fault_kinds_this_runner_cannot_apply_say_why() -> None:
-    everywhere = ("kill", "restart", "pause")
+    everywhere = ("kill", "restart", "pause", "twins", "byzantine")
     assert all(unavailable(kind, netns=False) is None for kind in everywhere)
     assert all(unavailable(kind, netns=False) for kind in FAULT_KINDS if kind not in everywhere)
-    assert unavailable("partition", netns=True) is None
-    assert unavailable("twins", netns=True) and unavailable("byzantine", netns=True)
+    assert all(unavailable(kind, netns=True) is None for kind in FAULT_KINDS if kind != "loss")
 
 
 @pytest.mark.slow
