@@ -32,6 +32,9 @@ CHAIN_PROTOCOL = "/pocnet/chain/1"
 CHAIN_TIMEOUT_S = 5.0
 # How often the bootstrap peers not yet heard from are asked (they may still be starting or unreachable).
 CHAIN_RETRY_S = 1.0
+# A connected peer that fails to answer this many times does not speak the protocol (an older node, or
+# not a pocnet node): it is no longer asked, and counts for nothing.
+MAX_FAILED_ASKS = 5
 # As protocols.genesis bounds a chain id.
 MAX_CHAIN_ID_CHARS = 63
 
@@ -78,12 +81,16 @@ class ChainCheck:
         `WrongChainError` when all answered and none is on our chain."""
         pending = [peer for peer in dict.fromkeys(self.bootstrap) if peer != self.host.peer_id]
         others: dict[str, ChainHello] = {}
+        failures = dict.fromkeys(pending, 0)
         agreeing = 0
         while pending:
             connected = set(self.host.connected_peers())
             for peer in [p for p in pending if p in connected]:
                 hello = await self.ask(peer)
                 if hello is None:
+                    failures[peer] += 1
+                    if failures[peer] >= MAX_FAILED_ASKS:
+                        pending.remove(peer)
                     continue
                 pending.remove(peer)
                 if hello == self.ours:
