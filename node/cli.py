@@ -181,7 +181,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     try:
         trio.run(main)
     except Exception as exc:  # trio wraps what a task raised in (nested) exception groups
-        line = explain(exc, config.data_dir, config.listen)
+        line = explain(exc, config.data_dir)
         if line is None:
             raise  # a bug: its traceback is what a developer needs
         print(f"pocnet: {line}", file=sys.stderr)

@@ -30,7 +30,7 @@ def leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def explain(exc: BaseException, data_dir: Path, listen: str) -> str | None:
+def explain(exc: BaseException, data_dir: Path) -> str | None:
     """The one line to print for `exc` (a group or a single exception), or None if it is a bug.
 
     An `OperatorError` anywhere in the group wins: it was raised on purpose with its own message; the
@@ -40,7 +40,7 @@ def explain(exc: BaseException, data_dir: Path, listen: str) -> str | None:
         if isinstance(leaf, OperatorError):
             return str(leaf)
     for leaf in found:
-        line = _explain_leaf(leaf, data_dir, listen)
+        line = _explain_leaf(leaf, data_dir)
         if line is not None:
             return line
     return None
@@ -61,7 +61,7 @@ def database_problem(path: Path, error: sqlite3.DatabaseError) -> str:
     )
 
 
-def _explain_leaf(leaf: BaseException, data_dir: Path, listen: str) -> str | None:
+def _explain_leaf(leaf: BaseException, data_dir: Path) -> str | None:
     if isinstance(leaf, sqlite3.DatabaseError):
         return database_problem(data_dir, leaf)
     if isinstance(leaf, OSError):
@@ -71,17 +71,13 @@ def _explain_leaf(leaf: BaseException, data_dir: Path, listen: str) -> str | Non
             return f"the disk holding {data_dir} is full ({reason}): {_FULL_ADVICE}"
         if code in (errno.EROFS, errno.EACCES, errno.EPERM) and _within(leaf, data_dir):
             return f"--data-dir {data_dir} is not writable ({reason}): make it writable by this user, or use another --data-dir"
-        if code == errno.EADDRINUSE:
-            return f"cannot listen on {listen}: the port is already in use: stop what uses it, or choose another --listen port"
-        if code == errno.EADDRNOTAVAIL:
-            return f"cannot listen on {listen}: no local interface has that address: choose another --listen address"
     return None
 
 
 def _within(error: OSError, data_dir: Path) -> bool:
     """Whether the failed path is in the data directory (a permission error elsewhere is not ours to explain)."""
     if error.filename is None:
-        return True
+        return False
     try:
         Path(error.filename).resolve().relative_to(data_dir.resolve())
     except ValueError:

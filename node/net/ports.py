@@ -11,15 +11,22 @@ of milliseconds at start-up, against an operator mistake that is otherwise silen
 
 from __future__ import annotations
 
+import errno
 import socket
 
 from multiaddr import Multiaddr
 
+from node.operator_errors import OperatorError
+
+
+class ListenError(OperatorError):
+    """The listen address is taken, not local, or not ours to bind."""
+
 
 def ensure_listen_address_free(listen: str) -> None:
-    """Raise the OSError of `bind` (EADDRINUSE, EADDRNOTAVAIL) if `listen` cannot be ours alone. Port 0
-    (an ephemeral port) only checks that the address is local. Multiaddrs without /ip4 or /ip6 (a DNS
-    name) are left to the library."""
+    """Raise `ListenError` if `listen` cannot be ours alone (in use, not a local address, a privileged
+    port). Port 0 (an ephemeral port) only checks that the address is local. Multiaddrs without /ip4 or
+    /ip6 (a DNS name) are left to the library."""
     address = Multiaddr(listen)
     names = [p.name for p in address.protocols()]
     if "tcp" not in names:
@@ -33,4 +40,8 @@ def ensure_listen_address_free(listen: str) -> None:
     port = int(address.value_for_protocol("tcp"))
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            advice = "stop what uses it, or" if exc.errno == errno.EADDRINUSE else "use"
+            raise ListenError(f"cannot listen on {listen}: {exc.strerror}: {advice} another --listen address or port") from None

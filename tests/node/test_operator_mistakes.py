@@ -112,7 +112,7 @@ def test_listening_on_a_port_in_use_is_refused(chain: SoloChain, tmp_path: Path)
         port = first.status().listen_addrs[0].split("/tcp/")[1].split("/")[0]
         listen = f"/ip4/127.0.0.1/tcp/{port}"
         second = SoloChain.create(tmp_path / "second")
-        assert_one_line(second.run_refused("--listen", listen), "cannot listen on", listen, "already in use")
+        assert_one_line(second.run_refused("--listen", listen), "cannot listen on", listen, "Address already in use")
         assert not (second.data_dir / "node.addr").exists()
         first.commit_transfer(os.urandom(20))
     finally:
