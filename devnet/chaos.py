@@ -14,8 +14,9 @@ Like CometBFT's e2e runner, in three parts:
   on a height, stops them, and `check_invariants` reads every node's store: the same block hash at every
   height on every node, the same state digest, the genesis supply on every node, every transaction a node
   reported committed in the chain at that height, every deal settled (its tasks COMPLETED, or FAILED and
-  refunded), and the longest gap between blocks while the workload ran (a quorum was up all along, since
-  at most f managers are ever faulty). The exit status is 0 only if every invariant holds.
+  refunded), the longest gap between blocks while the workload ran (a quorum was up all along, since
+  at most f managers are ever faulty), and that a probe transfer commits once every fault is healed. The
+  exit status is 0 only if every invariant holds.
 
 The workload is transfers only: app runs are not yet scriptable by the chaos runner, so the deal check
 holds vacuously unless something else made deals.
@@ -212,6 +213,7 @@ class ChaosRun:
                 self._heal_all()
                 workload.stop()
                 thread.join()
+            self._probe_liveness(report)
             height = self._converge(report)
             committed = self._committed(workload)
         finally:
@@ -334,6 +336,23 @@ class ChaosRun:
                 self.cut.discard(name)
 
     # --- after the faults ----------------------------------------------------------------------------
+
+    def _probe_liveness(self, report: Report) -> None:
+        """Once every fault is healed, the chain must commit again: one transfer through the first node."""
+        client = ControlClient(self.devnet.node_dir(self.nodes[0].name), CONTROL_TIMEOUT_S)
+        deadline = time.monotonic() + CONVERGE_TIMEOUT_S
+        try:
+            submitted = client.call(SubmitRequest(Transfer(self.devnet.address_of(self.nodes[-1].name), 1)))
+            while isinstance(submitted, TxSubmitted) and time.monotonic() < deadline:
+                answer = client.call(TxResultRequest(submitted.tx_id))
+                if isinstance(answer, TxResultInfo) and answer.height:
+                    report.figures.append(f"after healing: a probe transfer committed at height {answer.height}")
+                    return
+                time.sleep(POLL_S)
+        except (ControlRejected, ConnectionError, OSError) as exc:
+            report.violations.append(f"after healing, {self.nodes[0].name} took no transfer: {exc}")
+            return
+        report.violations.append(f"after healing, the chain did not commit a transfer within {CONVERGE_TIMEOUT_S:.0f} s")
 
     def _converge(self, report: Report) -> int:
         """Until every node reports the same height (the highest any has); returns it."""
