@@ -24,6 +24,7 @@ from protocols.encoding import decode, encode
 from protocols.genesis import NRLC_PER_RLC
 from protocols.ledger.evidence import offence_key
 from protocols.ledger.records import Equivocation
+from protocols.ledger.state import EQUIVOCATION
 from protocols.ledger.transactions import RegisterApp, Transaction, Transfer
 from protocols.orders import NO_TAG, AppOrder
 from tests.integration.peers import (
@@ -361,4 +362,27 @@ async def test_an_equivocation_is_proven_on_every_ledger(network: Cluster) -> No
         )
     record = network["f0"].ledger_view().get(key)
     assert isinstance(record, Equivocation) and record.validator == m0.public_key
+    network.assert_agree()
+
+
+async def test_a_byzantine_manager_is_proven_to_equivocate_and_the_chain_goes_on(network: Cluster) -> None:
+    """m0 restarted with `--byzantine equivocate` signs two different votes (and proposals) each time. The
+    three honest managers still commit (f = 1), and the proof of m0's equivocation reaches every ledger."""
+    await network.stop("m0")
+    await network.start("m0", byzantine="equivocate")
+    await network.wait_for_mesh()
+    m0 = network.members["m0"].keypair.public_key
+
+    def recorded() -> bool:
+        return all(
+            any(record.validator == m0 for _, record in node.app.ledger.state.items_with_prefix(EQUIVOCATION))
+            for node in network.running
+        )
+
+    for _ in range(10):  # each transfer makes a height at which m0 votes twice; one is enough, in principle
+        await network.transfer("f1", "m1")
+        if recorded():
+            break
+    await network.wait_until(recorded, "m0's equivocation on every ledger")
+    await network.transfer("f0", "m2")
     network.assert_agree()
