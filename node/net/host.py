@@ -28,6 +28,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.peer.peerstore import issue_and_cache_local_record
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.score import ScoreParams, TopicScoreParams
@@ -80,6 +81,9 @@ OUTBOUND_POLL_S = 0.001
 OUTBOUND_MAX_WAIT_S = 0.2
 # Peers dialled per connectivity check when below degree_low (spreads dials, no burst on start-up).
 TOP_UP_DIALS_PER_CHECK = 2
+# How often we sign a fresh peer record for our gossip RPCs (see _refresh_signed_record): the longest a
+# twin of our key, or our own earlier run with a clock ahead, can get our gossip dropped.
+SIGNED_RECORD_REFRESH_S = 5.0
 
 
 class P2PHost:
@@ -328,9 +332,22 @@ class P2PHost:
         self._nursery = nursery
         self._streams.nursery = nursery
         self._host.get_network().register_notifee(BanGate(self.is_banned, self._drop))
+        nursery.start_soon(self._refresh_signed_record)
         for addr in self.config.bootstrap:
             nursery.start_soon(self._keep_connected, addr)
         nursery.start_soon(self._top_up_peers)
+
+    async def _refresh_signed_record(self) -> None:
+        """py-libp2p 0.8.1: every gossip RPC carries the sender's signed peer record, and a receiver drops
+        the whole RPC ("invalid-signed-record, ignoring the incoming msg") when the record's sequence number
+        (a timestamp taken when the record was signed, then cached) is lower than one it stored for that
+        peer. Once a second process ran with our key (a twin, in a chaos run: a validator's key copied),
+        every peer that heard the twin dropped all of our gossip for the rest of the run, and with one more
+        manager down the chain stalled. Signing a fresh record now and then gets our gossip through again
+        within SIGNED_RECORD_REFRESH_S of the twin stopping."""
+        while True:
+            await trio.sleep(SIGNED_RECORD_REFRESH_S)
+            issue_and_cache_local_record(self._host)
 
     async def _keep_connected(self, addr: str) -> None:
         """Stay connected to one bootstrap peer: redial with exponential backoff whenever it is lost."""
