@@ -62,7 +62,7 @@ from node.control import (  # noqa: E402
 )
 from protocols.crypto import ZERO_ADDRESS  # noqa: E402
 from protocols.genesis import NRLC_PER_RLC  # noqa: E402
-from protocols.ledger.transactions import Transfer  # noqa: E402
+from protocols.ledger.transactions import RegisterApp, Transfer  # noqa: E402
 from protocols.orders import NO_TAG, RequestOrder  # noqa: E402
 
 sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
@@ -387,6 +387,17 @@ class Bench:
         publisher = self.followers[0]
         others = [n for n in self.nodes if n is not publisher]
         owner = self.addresses[publisher.name]
+        # Nodes admit a request order only for a registered app (order-book spam costs nothing then).
+        session = self.sessions[publisher.name]
+        registration = session.call(SubmitRequest(RegisterApp("bench-app", bytes(32))))
+        assert isinstance(registration, TxSubmitted)
+        wait_until(
+            "the bench app's registration",
+            lambda: session.call(TxResultRequest(registration.tx_id)).height > 0,
+            COMMIT_TIMEOUT_S,
+            0.1,
+        )
+        app = session.call(TxResultRequest(registration.tx_id)).created
         phase_end = time.monotonic() + ORDERS_PHASE_MAX_S
         with ThreadPoolExecutor(max_workers=len(others)) as pool:
             for i in range(count):
@@ -395,7 +406,7 @@ class Bench:
                     break
                 baseline = {n.name: self.status(n.name).orders for n in others}
                 order = RequestOrder(
-                    app=os.urandom(20), app_max_price=NRLC_PER_RLC, dataset=ZERO_ADDRESS, dataset_max_price=0,
+                    app=app, app_max_price=NRLC_PER_RLC, dataset=ZERO_ADDRESS, dataset_max_price=0,
                     workerpool=ZERO_ADDRESS, workerpool_max_price=NRLC_PER_RLC, requester=owner, volume=1,
                     tag=NO_TAG, category=0, trust=1, beneficiary=owner, callback=ZERO_ADDRESS,
                     params=f'{{"bench": {i}}}', salt=os.urandom(16),

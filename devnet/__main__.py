@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from devnet.netns import NetnsDevnet, devnet_at
 from devnet.network import Devnet, DevnetError, NodeSpec
 
 DEFAULT_DIR = ".devnet"
@@ -32,7 +33,7 @@ def dir_option(args: argparse.Namespace) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> None:
-    devnet = Devnet(Path(args.dir))
+    devnet = devnet_at(Path(args.dir), args.netns)
     extra = [NodeSpec(f"provider-{i}", "provider") for i in range(args.providers)]
     extra += [NodeSpec(f"worker-{i}", "worker") for i in range(args.workers)]
     nodes = devnet.create(args.managers, args.followers, extra=extra)
@@ -82,10 +83,13 @@ def cmd_address(args: argparse.Namespace) -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> None:
-    devnet = Devnet(Path(args.dir))
+    devnet = devnet_at(Path(args.dir))
     nodes = devnet.load()
     killed = devnet.stop(nodes)
     print(f"stopped {len(nodes)} nodes" + (f" ({', '.join(killed)} had to be killed)" if killed else ""))
+    if isinstance(devnet, NetnsDevnet):
+        removed = devnet.remove_network()
+        print(f"removed {len(removed)} network namespaces and bridges: {', '.join(removed) or 'none left'}")
 
 
 def cmd_match_demo(args: argparse.Namespace) -> None:
@@ -98,6 +102,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from devnet.network_demo import run_demo
 
     run_demo(Path(args.dir), args.managers, args.followers, args.trust, args.honest_workers, not args.all_honest)
+
+
+def cmd_chaos(args: argparse.Namespace) -> None:
+    from devnet.chaos import run_chaos
+
+    kinds = tuple(k.strip() for k in args.faults.split(",") if k.strip())
+    if not run_chaos(Path(args.dir), args.seed, args.duration, kinds, args.managers, args.followers, args.max_gap,
+                     args.netns):
+        sys.exit(1)
 
 
 def main() -> None:
@@ -113,6 +126,7 @@ def main() -> None:
     up.add_argument("--workers", type=int, default=0, help="honest workers in manager-0's pool, certified and funded (default 0)")
     up.add_argument("--providers", type=int, default=0, help="nodes with the provider role (default 0)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the first block")
+    up.add_argument("--netns", action="store_true", help="each node in its own network namespace on a bridge (root)")
     up.set_defaults(run=cmd_up)
     commands.add_parser("status", parents=[where], help="height, peers and address of every node").set_defaults(run=cmd_status)
     logs = commands.add_parser("logs", parents=[where], help="the end of one node's log")
@@ -139,6 +153,18 @@ def main() -> None:
     demo.add_argument("--honest-workers", type=int, default=3)
     demo.add_argument("--all-honest", action="store_true", help="no dishonest worker")
     demo.set_defaults(run=cmd_demo)
+    chaos = commands.add_parser("chaos", parents=[where], help="a devnet under a seeded fault schedule; checks the invariants")
+    chaos.add_argument("--seed", type=int, required=True, help="the same seed gives the same schedule")
+    chaos.add_argument("--duration", type=float, default=60.0, help="seconds of workload and faults (default 60)")
+    chaos.add_argument("--faults", default="kill,restart,pause",
+                       help="kinds among kill,restart,pause,partition,loss,twins,byzantine (default kill,restart,pause)")
+    chaos.add_argument("--managers", type=int, default=4)
+    chaos.add_argument("--followers", type=int, default=2)
+    chaos.add_argument("--max-gap", type=float, default=60.0,
+                       help="the longest gap between blocks, in seconds, that still counts as live (default 60)")
+    chaos.add_argument("--netns", action="store_true",
+                       help="each node in its own network namespace (root); needed for partition and loss")
+    chaos.set_defaults(run=cmd_chaos)
     commands.add_parser("match-demo", parents=[where], help="the in-process matching demo (no network)").set_defaults(run=cmd_match_demo)
     args = parser.parse_args()
     try:

@@ -178,11 +178,11 @@ class Devnet:
         directory = self.node_dir(node.name)
         (directory / ADDRESS_FILE).unlink(missing_ok=True)
         command = [
-            sys.executable, "-m", "node.cli", "node",
+            *self.command_prefix(node), sys.executable, "-m", "node.cli", "node",
             "--role", node.roles,
             "--data-dir", str(directory),
             "--genesis", str(self.genesis_path),
-            "--listen", "/ip4/127.0.0.1/tcp/0",
+            "--listen", self.listen_address(node),
             "--http", "127.0.0.1:0",  # every devnet node serves its explorer, on a free port
         ]
         for address in joins:
@@ -195,6 +195,14 @@ class Devnet:
         if self.cpu_limit is not None:
             self.cpu_limit.add(process.pid)  # while the interpreter is still importing: before any node work
         return process.pid
+
+    def command_prefix(self, node: NodeSpec) -> list[str]:
+        """What the node's command runs under (devnet/netns.py: its network namespace)."""
+        return []
+
+    def listen_address(self, node: NodeSpec) -> str:
+        """Where the node listens: an ephemeral port on loopback (devnet/netns.py: its own address)."""
+        return "/ip4/127.0.0.1/tcp/0"
 
     def addresses(self, name: str) -> list[str]:
         path = self.node_dir(name) / ADDRESS_FILE

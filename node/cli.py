@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from node.byzantine import MODES as BYZANTINE_MODES
 from node.config import ROLES, ConfigError, load_config
 from node.control import (
     AssetList,
@@ -223,7 +224,8 @@ def order_prefix(text: str) -> bytes:
 def cmd_node(args: argparse.Namespace) -> int:
     try:
         config = load_config(
-            args.role, args.data_dir, args.genesis, args.listen, args.join or [], args.manager, args.dishonest, args.http
+            args.role, args.data_dir, args.genesis, args.listen, args.join or [], args.manager, args.dishonest,
+            args.http, args.byzantine,
         )
     except ConfigError as exc:
         print(f"pocnet: {exc}", file=sys.stderr)
@@ -236,7 +238,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     import trio
 
     from node.node import run_node
-    from node.storage import StoreError
+    from node.operator_errors import explain
 
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -249,31 +251,13 @@ def cmd_node(args: argparse.Namespace) -> int:
 
     try:
         trio.run(main)
-    except StoreError as exc:
-        print(f"pocnet: {exc}", file=sys.stderr)
+    except Exception as exc:  # trio wraps what a task raised in (nested) exception groups
+        line = explain(exc, config.data_dir)
+        if line is None:
+            raise  # a bug: its traceback is what a developer needs
+        print(f"pocnet: {line}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as exc:
-        print(f"pocnet: cannot listen on {config.listen}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BaseExceptionGroup as group:  # trio wraps errors raised inside nurseries
-        mistakes = group.subgroup(ConfigError)  # --http on an address that cannot be bound
-        if mistakes is not None:
-            print(f"pocnet: {_first_leaf(mistakes)}", file=sys.stderr)
-            return EXIT_USAGE
-        bind = group.subgroup(lambda e: isinstance(e, OSError))
-        if bind is not None:
-            error = bind.exceptions[0]
-            print(f"pocnet: cannot listen on {config.listen}: {getattr(error, 'strerror', None) or error}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
     return 0
-
-
-def _first_leaf(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -948,6 +932,8 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--join", action="append", metavar="MULTIADDR", help="a peer to join, ending with /p2p/<peer id> (repeatable)")
     node.add_argument("--manager", help="worker: the account (0x...) of the manager whose pool to join")
     node.add_argument("--dishonest", action="store_true", help="worker: return wrong results (for PoCo demos and tests)")
+    node.add_argument("--byzantine", choices=BYZANTINE_MODES, metavar="MODE",
+                      help=f"manager: misbehave in consensus, for tests ({', '.join(BYZANTINE_MODES)})")
     node.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     node.add_argument("--http", metavar="[HOST:]PORT",
                       help="serve the explorer, its JSON API and /metrics on this address (HOST defaults to 127.0.0.1)")

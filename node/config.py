@@ -33,6 +33,7 @@ class NodeConfig:
     manager: bytes | None = None  # workers: the account of the manager whose pool they join
     dishonest: bool = False  # workers: lie about results (tests and demos of PoCo)
     http: tuple[str, int] | None = None  # serve the explorer, API and metrics on (host, port); None: not at all
+    byzantine: str | None = None  # managers: misbehave in consensus (node/byzantine.py; tests and chaos runs)
 
 
 def parse_roles(text: str) -> tuple[str, ...]:
@@ -73,7 +74,7 @@ def parse_http(text: str) -> tuple[str, int]:
 
 def load_config(
     roles: str, data_dir: str, genesis: str, listen: str, join: list[str], manager: str | None = None,
-    dishonest: bool = False, http: str | None = None,
+    dishonest: bool = False, http: str | None = None, byzantine: str | None = None,
 ) -> NodeConfig:
     # Absolute: the enclave runner changes directories and mount namespaces, where a relative path breaks.
     directory = Path(data_dir).resolve()
@@ -98,9 +99,12 @@ def load_config(
             raise ConfigError(f"--manager: {exc}") from None
     elif "worker" in parsed_roles:
         raise ConfigError("--role worker needs --manager ADDRESS: the account of the manager whose pool to join")
+    if byzantine is not None and "manager" not in parsed_roles:
+        raise ConfigError("--byzantine is for managers: add --role manager (a validator of the genesis)")
     return NodeConfig(
         manager=manager_address,
         dishonest=dishonest,
+        byzantine=byzantine,
         roles=parsed_roles,
         data_dir=directory,
         genesis=parsed,

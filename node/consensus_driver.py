@@ -76,6 +76,9 @@ class _Decided:
 
 
 class ConsensusDriver:
+    # Set by the node: what to do with the proof of a validator's equivocation (submit it to the ledger).
+    on_evidence: Callable[[DuplicateVoteEvidence], Awaitable[None]] | None = None
+
     def __init__(
         self,
         machine: Tendermint,
@@ -203,6 +206,8 @@ class ConsensusDriver:
                     evidence.first.signature.public_key.hex()[:16], evidence.first.height,
                     evidence.first.round, evidence.first.step,
                 )
+                if self.on_evidence is not None:
+                    await self.on_evidence(evidence)
 
     async def _broadcast(self, message: Proposal | Vote) -> None:
         if message.signature.public_key == self.own_key:

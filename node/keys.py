@@ -9,6 +9,7 @@ import logging
 import os
 from pathlib import Path
 
+from node.operator_errors import OperatorError
 from protocols.crypto import Keypair, hex_address
 
 log = logging.getLogger(__name__)
@@ -20,16 +21,23 @@ PLATFORM_CERT_FILE = "platform.cert"
 SEED_LEN = 32
 
 
-class KeyFileError(Exception):
-    """The key file exists but cannot be used."""
+class KeyFileError(OperatorError):
+    """The key file exists but cannot be used. Never replaced by a new key: the file is the node's identity
+    and account, so the operator decides (restore it, or move it away for a new identity)."""
 
 
 def load_or_create_key(data_dir: Path) -> Keypair:
     path = data_dir / KEY_FILE
     if path.exists():
-        seed = path.read_bytes()
+        try:
+            seed = path.read_bytes()
+        except OSError as exc:
+            raise KeyFileError(f"cannot read the node key {path} ({exc.strerror}): fix its permissions, or restore it from a backup") from None
         if len(seed) != SEED_LEN:
-            raise KeyFileError(f"{path} holds {len(seed)} bytes, expected a {SEED_LEN}-byte Ed25519 seed")
+            raise KeyFileError(
+                f"the node key {path} is damaged: {len(seed)} bytes instead of a {SEED_LEN}-byte Ed25519 seed: "
+                "restore it from a backup, or move it away to start with a new identity and account"
+            )
         if path.stat().st_mode & 0o077:
             log.warning("event=key-permissions path=%s mode=%o fix='chmod 600'", path, path.stat().st_mode & 0o777)
         return Keypair(seed)

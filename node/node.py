@@ -59,6 +59,9 @@ from node.control import (
     socket_path,
 )
 from node.blobs import BLOB_PROTOCOL, LIMITS as BLOB_LIMITS, RESULT_PROTOCOL, BlobStore
+from node.byzantine import ByzantineHost
+from node.chain_check import ChainCheck
+from node.datadir import lock_data_dir
 from node.directory import MAX_ADDRESSES, PEERS_PROTOCOL, Directory, PeerRecord, reach
 from node.http.server import serve_http
 from node.keys import load_or_create_key
@@ -81,7 +84,8 @@ from protocols.chain import CommittedBlock, LedgerApplication
 from protocols.consensus.blocks import genesis_tip, verify_certificate
 from protocols.consensus.config import ConsensusConfig
 from protocols.consensus.mempool import Mempool
-from protocols.consensus.messages import Block, Certificate, DecidedBlock, block_id, decode_message
+from protocols.consensus.evidence import offender
+from protocols.consensus.messages import Block, Certificate, DecidedBlock, DuplicateVoteEvidence, block_id, decode_message
 from protocols.consensus.tendermint import Tendermint
 from protocols.consensus.validators import ValidatorSet
 from protocols.crypto import Keypair, address_of, sign
@@ -89,7 +93,9 @@ from protocols.encoding import DecodeError, decode, encode
 from protocols.ledger.ledger import Ledger, genesis_state
 from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import LedgerState, StateView
-from protocols.ledger.transactions import Transaction, TxBody
+from protocols.ledger.evidence import offence_key
+from protocols.ledger.transactions import RecordEquivocation, Transaction, TxBody
+from protocols.matching import order_violations
 from protocols.orderbook import OrderBook
 from protocols.orders import Order
 
@@ -215,12 +221,19 @@ class Node:
             verifier=self.verifier,
             restore=store.signed_messages(),
         )
-        # Validators also push their consensus messages to each other over streams (see consensus_link.py).
-        self.links = ConsensusLinks(host, self.validate_consensus, self.on_consensus) if self.is_validator else None
+        consensus_host = host
+        if config.byzantine is not None and self.is_validator:
+            consensus_host = ByzantineHost(host, config.byzantine, keypair, self.genesis.chain_id, self.topics.consensus)
+        # Validators also push their consensus messages to each other over streams (see consensus_link.py);
+        # a Byzantine test node misbehaves on gossip only, so it gets no honest second channel.
+        use_links = self.is_validator and config.byzantine is None
+        self.links = ConsensusLinks(host, self.validate_consensus, self.on_consensus) if use_links else None
         self.driver = ConsensusDriver(
-            machine, self.app, store, host, self.topics.consensus, self.topics.blocks, self._on_commit,
+            machine, self.app, store, consensus_host, self.topics.consensus, self.topics.blocks, self._on_commit,
             push=self.links.send if self.links is not None else None,
         )
+        self.driver.on_evidence = self._report_equivocation
+        self._reported_offences: set[bytes] = set()
         self._own_orders: dict[bytes, Order] = {}
         # Ours, not yet committed, by tx id.
         self._pending_txs: dict[bytes, PendingTx] = {}
@@ -287,7 +300,7 @@ class Node:
 
     async def publish_order(self, order: Order) -> Order:
         signed = sign(self.keypair, self.genesis.chain_id, order)
-        reason = self.order_book.add(signed)
+        reason = self._order_refusal(signed) or self.order_book.add(signed)
         if reason not in (None, "duplicate"):
             raise ValueError(reason)
         self._own_orders[signed.payload_digest] = signed
@@ -316,10 +329,29 @@ class Node:
             order = decode(Order, data)
         except DecodeError as exc:
             return f"undecodable order: {exc.reason}"
-        return None if self.verifier.verify(order) else "bad order signature"
+        return self._order_refusal(order, judge_unknown_assets=self._caught_up)
+
+    @property
+    def _caught_up(self) -> bool:
+        """Whether start-up catch-up is over (`run` opens the roles' block channel right after it)."""
+        return self._block_events is not None
+
+    def _order_refusal(self, order: Order, judge_unknown_assets: bool = True) -> str | None:
+        """Why the ledger already rules `order` out (its signature, its asset's owner, its category), or
+        None: such an order is neither admitted to a book nor relayed. While the node is still catching
+        up, an asset it does not know yet may well be registered in a block it has not seen: an order for
+        it is then passed on (not admitted: `on_order` asks again), since a rejection would count against
+        honest relays, and a node syncing a long chain would end up banning all of them."""
+        view = LedgerMarketView(self.ledger_view(), self.app.ledger.rules.categories)
+        found = order_violations(order, view, self.verifier)
+        if not judge_unknown_assets:
+            found = [v for v in found if not v.code.endswith("-not-registered")]
+        return f"{found[0].code}: {found[0].detail}" if found else None
 
     async def on_order(self, peer: str, data: bytes) -> None:
         order = decode(Order, data)
+        if self._order_refusal(order) is not None:
+            return  # passed on while we caught up, for an asset still unknown here: its owner announces it again
         view = self.ledger_view()
         if view.consumed(order.payload_digest) >= order.volume:
             return  # an old announcement of a spent order
@@ -390,6 +422,22 @@ class Node:
             return answer(self.store, request)
         except DecodeError as exc:
             raise RequestRejected(f"malformed sync request: {exc.reason}") from None
+
+    async def _report_equivocation(self, evidence: DuplicateVoteEvidence) -> None:
+        """Put the proof of a validator's equivocation on the ledger, once per offence from this node (the
+        other validators saw it too and may report it first: the ledger records one, refuses the rest)."""
+        vote = evidence.first
+        key = offence_key(offender(evidence), vote.height, vote.round, vote.step)
+        if key in self._reported_offences or self.ledger_view().get(key) is not None:
+            return
+        self._reported_offences.add(key)
+        try:
+            tx = await self.submit(RecordEquivocation(evidence))
+        except ValueError as exc:  # refused by our mempool: already recorded, or reported by us before
+            log.info("event=evidence-not-submitted reason=%r", str(exc))
+            return
+        log.warning("event=evidence-submitted validator=%s height=%d round=%d step=%d tx=%s",
+                    offender(evidence).hex()[:16], vote.height, vote.round, vote.step, tx.tx_id.hex()[:16])
 
     # --- after each block -----------------------------------------------------------------------------
 
@@ -612,22 +660,30 @@ def write_addresses(data_dir: Path, addrs: list[str]) -> None:
 
 
 async def run_node(config: NodeConfig, ready: Callable[[Node], Awaitable[None]] | None = None) -> None:
-    """Run a node until cancelled. `ready` (tests) is called once it serves."""
-    keypair = load_or_create_key(config.data_dir)
-    store = Store(config.data_dir / STORE_FILE)
-    try:
-        store.bind_genesis(config.genesis.genesis_hash)
-        host_config = HostConfig(
-            seed=keypair.seed, listen=config.listen, bootstrap=config.join, batch=BatchConfig(delay_s=GOSSIP_BATCH_S, min_interval_s=GOSSIP_MIN_INTERVAL_S)
-        )
-        async with open_host(host_config) as host:
-            node = Node(config, keypair, store, host)
-            async with trio.open_nursery() as nursery:
-                await nursery.start(node.run)
-                if ready is not None:
-                    await ready(node)
-    finally:
-        store.close()
-        (config.data_dir / ADDRESS_FILE).unlink(missing_ok=True)
-        log.info("event=node-stopped")
+    """Run a node until cancelled. `ready` (tests) is called once it serves. Problems the operator can fix
+    (another node on the directory, a damaged key or store) raise an `OperatorError` before anything in
+    the directory changes: the lock comes first, so a refused node never removes a running one's files."""
+    with lock_data_dir(config.data_dir):
+        keypair = load_or_create_key(config.data_dir)
+        store = Store(config.data_dir / STORE_FILE)
+        served = False  # a node refused at start says so in one line, without a "stopped" after it
+        try:
+            store.bind_genesis(config.genesis.genesis_hash)
+            host_config = HostConfig(
+                seed=keypair.seed, listen=config.listen, bootstrap=config.join, batch=BatchConfig(delay_s=GOSSIP_BATCH_S, min_interval_s=GOSSIP_MIN_INTERVAL_S)
+            )
+            async with open_host(host_config) as host:
+                served = True
+                node = Node(config, keypair, store, host)
+                chain_check = ChainCheck(host, config.genesis, config.join)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(chain_check.run)
+                    await nursery.start(node.run)
+                    if ready is not None:
+                        await ready(node)
+        finally:
+            store.close()
+            (config.data_dir / ADDRESS_FILE).unlink(missing_ok=True)
+            if served:
+                log.info("event=node-stopped")
 

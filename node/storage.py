@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.operator_errors import OperatorError, database_problem
 from protocols.chain import CommittedBlock
 from protocols.consensus.blocks import ChainTip
 from protocols.consensus.messages import Block, Certificate, Proposal, Vote, block_id
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS signed_messages (height INTEGER NOT NULL, message BLO
 """
 
 
-class StoreError(Exception):
+class StoreError(OperatorError):
     """The data directory cannot be used (another chain's data, or an unreadable database)."""
 
 
@@ -58,9 +59,15 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             # FULL: a block reported committed survives power loss too; blocks are rare enough to afford it.
             self.db.execute("PRAGMA synchronous=FULL")
+            # A truncated or overwritten file can open and fail only when a lost page is read, in the middle
+            # of a commit. Check every page now (it reads the file once: well under a second for a devnet's
+            # store) and refuse to write into a damaged database.
+            problems = [row[0] for row in self.db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems))
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the node database {path}: {exc}") from None
+            raise StoreError(database_problem(path, exc)) from None
 
     def close(self) -> None:
         self.db.close()

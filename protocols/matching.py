@@ -127,8 +127,8 @@ def _evaluate(
     # 00, 01: same category, and it exists.
     if request.category != workerpool.category:
         add(Violation("category-mismatch", f"request category {request.category} != pool {workerpool.category}"))
-    elif not view.category_exists(request.category):
-        add(Violation("category-unknown", f"category {request.category} is not in the genesis"))
+    else:
+        _category_known(found, request.category, view)
     # 02: the pool offers at least the trust the request needs.
     if request.trust > workerpool.trust:
         add(Violation("trust-too-low", f"request needs trust {request.trust}, pool offers {workerpool.trust}"))
@@ -197,6 +197,37 @@ def _owner_signed(
     if not verifier.verify(order) or order.signer != owner:
         found.append(Violation(f"{kind}-bad-signature", f"{kind} order is not signed by the {kind}'s owner"))
     return owner
+
+
+def order_violations(order: Order, view: MarketView, verifier: SignatureVerifier) -> list[Violation]:
+    """What the ledger already says against one order, before any match: the checks of `_evaluate` that
+    need no other order. A node runs this before admitting a gossiped order to its book and relaying it,
+    so that a correctly signed order for an asset nobody registered (or somebody else's), or in a category
+    the genesis lacks, costs the network nothing (DESIGN.md section 4). Spent volume is not checked here:
+    a relay one block behind forwards an order that was just consumed in good faith, and a rejection
+    would count against it; the book ignores such an order instead."""
+    found: list[Violation] = []
+    if isinstance(order, AppOrder):
+        _owner_signed(found, order, "app", order.app, view, verifier)
+    elif isinstance(order, DatasetOrder):
+        _owner_signed(found, order, "dataset", order.dataset, view, verifier)
+    elif isinstance(order, WorkerpoolOrder):
+        _owner_signed(found, order, "workerpool", order.workerpool, view, verifier)
+        _category_known(found, order.category, view)
+    else:
+        if not verifier.verify(order) or order.signer != order.requester:
+            found.append(Violation("request-bad-signature", "request order is not signed by its requester"))
+        _category_known(found, order.category, view)
+        if view.asset_owner("app", order.app) is None:
+            found.append(Violation("app-not-registered", f"app 0x{order.app.hex()} is not registered"))
+        if order.dataset != ZERO_ADDRESS and view.asset_owner("dataset", order.dataset) is None:
+            found.append(Violation("dataset-not-registered", f"dataset 0x{order.dataset.hex()} is not registered"))
+    return found
+
+
+def _category_known(found: list[Violation], category: int, view: MarketView) -> None:
+    if not view.category_exists(category):
+        found.append(Violation("category-unknown", f"category {category} is not in the genesis"))
 
 
 def match_violations(

@@ -9,7 +9,15 @@ import pytest
 
 from protocols.crypto import ZERO_ADDRESS, Keypair, SignatureVerifier
 from protocols.ledger.market import LedgerMarketView
-from protocols.matching import MatchTerms, Violation, check_match, deal_id_for, deal_tag, task_id_for
+from protocols.matching import (
+    MatchTerms,
+    Violation,
+    check_match,
+    deal_id_for,
+    deal_tag,
+    order_violations,
+    task_id_for,
+)
 from protocols.orders import TEE_BIT, tag_bytes
 from protocols.wallet import Wallet
 from tests.support import APP_PRICE, CHAIN_ID, DATASET_PRICE, POOL_PRICE, Market
@@ -150,3 +158,23 @@ def test_the_requests_workerpool_restriction_is_checked_before_the_orders_restri
     combo = orders(market, app={"dataset_restrict": OTHER}, pool={"requester_restrict": OTHER}, request={"workerpool": OTHER})
     result = check(market, combo)
     assert isinstance(result, Violation) and result.code == "workerpool-restricted"
+
+
+def test_order_violations_are_what_the_ledger_already_rules_out(market: Market) -> None:
+    """A gossiped order is checked alone against the ledger before any node admits or relays it."""
+    m = market
+    view, verifier = view_of(m), SignatureVerifier(CHAIN_ID)
+    assert all(order_violations(o, view, verifier) == [] for o in orders(m))
+
+    def codes(order: Any) -> list[str]:
+        return [v.code for v in order_violations(order, view, verifier)]
+
+    stranger = bytes(range(20))
+    assert codes(m.app_order(app=stranger)) == ["app-not-registered"]
+    assert codes(m.wallets["w1"].app_order(m.app, APP_PRICE)) == ["app-bad-signature"]
+    assert codes(m.wallets["w1"].dataset_order(m.dataset, DATASET_PRICE)) == ["dataset-bad-signature"]
+    assert codes(m.wallets["w1"].workerpool_order(m.pool, POOL_PRICE, 0, 3)) == ["workerpool-bad-signature"]
+    assert codes(m.pool_order(category=99)) == ["category-unknown"]
+    assert codes(m.request_order(by="w1", requester=m.addr("requester"))) == ["request-bad-signature"]
+    assert codes(m.request_order(app=stranger, dataset=stranger, category=99)) == [
+        "category-unknown", "app-not-registered", "dataset-not-registered"]

@@ -20,7 +20,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from node.config import ConfigError
+from node.operator_errors import OperatorError
 from node.http.app import build_app
 from node.http.views import Explorer
 
@@ -98,7 +98,7 @@ async def serve_http(
     explorer: Explorer, address: tuple[str, int], task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve until cancelled; `task_status.started` gets the base URL (the real port when 0 was asked).
-    An address that cannot be bound is the operator's mistake: a ConfigError saying what to do."""
+    An address that cannot be bound is the operator's mistake: an OperatorError saying what to do."""
     host, port = address
     app: Callable[..., Awaitable[None]] = Guard(build_app(explorer))
     try:
@@ -109,7 +109,7 @@ async def serve_http(
             task_status.started(url)
     except* OSError as group:
         error = group.exceptions[0]
-        raise ConfigError(
+        raise OperatorError(
             f"--http {host}:{port}: cannot listen: {getattr(error, 'strerror', None) or error} "
             "(choose another port, or port 0 for any free one)"
         ) from None

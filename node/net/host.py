@@ -29,6 +29,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.peer.peerstore import issue_and_cache_local_record
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.score import ScoreParams, TopicScoreParams
@@ -39,6 +40,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
+from node.net.bans import BanGate, gate_validator
 from node.net.batching import Batcher
 from node.net.config import INVALID_MESSAGE_PENALTY, HostConfig
 from node.net.counters import HostCounters
@@ -55,6 +57,7 @@ from node.net.identity import PeerId, libp2p_key_pair, parse_peer_id
 from node.net.logs import attach_libp2p_logger
 from node.net.mesh import SpecMeshGossipSub
 from node.net.penalties import PenaltyBook
+from node.net.ports import ensure_listen_address_free
 from node.net.streams import RequestHandler, StreamHandler, StreamLimits, StreamService
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,9 @@ OUTBOUND_POLL_S = 0.001
 OUTBOUND_MAX_WAIT_S = 0.2
 # Peers dialled per connectivity check when below degree_low (spreads dials, no burst on start-up).
 TOP_UP_DIALS_PER_CHECK = 2
+# How often we sign a fresh peer record for our gossip RPCs (see _refresh_signed_record): the longest a
+# twin of our key, or our own earlier run with a clock ahead, can get our gossip dropped.
+SIGNED_RECORD_REFRESH_S = 5.0
 
 
 class P2PHost:
@@ -134,6 +140,8 @@ class P2PHost:
         """Dial a multiaddr ending with /p2p/<peer id>; returns the peer id. Raises OSError-free
         `ConnectionError` on failure so callers have one thing to catch."""
         info = info_from_p2p_addr(Multiaddr(addr))
+        if self.is_banned(info.peer_id.to_base58()):
+            raise ConnectionError(f"not dialling {addr}: the peer is banned")
         try:
             with trio.fail_after(timeout_s or self.config.dial_timeout_s):
                 await self._host.connect(info)
@@ -155,6 +163,7 @@ class P2PHost:
         """Count misbehaviour against a peer (invalid gossip, garbage on a stream, a lie found by a protocol).
         Past the ban threshold the peer is disconnected and not redialled until the ban ends."""
         now = trio.current_time()
+        was_banned = self.penalties.is_banned(peer_id, now)
         banned = self.penalties.add(peer_id, points, now)
         self.counters.count_penalty(banned)
         log.info(
@@ -168,10 +177,18 @@ class P2PHost:
             self._gossipsub.scorer.penalize_behavior(parse_peer_id(peer_id), points)
         except Exception as exc:
             log.debug("event=gossip-penalty-failed peer=%s error=%r", peer_id, exc)
-        if banned:
+        if banned and not was_banned:
             log.warning("event=peer-banned peer=%s duration_s=%.0f", peer_id, self.penalties.ban_duration_s)
-            if self._nursery is not None:
-                self._nursery.start_soon(self.disconnect, peer_id)
+        if banned:
+            self._drop(peer_id)
+
+    def is_banned(self, peer_id: PeerId) -> bool:
+        return self.penalties.is_banned(peer_id, trio.current_time())
+
+    def _drop(self, peer_id: PeerId) -> None:
+        """Disconnect a banned peer soon (from synchronous code: validators, notifees)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self.disconnect, peer_id)
 
     def peer_penalty(self, peer_id: PeerId) -> float:
         return self.penalties.points(peer_id, trio.current_time())
@@ -199,7 +216,8 @@ class P2PHost:
         max_bytes = self.config.gossip.max_message_bytes
         sub = Subscription(topic, validator, handler, batched, max_bytes, max_bytes, deliver_own)
         self._subscriptions[topic] = sub
-        self._pubsub.set_topic_validator(topic, make_libp2p_validator(sub, self._self_id, self._report_invalid), False)
+        validator = make_libp2p_validator(sub, self._self_id, self._report_invalid)
+        self._pubsub.set_topic_validator(topic, gate_validator(validator, self._self_id, self.is_banned, self._drop), False)
         libp2p_subscription = await self._pubsub.subscribe(topic)
         self._nursery.start_soon(run_subscription, sub, libp2p_subscription, self._self_id)
         return sub.stats
@@ -301,6 +319,10 @@ class P2PHost:
                 peer_id = net_stream.muxed_conn.peer_id.to_base58()
             except Exception:
                 peer_id = "unknown"
+            if self.is_banned(peer_id):
+                await net_stream.reset()
+                self._drop(peer_id)
+                return
             await self._streams.on_inbound(net_stream, peer_id, protocol_id)
 
         return on_stream
@@ -324,9 +346,23 @@ class P2PHost:
     def _start(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
         self._streams.nursery = nursery
+        self._host.get_network().register_notifee(BanGate(self.is_banned, self._drop))
+        nursery.start_soon(self._refresh_signed_record)
         for addr in self.config.bootstrap:
             nursery.start_soon(self._keep_connected, addr)
         nursery.start_soon(self._top_up_peers)
+
+    async def _refresh_signed_record(self) -> None:
+        """py-libp2p 0.8.1: every gossip RPC carries the sender's signed peer record, and a receiver drops
+        the whole RPC ("invalid-signed-record, ignoring the incoming msg") when the record's sequence number
+        (a timestamp taken when the record was signed, then cached) is lower than one it stored for that
+        peer. Once a second process ran with our key (a twin, in a chaos run: a validator's key copied),
+        every peer that heard the twin dropped all of our gossip for the rest of the run, and with one more
+        manager down the chain stalled. Signing a fresh record now and then gets our gossip through again
+        within SIGNED_RECORD_REFRESH_S of the twin stopping."""
+        while True:
+            await trio.sleep(SIGNED_RECORD_REFRESH_S)
+            issue_and_cache_local_record(self._host)
 
     async def _keep_connected(self, addr: str) -> None:
         """Stay connected to one bootstrap peer: redial with exponential backoff whenever it is lost."""
@@ -459,6 +495,7 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
 async def open_host(config: HostConfig) -> AsyncIterator[P2PHost]:
     """Start a host listening on `config.listen`, joined to `config.bootstrap`; stop it on exit."""
     attach_libp2p_logger()
+    ensure_listen_address_free(config.listen)  # py-libp2p 0.8.1 would share the port: see node/net/ports.py
     libp2p_host, pubsub, gossipsub = _build_libp2p(config)
     host = P2PHost(config, libp2p_host, pubsub, gossipsub)
     hard_stop = trio.CancelScope()

@@ -43,7 +43,9 @@ class PenaltyBook:
         return entry.points * self.decay_per_s ** max(0.0, now - entry.updated)
 
     def add(self, peer_id: str, points: float, now: float) -> bool:
-        """Add points; True if this pushes the peer over the threshold (it is banned from now on)."""
+        """Add points; True if the peer is banned after this, newly or still. A banned peer that is heard
+        from again got back in somehow (it dialled us, or a relay raced the disconnect): the caller drops
+        it again, every time, until the ban ends. The ban is not extended: it starts at the offence."""
         entry = self._entries.get(peer_id)
         if entry is None:
             if len(self._entries) >= MAX_TRACKED_PEERS:
@@ -53,8 +55,7 @@ class PenaltyBook:
         entry.updated = now
         if entry.points >= self.threshold and entry.banned_until <= now:
             entry.banned_until = now + self.ban_duration_s
-            return True
-        return False
+        return entry.banned_until > now
 
     def points(self, peer_id: str, now: float) -> float:
         entry = self._entries.get(peer_id)

@@ -30,6 +30,7 @@ class ChainRules:
     chain_id: str
     categories: dict[int, Category]
     contribution_verifier: ContributionVerifier
+    validators: tuple[bytes, ...] = ()  # public keys, in genesis order: equivocation evidence names one
     signatures: SignatureVerifier = field(init=False)
 
     def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from protocols.attestation import QuoteVerifier
 from protocols.genesis import Genesis
-from protocols.ledger import market, poco
+from protocols.ledger import evidence, market, poco
 from protocols.ledger.context import ChainRules, ContributionVerifier, TxContext
 from protocols.ledger.escrow import Reject
 from protocols.ledger.records import Account
@@ -26,6 +26,7 @@ from protocols.ledger.transactions import (
     Finalize,
     InitializeTask,
     MatchOrders,
+    RecordEquivocation,
     RegisterApp,
     RegisterDataset,
     RegisterWorkerpool,
@@ -52,6 +53,7 @@ HANDLERS: dict[type, Handler] = {
     Finalize: poco.finalize,
     Reopen: poco.reopen,
     Claim: poco.claim,
+    RecordEquivocation: evidence.record_equivocation,
 }
 
 
@@ -99,7 +101,8 @@ class Ledger:
     @classmethod
     def from_genesis(cls, genesis: Genesis, contribution_verifier: ContributionVerifier | None = None) -> Ledger:
         verifier = contribution_verifier or QuoteVerifier(genesis.chain_id, genesis.attestation_authorities)
-        rules = ChainRules(genesis.chain_id, {c.id: c for c in genesis.categories}, verifier)
+        rules = ChainRules(genesis.chain_id, {c.id: c for c in genesis.categories}, verifier,
+                           tuple(v.public_key for v in genesis.validators))
         return cls(rules, genesis_state(genesis))
 
     def apply(self, tx: Transaction, block_time: int) -> TxOutcome:

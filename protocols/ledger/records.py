@@ -155,4 +155,19 @@ FINAL_DEADLINE_RATIO = 10
 
 
 # Any value the ledger state holds: what the node's storage decodes when it loads the state.
-Record = Account | App | Dataset | Workerpool | Consumed | Deal | Task | Contribution
+@wire(tag=182)
+@dataclass(frozen=True)
+class Equivocation:
+    """A validator proven to have signed two different votes for one (height, round, step), and who
+    reported it when (block time, ms). Recorded once per offence; punishment (slashing the pool stake)
+    is for later."""
+
+    validator: PublicKey
+    height: U64
+    round: U64
+    step: U64
+    reporter: Address
+    recorded_at: U64
+
+
+Record = Account | App | Dataset | Workerpool | Consumed | Deal | Task | Contribution | Equivocation

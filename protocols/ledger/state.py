@@ -31,6 +31,7 @@ CONSUMED = b"c"
 DEAL = b"D"
 TASK = b"T"
 CONTRIBUTION = b"C"
+EQUIVOCATION = b"E"
 
 Writes = dict[bytes, Any]
 EMPTY_ACCOUNT = Account()

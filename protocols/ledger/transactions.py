@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Annotated
 
+from protocols.consensus.messages import DuplicateVoteEvidence
 from protocols.crypto import EMPTY_SIGNATURE, Address, Signature, SignedMixin
 from protocols.encoding import U64, Bytes32, MaxLen, wire
 from protocols.ledger.records import MAX_RESULTS_LEN, Name, Ratio
@@ -130,6 +131,14 @@ class Claim:
     index: U64
 
 
+@wire(tag=183)
+@dataclass(frozen=True)
+class RecordEquivocation:
+    """Two conflicting votes of one validator, as proof: anyone may submit it, the ledger checks it."""
+
+    evidence: DuplicateVoteEvidence
+
+
 TxBody = (
     Transfer
     | RegisterApp
@@ -144,6 +153,7 @@ TxBody = (
     | Finalize
     | Reopen
     | Claim
+    | RecordEquivocation
 )
 
 

@@ -13,6 +13,7 @@ from node.topics import Topics
 from protocols.crypto import Keypair
 from tests.integration.support import MESH_TIMEOUT_S, Cluster
 
+
 def topics_of(node: Node) -> list[str]:
     t = Topics(node.genesis.chain_id)
     return [t.consensus, t.txs, t.orders, t.blocks]

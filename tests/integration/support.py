@@ -134,8 +134,9 @@ class Cluster:
     def addrs(self, name: str) -> list[str]:
         return self[name].host.addrs[:1]
 
-    async def start(self, name: str, join: tuple[str, ...] | None = None) -> Node:
-        """Start `name` joined to `join` (default: one or two random running nodes); returns once it serves."""
+    async def start(self, name: str, join: tuple[str, ...] | None = None, byzantine: str | None = None) -> Node:
+        """Start `name` joined to `join` (default: one or two random running nodes); returns once it serves.
+        `byzantine`: a manager misbehaving in consensus (node/byzantine.py)."""
         member = self.members[name]
         assert member.node is None, f"{name} already runs"
         if join is None:
@@ -147,6 +148,7 @@ class Cluster:
             genesis=self.genesis,
             listen="/ip4/127.0.0.1/tcp/0",
             join=tuple(a for peer in join for a in self.addrs(peer)),
+            byzantine=byzantine,
         )
         member.stopped = trio.Event()
         node: Node = await self.nursery.start(self._run, member, config)

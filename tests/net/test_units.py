@@ -196,7 +196,9 @@ def test_penalties_decay_and_ban() -> None:
     assert book.points("p", now=1.0) == pytest.approx(1.0)
     assert not book.add("p", 1.0, now=1.0)  # 1 + 1 = 2 < 3: decay forgave part of it
     assert book.add("p", 1.5, now=1.0)
+    assert book.add("p", 0.1, now=5.0), "a banned peer heard from again is dropped again"
     assert book.is_banned("p", now=5.0) and not book.is_banned("p", now=11.5)
+    assert not book.add("p", 0.1, now=11.5), "the ban ran from the offence, not from the last message"
     assert not book.is_banned("q", now=0.0)
 
 
