@@ -25,7 +25,7 @@ def report_coverage(data_files: list[Path], out: TextIO) -> dict[str, float]:
         print("no coverage data (did every job fail to start?)", file=out)
         return {}
     base = Path(existing[0]).with_name("coverage-combined")
-    cov = coverage.Coverage(data_file=str(base), source_pkgs=MEASURED, omit=[NOT_MEASURED])
+    cov = coverage.Coverage(data_file=str(base), source_pkgs=MEASURED, omit=NOT_MEASURED)
     cov.combine(existing, keep=False)
     cov.save()
     print("\nstatement coverage per module:", file=out)

@@ -195,9 +195,13 @@ class _Harness:
         self.identities += 1
         attacker: _Attacker = await self.nursery.start(self._run_attacker, Keypair.from_name(f"fuzz-attacker-{self.identities}"))
         topics = [self.topics.consensus, self.topics.txs, self.topics.orders, self.topics.blocks, self.topics.peers]
-        with trio.fail_after(MESH_TIMEOUT_S):
+        with trio.move_on_after(MESH_TIMEOUT_S):
             while not all(node.host.peer_id in attacker.host.topic_peers(t) for t in topics):
                 await trio.sleep(0.05)
+        if not all(node.host.peer_id in attacker.host.topic_peers(t) for t in topics):
+            attacker.done.set()
+            raise OracleViolation(f"a new peer could not join validator 0 within {MESH_TIMEOUT_S:.0f} s "
+                                  f"(after {self.identities - 1} identities, {self.bans} banned)")
         self.attacker = attacker
         return attacker
 
@@ -343,7 +347,7 @@ class NetworkTarget(Target):
     - a transaction, order or peer record the node's validator accepts never costs its sender a penalty;
       an identity that sent at least three invalid messages was penalised;
     - the validators never decide different blocks at one height;
-    - a banned identity is disconnected within 10 s;
+    - a banned identity is disconnected within 10 s, and a fresh identity can still join within 20 s;
     - a sync request is answered with a decodable response (tip not above the node's) or refused.
     """
 

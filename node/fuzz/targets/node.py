@@ -94,8 +94,8 @@ def _bytes(tree: Any) -> bytes:
 class _Harness:
     """One node (validator 0 of the fuzz chain) with a fake host, in a trio world of its own."""
 
-    def __init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="fuzz-node-", dir="/tmp"))
+    def __init__(self, root: Path) -> None:
+        self.directory = Path(tempfile.mkdtemp(dir=root))
         self.host = FakeHost()
         self.store: Store | None = None
         self._node: Node | None = None
@@ -248,12 +248,15 @@ class NodeTarget(Target):
 
     def __init__(self) -> None:
         self._started: _Harness | None = None  # the node starts with the first input (seeds need none)
+        self._root: Path | None = None  # holds every node's directory; removed by close()
         self._inputs = 0
 
     @property
     def _harness(self) -> _Harness:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="fuzz-node-", dir="/tmp"))
         if self._started is None:
-            self._started = _Harness()
+            self._started = _Harness(self._root)
         return self._started
 
     def seeds(self) -> list[bytes]:
@@ -262,7 +265,7 @@ class NodeTarget(Target):
     def execute(self, data: bytes) -> set[str]:
         self._inputs += 1
         if self._inputs % RESET_EVERY == 0:
-            self.close()
+            self._stop_node()
         steps = unpack_tree(data)
         if not isinstance(steps, list):
             return {"not a list of steps"}
@@ -270,11 +273,17 @@ class NodeTarget(Target):
         try:
             features: set[str] = harness.world.call(harness.run, steps[:MAX_STEPS])
         except BaseException:
-            self.close()  # the next input starts from a fresh node, whatever this one did
+            self._stop_node()  # the next input starts from a fresh node, whatever this one did
             raise
         return features
 
-    def close(self) -> None:
+    def _stop_node(self) -> None:
         if self._started is not None:
             self._started.close()
             self._started = None
+
+    def close(self) -> None:
+        self._stop_node()
+        if self._root is not None:  # whatever a node left behind (its store's files) goes with it
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
