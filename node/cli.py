@@ -272,6 +272,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"listening  {addr}")
     for note in status.notes:
         print(f"role       {note}")
+    if status.equivocations:
+        print(f"evidence   {status.equivocations} equivocation(s) of validators recorded on the ledger")
     if status.http:
         print(f"explorer   {status.http}")
     emit(args, status)

@@ -61,6 +61,8 @@ class NodeStatus:
     validator: bool
     # One line per role on what it does or why it cannot ("worker: NOT READY: no platform certificate: ...").
     notes: Annotated[tuple[Text, ...], MaxLen(32)] = ()
+    # Proven equivocations of validators recorded on the ledger (RecordEquivocation transactions).
+    equivocations: U64 = 0
     http: Text = ""  # the explorer's base URL ("" when the node serves none)
 
 

@@ -92,7 +92,7 @@ from protocols.crypto import Keypair, address_of, sign
 from protocols.encoding import DecodeError, decode, encode
 from protocols.ledger.ledger import Ledger, genesis_state
 from protocols.ledger.market import LedgerMarketView
-from protocols.ledger.state import LedgerState, StateView
+from protocols.ledger.state import EQUIVOCATION, LedgerState, StateView
 from protocols.ledger.evidence import offence_key
 from protocols.ledger.transactions import RecordEquivocation, Transaction, TxBody
 from protocols.matching import order_violations
@@ -516,6 +516,7 @@ class Node:
                 orders=len(self.order_book),
                 validator=self.is_validator,
                 notes=tuple(note[:1024] for role in self.roles for note in role.notes(self)),
+                equivocations=sum(1 for _ in self.app.ledger.state.items_with_prefix(EQUIVOCATION)),
                 http=self.http_url,
             )
         if isinstance(request, AccountRequest):

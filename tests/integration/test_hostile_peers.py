@@ -14,6 +14,7 @@ import trio.lowlevel
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from multiaddr import Multiaddr
 
+from node.control import StatusRequest
 from node.fuzz.targets.network import send_garbage
 from node.net import HostConfig, open_host
 from node.net.batching import pack_batch, unpack_batch
@@ -363,6 +364,8 @@ async def test_an_equivocation_is_proven_on_every_ledger(network: Cluster) -> No
         )
     record = network["f0"].ledger_view().get(key)
     assert isinstance(record, Equivocation) and record.validator == m0.public_key
+    status = await network["f0"].handle_control(StatusRequest())  # what `pocnet status` prints as "evidence"
+    assert status.equivocations >= 1
     network.assert_agree()
 
 
