@@ -585,16 +585,19 @@ def write_addresses(data_dir: Path, addrs: list[str]) -> None:
     os.replace(tmp, data_dir / ADDRESS_FILE)
 
 
+def host_config(seed: bytes, listen: str, join: tuple[str, ...]) -> HostConfig:
+    """A node's network settings (bench/raw_gossip.py measures bare hosts with the same ones)."""
+    batch = BatchConfig(delay_s=GOSSIP_BATCH_S, min_interval_s=GOSSIP_MIN_INTERVAL_S)
+    return HostConfig(seed=seed, listen=listen, bootstrap=join, batch=batch)
+
+
 async def run_node(config: NodeConfig, ready: Callable[[Node], Awaitable[None]] | None = None) -> None:
     """Run a node until cancelled. `ready` (tests) is called once it serves."""
     keypair = load_or_create_key(config.data_dir)
     store = Store(config.data_dir / STORE_FILE)
     try:
         store.bind_genesis(config.genesis.genesis_hash)
-        host_config = HostConfig(
-            seed=keypair.seed, listen=config.listen, bootstrap=config.join, batch=BatchConfig(delay_s=GOSSIP_BATCH_S, min_interval_s=GOSSIP_MIN_INTERVAL_S)
-        )
-        async with open_host(host_config) as host:
+        async with open_host(host_config(keypair.seed, config.listen, config.join)) as host:
             node = Node(config, keypair, store, host)
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.run)
