@@ -228,3 +228,36 @@ async def test_bulk_publishes_wait_for_full_queues_but_votes_do_not(autojump_clo
     await host.publish("consensus", b"vote", urgent=True)
     assert trio.current_time() - began == 0
     assert host._pubsub.published == [b"batch", b"vote"]
+
+
+async def test_a_batch_is_handled_item_by_item_with_other_tasks_in_between() -> None:
+    """A batch's items do not run as one slice: a task that became ready meanwhile (the consensus link
+    reading a vote) gets a turn between items."""
+    from types import SimpleNamespace
+
+    from node.net.gossip import Subscription, run_subscription
+
+    me, other = ID(b"\x00\x01me"), ID(b"\x00\x01other")
+    order: list[str] = []
+
+    async def handler(origin: str, item: bytes) -> None:
+        order.append(item.decode())  # never waits, like the transaction handler
+
+    sub = Subscription("t", lambda o, d: None, handler, True, 1 << 20, 1 << 10, False)
+    messages: trio.MemorySendChannel[object]
+    messages, incoming = trio.open_memory_channel[object](1)
+    libp2p_subscription = SimpleNamespace(get=incoming.receive)
+
+    async def vote() -> None:
+        while len(order) < 1:
+            await trio.sleep(0)
+        order.append("vote")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_subscription, sub, libp2p_subscription, me)
+        nursery.start_soon(vote)
+        await messages.send(SimpleNamespace(from_id=other.to_bytes(), data=pack_batch([b"tx1", b"tx2", b"tx3", b"tx4"])))
+        while len(order) < 5:
+            await trio.sleep(0)
+        nursery.cancel_scope.cancel()
+    assert order.index("vote") < 4, order  # not after the whole batch
