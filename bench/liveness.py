@@ -6,7 +6,9 @@ Three scenarios (issue 11), each on a fresh devnet in a temporary directory:
   process inside one CPU quota (`--limits`, default 1 and 0.5 cores; devnet/cpulimit.py), a slower machine;
 - restarts: kill -9 and restart of random single nodes, 20 times, at most one manager down at a time,
   under a steady load of transfers;
-- quorum: two managers killed (no quorum: the chain must stop, without a fork), then one restarted.
+- quorum: two managers killed (no quorum: the chain must stop, without a fork), then one restarted;
+- latency: light load without a CPU limit, beside the publish-to-all latency of bare py-libp2p hosts in as
+  many processes with the node's gossip settings (bench/raw_gossip.py), run just before on the same machine.
 
 For each it prints the longest gap between consecutive blocks while at least 3 managers were up and
 transactions were pending, the time from quorum restored (the restarted manager's `event=node-ready`
@@ -21,11 +23,12 @@ unknown). One whose submitter was killed before it committed is counted apart: t
 died with it, which the submitter saw.
 
 Targets (issue 11), printed beside the numbers: longest gap under 5 s, next commit within 5 s of quorum
-restored, every admitted transaction committed or rejected with a reason, and throughput with the
-smallest CPU limit at least a fifth of the unlimited throughput of the same run. The machine's raw
+restored, every admitted transaction committed or rejected with a reason, throughput with the
+smallest CPU limit at least a fifth of the unlimited throughput of the same run, and a light-load commit
+p50 within 8x of the raw publish-to-all p50 (a commit takes about five gossip phases). The machine's raw
 Ed25519 verify rate is printed at the start: it says how fast this machine is.
 
-    .venv/bin/python bench/liveness.py [--scenarios burst,restarts,quorum] [--limits 1,0.5] [--txs 3000]
+    .venv/bin/python bench/liveness.py [--scenarios burst,restarts,quorum,latency] [--limits 1,0.5] [--txs 3000]
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
 
 from consensus_sim import raw_verify_rate  # noqa: E402
+from raw_gossip import publish_to_all_ms  # noqa: E402
 from devnet.cpulimit import CpuLimit  # noqa: E402
 from devnet.network import LOG_FILE, Devnet, DevnetError, NodeSpec  # noqa: E402
 from devnet_support.node_logs import commits, parse_time  # noqa: E402
@@ -73,6 +77,7 @@ START_TIMEOUT_S = 120.0
 TARGET_GAP_S = 5.0
 TARGET_RESTORE_S = 5.0
 TARGET_THROUGHPUT_RATIO = 0.2
+TARGET_LATENCY_RATIO = 8.0
 # A refused submit is tried again after this long, at most this many times (a client told "retry").
 RETRY_S = 0.05
 MAX_ATTEMPTS = 2_000
@@ -84,6 +89,10 @@ DOWN_S = (1.0, 4.0)
 UP_S = (2.0, 5.0)
 # Quorum scenario: how long the chain is left without quorum, and how long we wait for it to resume.
 NO_QUORUM_S = 10.0
+# Latency scenario: how long the light load (STEADY_TX_PER_S) runs, and the raw gossip samples beside it.
+LIGHT_LOAD_S = 30.0
+RAW_GOSSIP_SAMPLES = 100
+RAW_GOSSIP_GAP_S = 0.2
 RESUME_TIMEOUT_S = 120.0
 # After the load stops, admitted transactions get this long (from the last commit) to commit.
 DRAIN_STALL_S = 45.0
@@ -125,6 +134,7 @@ class Outcome:
     restored_to_commit_s: float | None = None
     throughput: float = 0.0
     latency_ms: list[float] = field(default_factory=list)
+    raw_gossip_ms: list[float] = field(default_factory=list)  # the latency scenario's yardstick
     notes: list[str] = field(default_factory=list)
 
 
@@ -404,6 +414,25 @@ def scenario_quorum(root: Path) -> Outcome:
     return outcome
 
 
+def scenario_latency(root: Path) -> Outcome:
+    outcome = Outcome(f"light load ({STEADY_TX_PER_S:g} tx/s), no CPU limit")
+    outcome.raw_gossip_ms = publish_to_all_ms(MANAGERS + FOLLOWERS, RAW_GOSSIP_SAMPLES, RAW_GOSSIP_GAP_S)
+    net = Network(root, None)
+    try:
+        load = Load(net, outcome)
+        began = time.time()
+        worker = load.steady()
+        time.sleep(LIGHT_LOAD_S)
+        load.stopping.set()
+        worker.join()
+        load_end = time.time()
+        load.settle({})
+        measure(net, outcome, began, time.time(), pending_until=load_end)
+    finally:
+        net.stop()
+    return outcome
+
+
 # --- report ---------------------------------------------------------------------------------------
 
 
@@ -424,22 +453,28 @@ def report(o: Outcome) -> None:
           f"submits to a node that was down: {sum(o.submit_errors.values())}")
     print(f"commit latency p50 {percentile(o.latency_ms, 50):.0f} ms  p95 {percentile(o.latency_ms, 95):.0f} ms  "
           f"(n={len(o.latency_ms)}); committed {o.throughput:.1f} tx/s")
+    if o.raw_gossip_ms:
+        raw, commit = percentile(o.raw_gossip_ms, 50), percentile(o.latency_ms, 50)
+        ratio = commit / raw
+        print(f"raw py-libp2p publish-to-all over {MANAGERS + FOLLOWERS} processes p50 {raw:.1f} ms "
+              f"(n={len(o.raw_gossip_ms)}); commit p50 {commit:.0f} ms = {ratio:.1f}x   "
+              f"target <= {TARGET_LATENCY_RATIO:g}x: {verdict(ratio <= TARGET_LATENCY_RATIO)}")
     for note in o.notes:
         print(f"note: {note}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", default="burst,restarts,quorum", help="comma-separated: burst, restarts, quorum")
+    parser.add_argument("--scenarios", default="burst,restarts,quorum,latency", help="comma-separated: burst, restarts, quorum, latency")
     parser.add_argument("--limits", default="1,0.5", help="CPU limits (cores) of the burst, beside an unlimited run")
     parser.add_argument("--txs", type=int, default=3_000, help="transfers in each burst")
     parser.add_argument("--seed", type=int, default=1, help="which nodes the restart scenario kills, and when")
     parser.add_argument("--keep", action="store_true", help="keep the devnet directories (node logs) afterwards")
     args = parser.parse_args()
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = set(scenarios) - {"burst", "restarts", "quorum"}
+    unknown = set(scenarios) - {"burst", "restarts", "quorum", "latency"}
     if unknown:
-        parser.exit(2, f"error: unknown scenario(s) {', '.join(sorted(unknown))}: use burst, restarts, quorum\n")
+        parser.exit(2, f"error: unknown scenario(s) {', '.join(sorted(unknown))}: use burst, restarts, quorum, latency\n")
     try:
         limits = [float(x) for x in args.limits.split(",") if x.strip()]
     except ValueError:
@@ -458,13 +493,15 @@ def main() -> None:
         runs.append(("restarts", lambda root: scenario_restarts(root, args.seed)))
     if "quorum" in scenarios:
         runs.append(("quorum", scenario_quorum))
+    if "latency" in scenarios:
+        runs.append(("latency", scenario_latency))
     try:
         for name, run in runs:
             began = time.monotonic()
             print(f"running {name} ...", flush=True)
             try:
                 outcome = run(base / name)
-            except (DevnetError, OSError, AssertionError) as exc:
+            except (DevnetError, OSError, AssertionError, RuntimeError) as exc:
                 outcome = Outcome(name, notes=[f"aborted: {type(exc).__name__}: {exc}"])
             outcomes.append(outcome)
             report(outcome)

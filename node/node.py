@@ -287,6 +287,9 @@ class Node:
         overloaded = self.admission.refuse(len(self.mempool), trio.current_time())
         if overloaded is not None:
             raise ValueError(overloaded)
+        # The submitter is owed the state's verdict now, which needs every transaction before theirs checked.
+        self.mempool.recheck_all()
+        self._forget_dropped()
         tx = sign(self.keypair, self.genesis.chain_id, Transaction(self._next_nonce(), body))
         data = encode(tx)
         reason = self.mempool.add(data)
@@ -446,11 +449,7 @@ class Node:
         self.metrics.block_committed(block.time, certificate.round, wall_ms())
         for data in block.txs:
             self._pending_txs.pop(self.app.decode(data).tx_id, None)
-        # Our pending transactions the block made invalid (mempool eviction) will never commit.
-        for tx_id, pending in list(self._pending_txs.items()):
-            if pending.data not in self.mempool:
-                self._pending_txs.pop(tx_id)
-                self._rejected_txs[tx_id] = "dropped from the mempool: no longer valid"
+        self._forget_dropped()
         view = LedgerMarketView(self.ledger_view(), self.app.ledger.rules.categories)
         before = {o.payload_digest for o in self.order_book.orders()}
         self.order_book.prune(view)
@@ -464,6 +463,15 @@ class Node:
                 self._block_events.send_nowait((block.height, committed))
             except trio.WouldBlock:
                 log.warning("event=roles-lagging height=%d", block.height)
+
+    def _forget_dropped(self) -> None:
+        """Our pending transactions that a block made invalid (evicted by a mempool re-check) will never
+        commit: say so to whoever asks. The re-check runs after the commit, in slices, so this is also done
+        before answering about a transaction and before a submit picks the next nonce."""
+        for tx_id, pending in list(self._pending_txs.items()):
+            if pending.data not in self.mempool:
+                self._pending_txs.pop(tx_id)
+                self._rejected_txs[tx_id] = "dropped from the mempool: no longer valid"
 
     async def _run_roles(self, receive: trio.MemoryReceiveChannel[tuple[int, CommittedBlock]]) -> None:
         """Roles see blocks in order and a tick every ROLE_TICK_S, one call at a time."""
@@ -535,6 +543,7 @@ class Node:
             result = self.store.tx_result(request.tx_id)
             if result is not None:
                 return TxResultInfo(result.height, result.code, result.created)
+            self._forget_dropped()
             if request.tx_id in self._pending_txs:
                 return TxResultInfo(0, "pending", b"")
             return TxResultInfo(0, self._rejected_txs.get(request.tx_id, "unknown transaction"), b"")
@@ -660,6 +669,12 @@ def write_addresses(data_dir: Path, addrs: list[str]) -> None:
     os.replace(tmp, data_dir / ADDRESS_FILE)
 
 
+def host_config(seed: bytes, listen: str, join: tuple[str, ...]) -> HostConfig:
+    """A node's network settings (bench/raw_gossip.py measures bare hosts with the same ones)."""
+    batch = BatchConfig(delay_s=GOSSIP_BATCH_S, min_interval_s=GOSSIP_MIN_INTERVAL_S)
+    return HostConfig(seed=seed, listen=listen, bootstrap=join, batch=batch)
+
+
 async def run_node(config: NodeConfig, ready: Callable[[Node], Awaitable[None]] | None = None) -> None:
     """Run a node until cancelled. `ready` (tests) is called once it serves. Problems the operator can fix
     (another node on the directory, a damaged key or store) raise an `OperatorError` before anything in
@@ -670,10 +685,7 @@ async def run_node(config: NodeConfig, ready: Callable[[Node], Awaitable[None]] 
         served = False  # a node refused at start says so in one line, without a "stopped" after it
         try:
             store.bind_genesis(config.genesis.genesis_hash)
-            host_config = HostConfig(
-                seed=keypair.seed, listen=config.listen, bootstrap=config.join, batch=BatchConfig(delay_s=GOSSIP_BATCH_S, min_interval_s=GOSSIP_MIN_INTERVAL_S)
-            )
-            async with open_host(host_config) as host:
+            async with open_host(host_config(keypair.seed, config.listen, config.join)) as host:
                 served = True
                 node = Node(config, keypair, store, host)
                 chain_check = ChainCheck(host, config.genesis, config.join)

@@ -69,8 +69,10 @@ INVALID_MESSAGE_WEIGHT = 10.0
 INVALID_MESSAGE_CAP = 100.0
 INVALID_MESSAGE_DECAY = 0.9
 PUBLISH_THRESHOLD = -50.0
-# A gossip queue full and never shrinking for this long has lost its sending task (see _drop_dead_senders);
-# a live but slow peer on a loaded 2-core machine drains within a few seconds.
+# A full gossip queue from which nothing was taken for this long has lost its sending task (see
+# _drop_dead_senders). A live sender takes an RPC each time one write completes, however slow the machine
+# and however fast the queue refills; a single gossip write stuck this long is a link the consensus link
+# gives up on too (its read timeout is also 10 s).
 OUTBOUND_DEAD_S = 10.0
 # Extra jitter on reconnection delays, so peers that lost each other do not redial in lockstep.
 RECONNECT_JITTER = 0.25
@@ -104,7 +106,8 @@ class P2PHost:
         self._batchers: dict[str, Batcher] = {}
         self.penalties = PenaltyBook()
         self.counters = HostCounters()  # read by node/metrics.py
-        self._queue_marks: dict[Any, tuple[int, float]] = {}  # peer -> (queue length, full and not shrinking since)
+        # peer -> (the RPCs at the heads of its full outbound queue, since when none of them was taken)
+        self._queue_marks: dict[Any, tuple[tuple[object, object], float]] = {}
         self._streams = StreamService(self._open_raw_stream, self.penalise)
 
     # --- identity and peers ----------------------------------------------------------------------
@@ -263,16 +266,23 @@ class P2PHost:
         """py-libp2p 0.8.1: Pubsub.handle_sending_messages returns when a write fails (the gossip stream was
         closed or reset) without removing the peer's queue; only an exception calls _handle_dead_peer. That
         queue never drains again, the peer silently receives nothing, and every publish waits for it. A
-        queue that stayed full without ever shrinking for OUTBOUND_DEAD_S has no sender: drop the
-        connection, so the library forgets the peer and the connectivity loop dials it afresh. A merely
-        slow peer's queue shrinks now and then and is left alone."""
+        full queue from which nothing was taken for OUTBOUND_DEAD_S has no sender: drop the connection, so
+        the library forgets the peer and the connectivity loop dials it afresh.
+
+        "Nothing taken" is judged by the RPCs at the heads of the queue, not by its length: under a burst
+        a live peer's queue is refilled to the brim as fast as it drains, so its length never shrinks, and
+        at --cpu-limit 0.5 that got the managers disconnected from each other (consensus links included)
+        several times per burst, each time costing rounds until they had re-dialled."""
         now = trio.current_time()
         marks = self._queue_marks
         for peer in [p for p in marks if p not in full]:
             del marks[peer]
+        queues = self._pubsub.peer_queues
         for peer, length in full.items():
-            last_length, since = marks.get(peer, (length, now))
-            marks[peer] = (length, since if length >= last_length else now)
+            heads = _queue_heads(queues[peer])
+            last_heads, since = marks.get(peer, (heads, now))
+            taken = any(last is not None and last is not head for last, head in zip(last_heads, heads))
+            marks[peer] = (heads, now if taken else since)
             if now - marks[peer][1] > OUTBOUND_DEAD_S:
                 del marks[peer]
                 log.warning("event=gossip-sender-dead peer=%s queued=%d action=disconnect", peer.to_base58(), length)
@@ -527,3 +537,13 @@ async def open_host(config: HostConfig) -> AsyncIterator[P2PHost]:
     if hard_stop.cancelled_caught:
         log.warning("event=host-shutdown-forced peer=%s grace_s=%.1f", host.peer_id, config.shutdown_grace_s)
     log.info("event=host-stopped peer=%s", host.peer_id)
+
+
+def _queue_heads(queue: Any) -> tuple[object, object]:
+    """The next RPC of each of a py-libp2p outbound queue's two lanes (priority, then the rest), or None.
+
+    py-libp2p 0.8.1's RpcQueue says neither whether its sending task lives nor how much it sent, so
+    _drop_dead_senders looks inside (RpcQueue._queue, a PriorityQueue of two deques): a head that changed
+    was taken by the sender, a push to an empty lane does not count."""
+    lanes = queue._queue  # noqa: SLF001
+    return (lanes._priority[0] if lanes._priority else None, lanes._non_priority[0] if lanes._non_priority else None)  # noqa: SLF001

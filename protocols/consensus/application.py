@@ -20,7 +20,7 @@ class Application(Protocol):
         """Mempool admission against the current state: None if acceptable, else a reason code.
 
         The mempool calls it once per new transaction and, after every `commit_block`, again for each
-        transaction still pending, in arrival order. An application may therefore keep a pending view
+        transaction still pending, in arrival order (possibly later and in slices, but never out of order). An application may therefore keep a pending view
         (queued nonces) on top of the committed state, provided `commit_block` resets it.
         """
         ...

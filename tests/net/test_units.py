@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 import msgpack
 import pytest
 import trio
 from libp2p.peer.id import ID
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.rpc_queue import RpcQueue
 
 from node.net.batching import Batcher, BatchError, pack_batch, unpack_batch
 from node.net.counters import HostCounters
@@ -22,7 +25,7 @@ from node.net.framing import (
     encode_frame,
     encode_uvarint,
 )
-from node.net.host import OUTBOUND_HIGH_WATER, OUTBOUND_MAX_WAIT_S, P2PHost
+from node.net.host import OUTBOUND_DEAD_S, OUTBOUND_HIGH_WATER, OUTBOUND_MAX_WAIT_S, P2PHost
 from node.net.penalties import PenaltyBook
 
 
@@ -207,7 +210,10 @@ class _StubPubsub:
 
     def __init__(self, queued: int) -> None:
         self.published: list[bytes] = []
-        self.peer_queues = {ID(b"\x00\x25" + bytes(37)): [b"rpc"] * queued}
+        queue = RpcQueue()
+        for i in range(queued):
+            queue.push(rpc_pb2.RPC(subscriptions=[rpc_pb2.RPC.SubOpts(topicid=str(i))]))
+        self.peer_queues = {ID(b"\x00\x25" + bytes(37)): queue}
 
     async def publish(self, topic: str, data: bytes) -> None:
         self.published.append(data)
@@ -232,3 +238,58 @@ async def test_bulk_publishes_wait_for_full_queues_but_votes_do_not(autojump_clo
     await host.publish("consensus", b"vote", urgent=True)
     assert trio.current_time() - began == 0
     assert host._pubsub.published == [b"batch", b"vote"]
+
+
+def test_a_full_queue_that_drains_and_refills_is_alive_one_that_never_drains_is_dead() -> None:
+    host = _host_with_full_queues(OUTBOUND_HIGH_WATER + 4)
+    disconnected: list[str] = []
+    host._nursery = SimpleNamespace(start_soon=lambda fn, peer: disconnected.append(peer))
+    (peer, queue), = host._pubsub.peer_queues.items()
+    full = {peer: len(queue)}
+    now = [0.0]
+    original = trio.current_time
+    trio.current_time = lambda: now[0]  # type: ignore[assignment]
+    try:
+        for _ in range(5):  # a live sender under a burst: one RPC out, one in, the length never shrinks
+            host._drop_dead_senders(full)
+            queue._queue.pop()
+            queue.push(rpc_pb2.RPC(subscriptions=[rpc_pb2.RPC.SubOpts(topicid="more")]))
+            now[0] += OUTBOUND_DEAD_S / 2
+        assert disconnected == []
+        for _ in range(4):  # its sender gone: nothing is taken any more (the first call sees the last take)
+            host._drop_dead_senders(full)
+            now[0] += OUTBOUND_DEAD_S / 2
+        assert disconnected == [peer.to_base58()]
+    finally:
+        trio.current_time = original  # type: ignore[assignment]
+
+
+async def test_a_batch_is_handled_item_by_item_with_other_tasks_in_between() -> None:
+    """A batch's items do not run as one slice: a task that became ready meanwhile (the consensus link
+    reading a vote) gets a turn between items."""
+    from node.net.gossip import Subscription, run_subscription
+
+    me, other = ID(b"\x00\x01me"), ID(b"\x00\x01other")
+    order: list[str] = []
+
+    async def handler(origin: str, item: bytes) -> None:
+        order.append(item.decode())  # never waits, like the transaction handler
+
+    sub = Subscription("t", lambda o, d: None, handler, True, 1 << 20, 1 << 10, False)
+    messages: trio.MemorySendChannel[object]
+    messages, incoming = trio.open_memory_channel[object](1)
+    libp2p_subscription = SimpleNamespace(get=incoming.receive)
+
+    async def vote() -> None:
+        while len(order) < 1:
+            await trio.sleep(0)
+        order.append("vote")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_subscription, sub, libp2p_subscription, me)
+        nursery.start_soon(vote)
+        await messages.send(SimpleNamespace(from_id=other.to_bytes(), data=pack_batch([b"tx1", b"tx2", b"tx3", b"tx4"])))
+        while len(order) < 5:
+            await trio.sleep(0)
+        nursery.cancel_scope.cancel()
+    assert order.index("vote") < 4, order  # not after the whole batch
