@@ -35,22 +35,22 @@ from pathlib import Path
 # The repository root first: bench/devnet.py would otherwise shadow the `devnet` package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from devnet.network import DEVNET_CATEGORIES, LOG_FILE, Devnet, DevnetError  # noqa: E402
-from devnet.network_demo import STEP_TIMEOUT_S, Participant, demo_nodes  # noqa: E402
-from devnet.scenario import (  # noqa: E402
+from devnet.network import DEVNET_CATEGORIES, LOG_FILE, Devnet, DevnetError
+from devnet.network_demo import STEP_TIMEOUT_S, Participant, demo_nodes
+from devnet.scenario import (
     POLL_S,
     Market,
     open_market,
     request_task,
     result_text,
 )
-from node.control import (  # noqa: E402
+from node.control import (
     FetchResultRequest,
     TaskInfo,
     TaskRequest,
 )
-from protocols.genesis import Category  # noqa: E402
-from protocols.ledger.records import TaskStatus  # noqa: E402
+from protocols.genesis import Category
+from protocols.ledger.records import TaskStatus
 
 TARGET_TRUST1_P50_S = 3.0
 # Category 0's T for the bench (the demo's is 5 s): a replicate the scheduler presumes lost is handed out

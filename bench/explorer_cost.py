@@ -24,8 +24,8 @@ from pathlib import Path
 # The repository root first: bench/devnet.py would otherwise shadow the `devnet` package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from devnet.network import Devnet, NodeSpec  # noqa: E402
-from node.control import ControlClient, NodeStatus, StatusRequest  # noqa: E402
+from devnet.network import Devnet, NodeSpec
+from node.control import ControlClient, NodeStatus, StatusRequest
 
 SETTLE_S = 15.0  # start-up, catch-up and the first peer records are not idle
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

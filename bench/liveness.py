@@ -53,13 +53,14 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
 
-from consensus_sim import raw_verify_rate  # noqa: E402
-from raw_gossip import publish_to_all_ms  # noqa: E402
-from devnet.cpulimit import CpuLimit  # noqa: E402
-from devnet.network import LOG_FILE, Devnet, DevnetError, NodeSpec  # noqa: E402
-from devnet_support.node_logs import commits, parse_time  # noqa: E402
-from devnet_support.session import ControlSession  # noqa: E402
-from node.control import (  # noqa: E402
+from consensus_sim import raw_verify_rate
+from devnet_support.node_logs import commits, parse_time
+from devnet_support.session import ControlSession
+from raw_gossip import publish_to_all_ms
+
+from devnet.cpulimit import CpuLimit
+from devnet.network import LOG_FILE, Devnet, DevnetError, NodeSpec
+from node.control import (
     AccountInfo,
     AccountRequest,
     ControlRejected,
@@ -68,7 +69,7 @@ from node.control import (  # noqa: E402
     TxResultRequest,
     TxSubmitted,
 )
-from protocols.ledger.transactions import Transfer  # noqa: E402
+from protocols.ledger.transactions import Transfer
 
 MANAGERS, FOLLOWERS = 4, 6
 QUORUM_UP = 3  # managers up for the chain to be expected to move (n = 4, f = 1)

@@ -21,13 +21,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from protocols.crypto import SignatureVerifier, signing_message, verify_raw  # noqa: E402
-from protocols.encoding import decode, encode  # noqa: E402
-from protocols.ledger.market import LedgerMarketView  # noqa: E402
-from protocols.ledger.transactions import InitializeTask  # noqa: E402
-from protocols.orderbook import OrderBook, propose_matches  # noqa: E402
-from protocols.orders import Order  # noqa: E402
-from tests.support import CHAIN_ID, POOL_PRICE, Market  # noqa: E402
+from protocols.crypto import SignatureVerifier, signing_message, verify_raw
+from protocols.encoding import decode, encode
+from protocols.ledger.market import LedgerMarketView
+from protocols.ledger.transactions import InitializeTask
+from protocols.orderbook import OrderBook, propose_matches
+from protocols.orders import Order
+from tests.support import CHAIN_ID, POOL_PRICE, Market
 
 
 def timed(fn) -> float:  # type: ignore[no-untyped-def]

@@ -31,9 +31,9 @@ import trio
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from node.net import open_host  # noqa: E402
-from node.node import host_config  # noqa: E402
-from protocols.crypto import Keypair  # noqa: E402
+from node.net import open_host
+from node.node import host_config
+from protocols.crypto import Keypair
 
 TOPIC = "pocnet/bench/raw-gossip"
 # Each host joins at most this many earlier hosts: the devnet's followers join its 4 managers.

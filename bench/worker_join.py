@@ -28,13 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.consensus_sim import raw_verify_rate  # noqa: E402
-from devnet.network import Devnet, NodeSpec  # noqa: E402
-from devnet.network_demo import Participant, wait_for  # noqa: E402
-from devnet.scenario import open_market, request_task  # noqa: E402
-from node.control import CertifyPlatformRequest, ControlClient, OrderbookRequest, SubmitRequest  # noqa: E402
-from protocols.genesis import NRLC_PER_RLC  # noqa: E402
-from protocols.ledger.transactions import Transfer  # noqa: E402
+from bench.consensus_sim import raw_verify_rate
+from devnet.network import Devnet, NodeSpec
+from devnet.network_demo import Participant, wait_for
+from devnet.scenario import open_market, request_task
+from node.control import CertifyPlatformRequest, ControlClient, OrderbookRequest, SubmitRequest
+from protocols.genesis import NRLC_PER_RLC
+from protocols.ledger.transactions import Transfer
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*event=(node-ready|contributed)", re.M)
 RUN_TIMEOUT_S = 120.0

@@ -21,12 +21,10 @@ from typing import Any, TypeVar
 
 from devnet.network import Devnet, DevnetError, NodeSpec
 from node.control import (
-    ControlRejected,
-    ReplicatesQuery,
-    TaskReport,
     AccountInfo,
     AccountRequest,
     ControlClient,
+    ControlRejected,
     DealInfo,
     DealRequest,
     DeployAppRequest,
@@ -35,10 +33,12 @@ from node.control import (
     FetchResultRequest,
     OrderbookRequest,
     PublishOrderRequest,
+    ReplicatesQuery,
     ResultArchive,
     RunRequest,
     RunStarted,
     TaskInfo,
+    TaskReport,
     TaskRequest,
     TxResultInfo,
     TxResultRequest,
@@ -55,9 +55,9 @@ T = TypeVar("T")
 STEP_TIMEOUT_S = 90.0
 APPS = Path(__file__).parent / "apps"
 DATASET_TEXT = (
-    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
-    "foolishness, it was the epoch of belief, it was the epoch of incredulity.\n"
-).encode()
+    b"It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+    b"foolishness, it was the epoch of belief, it was the epoch of incredulity.\n"
+)
 STATES = {1: "ACTIVE", 2: "REVEALING", 3: "COMPLETED", 4: "FAILED"}
 
 

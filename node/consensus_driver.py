@@ -24,7 +24,14 @@ from node.consensus_inbox import WAKE, ConsensusInbox
 from node.net.host import P2PHost
 from node.net.streams import RequestError, StreamLimits
 from node.storage import Store
-from node.sync import MAX_BLOCKS_PER_RESPONSE, MAX_FRAME_BYTES, SYNC_PROTOCOL, SYNC_TIMEOUT_S, SyncRequest, parse_response
+from node.sync import (
+    MAX_BLOCKS_PER_RESPONSE,
+    MAX_FRAME_BYTES,
+    SYNC_PROTOCOL,
+    SYNC_TIMEOUT_S,
+    SyncRequest,
+    parse_response,
+)
 from protocols.chain import CommittedBlock, LedgerApplication
 from protocols.consensus.actions import (
     Action,
@@ -35,7 +42,15 @@ from protocols.consensus.actions import (
     ScheduleTimeout,
     Timeout,
 )
-from protocols.consensus.messages import Block, Certificate, DecidedBlock, DuplicateVoteEvidence, Proposal, Vote, block_id
+from protocols.consensus.messages import (
+    Block,
+    Certificate,
+    DecidedBlock,
+    DuplicateVoteEvidence,
+    Proposal,
+    Vote,
+    block_id,
+)
 from protocols.consensus.tendermint import InvalidMessage, Tendermint
 from protocols.encoding import DecodeError, encode
 
@@ -126,7 +141,7 @@ class ConsensusDriver:
 
     @property
     def own_key(self) -> bytes | None:
-        return self.machine._keypair.public_key if self.machine._keypair else None  # noqa: SLF001
+        return self.machine._keypair.public_key if self.machine._keypair else None
 
     # --- inputs from the network and the node --------------------------------------------------------
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from node.net.config import MAX_GOSSIP_BYTES
-from node.net.framing import FrameError, FramedStream, StreamClosed
+from node.net.framing import FramedStream, FrameError, StreamClosed
 from node.net.host import P2PHost
 from node.net.streams import RequestError, StreamLimits
 

@@ -22,8 +22,7 @@ from node.work_messages import ReplicateInfo
 from protocols.crypto import Address
 from protocols.encoding import U64, UINT64_MAX, Bytes32, DecodeError, MaxLen, Range, decode, encode, wire
 from protocols.ledger.records import App, Contribution, Dataset, Deal, Task, Workerpool
-from protocols.ledger.transactions import Transaction
-from protocols.ledger.transactions import TxBody
+from protocols.ledger.transactions import Transaction, TxBody
 from protocols.orders import Order
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from node.control import ControlRejected, Deployed, DeployAppRequest, DeployDatasetRequest
+from node.control import ControlRejected, DeployAppRequest, DeployDatasetRequest, Deployed
 from node.enclave.bundle import measurement
 from node.enclave.sealing import encrypt_dataset
 from node.roles.base import NodeAPI

@@ -19,9 +19,9 @@ from typing import Annotated
 import trio
 
 from node.net.host import P2PHost
-from node.net.streams import RequestError, RequestRejected
 from node.net.identity import public_key_of
-from protocols.crypto import EMPTY_SIGNATURE, Address, Signature, SignedMixin, SignatureVerifier, address_of
+from node.net.streams import RequestError, RequestRejected
+from protocols.crypto import EMPTY_SIGNATURE, Address, Signature, SignatureVerifier, SignedMixin, address_of
 from protocols.encoding import U64, DecodeError, MaxLen, decode, encode, wire
 
 log = logging.getLogger(__name__)

@@ -18,82 +18,90 @@ from typing import TypeVar
 
 import trio
 
+from node import queries
 from node.admission import Admission
+from node.blobs import BLOB_PROTOCOL, RESULT_PROTOCOL, BlobStore
+from node.blobs import LIMITS as BLOB_LIMITS
+from node.byzantine import ByzantineHost
+from node.chain_check import ChainCheck
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver, wall_ms
 from node.consensus_link import ConsensusLinks
-from node import queries
 from node.control import (
-    AssetListRequest,
-    BlocksRequest,
-    DealListRequest,
-    OrderRequest,
-    TaskListRequest,
-    TxLookupRequest,
-    ValidatorsRequest,
-    CertifyPlatformRequest,
-    ExplainRequest,
-    PlatformCertified,
-    ReplicatesQuery,
     AccountInfo,
     AccountRequest,
+    AssetListRequest,
+    BlocksRequest,
+    CertifyPlatformRequest,
     ControlRejected,
     DealInfo,
+    DealListRequest,
     DealRequest,
     DeployAppRequest,
     DeployDatasetRequest,
+    ExplainRequest,
     FetchResultRequest,
-    RunRequest,
-    TaskInfo,
-    TaskRequest,
     NodeStatus,
     OrderbookRequest,
     OrderPublished,
+    OrderRequest,
+    PlatformCertified,
     PublishOrderRequest,
+    ReplicatesQuery,
+    RunRequest,
     StatusRequest,
     SubmitRequest,
+    TaskInfo,
+    TaskListRequest,
+    TaskRequest,
+    TxLookupRequest,
     TxResultInfo,
     TxResultRequest,
     TxSubmitted,
+    ValidatorsRequest,
     serve,
     socket_path,
 )
-from node.blobs import BLOB_PROTOCOL, LIMITS as BLOB_LIMITS, RESULT_PROTOCOL, BlobStore
-from node.byzantine import ByzantineHost
-from node.chain_check import ChainCheck
 from node.datadir import lock_data_dir
+from node.deploy import deploy_app, deploy_dataset
 from node.directory import MAX_ADDRESSES, PEERS_PROTOCOL, Directory, PeerRecord, reach
 from node.http.server import serve_http
 from node.keys import load_or_create_key
-from node.deploy import deploy_app, deploy_dataset
-from node.requester import explain_request, fetch_result, find_order, start_run, task_report
 from node.metrics import CountingMempool, NodeMetrics, NodeReadings
 from node.net.config import BatchConfig, HostConfig
 from node.net.host import P2PHost, open_host
 from node.net.streams import RequestRejected, StreamLimits
+from node.requester import explain_request, fetch_result, find_order, start_run, task_report
+from node.roles.authority import AuthorityRole
 from node.roles.base import Role
 from node.roles.manager import ManagerRole
 from node.roles.passive import PassiveRole
 from node.roles.provider import ProviderRole
 from node.roles.worker import CertifyError, WorkerRole
-from node.roles.authority import AuthorityRole
 from node.storage import Store
 from node.sync import MAX_FRAME_BYTES, SYNC_PROTOCOL, answer
 from node.topics import Topics
 from protocols.chain import CommittedBlock, LedgerApplication
 from protocols.consensus.blocks import genesis_tip, verify_certificate
 from protocols.consensus.config import ConsensusConfig
-from protocols.consensus.mempool import Mempool
 from protocols.consensus.evidence import offender
-from protocols.consensus.messages import Block, Certificate, DecidedBlock, DuplicateVoteEvidence, block_id, decode_message
+from protocols.consensus.mempool import Mempool
+from protocols.consensus.messages import (
+    Block,
+    Certificate,
+    DecidedBlock,
+    DuplicateVoteEvidence,
+    block_id,
+    decode_message,
+)
 from protocols.consensus.tendermint import Tendermint
 from protocols.consensus.validators import ValidatorSet
 from protocols.crypto import Keypair, address_of, sign
 from protocols.encoding import DecodeError, decode, encode
+from protocols.ledger.evidence import offence_key
 from protocols.ledger.ledger import Ledger, genesis_state
 from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import EQUIVOCATION, LedgerState, StateView
-from protocols.ledger.evidence import offence_key
 from protocols.ledger.transactions import RecordEquivocation, Transaction, TxBody
 from protocols.matching import order_violations
 from protocols.orderbook import OrderBook

@@ -19,16 +19,23 @@ from node.control import (
     Explanation,
     ReplicateLogs,
     ReplicatesQuery,
-    TaskReport,
     ResultArchive,
     RunRequest,
     RunStarted,
+    TaskReport,
 )
 from node.directory import reach
 from node.enclave.sealing import SealError, open_result
 from node.net.streams import RequestError
 from node.roles.base import NodeAPI, market_view
-from node.work_messages import POOL_PROTOCOL, PoolResponse, ReplicateInfo, ReplicateList, ReplicatesRequest, ResultLocation
+from node.work_messages import (
+    POOL_PROTOCOL,
+    PoolResponse,
+    ReplicateInfo,
+    ReplicateList,
+    ReplicatesRequest,
+    ResultLocation,
+)
 from protocols.crypto import ZERO_ADDRESS, hex_address, sign
 from protocols.encoding import DecodeError, decode, encode
 from protocols.genesis import rlc_text

@@ -112,7 +112,7 @@ def verify_raw(signature: Signature, message: bytes) -> bool:
     return True
 
 
-class memoised:  # noqa: N801 - used as a decorator, like functools.cached_property
+class memoised:
     """A lock-free cached_property: the first read stores the value in the instance dict, later reads find it
     there without calling anything. (functools.cached_property takes a lock on every first read in 3.11.)
     Only for values derived from immutable fields."""

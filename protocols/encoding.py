@@ -167,7 +167,7 @@ def decode(expected: Any, data: bytes, max_size: int = MAX_MESSAGE_BYTES) -> Any
     if fast is not None:
         try:
             return fast(data)
-        except Exception:  # noqa: BLE001, S110 - msgspec raises several types (and UnicodeDecodeError); whatever
+        except Exception:
             pass  # the reason, the slow path is the authority: it accepts or names the problem
     return _decode_slowly(expected, data, max_size)
 
@@ -470,7 +470,7 @@ def _field_schema(hint: Any) -> tuple[Any, Converter | None]:
         # Unions of wire types (and optional wire values): msgspec hands over the field's bytes, and the
         # field is decoded by `decode`, tag dispatch, digest cut and canonical check included.
         allows_none = len(members) != len(typing.get_args(hint))
-        expected = members[0] if len(members) == 1 else typing.Union[tuple(members)]
+        expected = members[0] if len(members) == 1 else typing.Union[tuple(members)]  # noqa: UP007 - built at run time
         return msgspec.Raw, lambda raw: None if allows_none and raw == _NIL else decode(expected, bytes(raw))
     if origin is tuple:
         args = typing.get_args(hint)
@@ -614,7 +614,7 @@ def _generate(cls: type, from_bytes: bool) -> Callable[[Any], Any]:
         entries = [(name, f"f{i}") for i, name in enumerate(cls.__wire_fields__)]
         lines += _construction("obj", cls, "cls", entries + ([("payload_digest", "digest")] if signed else []))
     lines.append("    return obj")
-    exec("\n".join(lines), namespace)  # noqa: S102 - code built only from our own type hints
+    exec("\n".join(lines), namespace)
     return namespace["decode_fast" if from_bytes else "build"]  # type: ignore[no-any-return]
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from node.enclave.sealing import open_key_in_enclave
+from node.enclave.sealing import SealError, open_key_in_enclave
 from node.net.streams import RequestRejected
 from node.roles.provider import DatasetKeys, release_key
-from protocols.key_release import KeyRequest
 from protocols.attestation import issue_certificate, make_quote
 from protocols.crypto import Keypair, SignatureVerifier
 from protocols.genesis import Genesis
+from protocols.key_release import KeyRequest
 from protocols.ledger.state import StateView
 from protocols.ledger.transactions import Finalize, WorkerAuthorization
 from tests.support import AUTHORITY, CHAIN_ID, Market, certificate, make_genesis, platform_key
@@ -67,7 +67,7 @@ def test_attested_authorized_enclave_gets_the_key_sealed_to_it(market: Market, a
     request, enclave = key_request(market, task_id)
     sealed = release_key(api, keys, market.addr("w1"), request)
     assert open_key_in_enclave(sealed, enclave) == DATASET_KEY
-    with pytest.raises(Exception):
+    with pytest.raises(SealError):
         open_key_in_enclave(sealed, market.wallets["w1"].keypair)  # not even the worker's own key opens it
 
 

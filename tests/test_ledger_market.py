@@ -12,7 +12,16 @@ from protocols.ledger.market import WORKERPOOL_STAKE_RATIO, asset_address
 from protocols.ledger.state import APP
 from protocols.ledger.transactions import CancelOrder, MatchOrders, RegisterApp, Transaction, Transfer
 from protocols.wallet import Wallet
-from tests.support import APP_PRICE, CHAIN_ID, DATASET_PRICE, POOL_PRICE, RLC, START_BALANCE, Market, make_genesis, total_supply
+from tests.support import (
+    APP_PRICE,
+    DATASET_PRICE,
+    POOL_PRICE,
+    RLC,
+    START_BALANCE,
+    Market,
+    make_genesis,
+    total_supply,
+)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from protocols.ledger.transactions import (
 )
 from protocols.matching import task_id_for
 from protocols.orders import TEE_BIT, tag_bytes
-from tests.support import CHAIN_ID, APP_PRICE, DATASET_PRICE, POOL_PRICE, START_BALANCE, T_MS, Market, total_supply
+from tests.support import APP_PRICE, CHAIN_ID, DATASET_PRICE, POOL_PRICE, START_BALANCE, T_MS, Market, total_supply
 
 GOOD = b"\x01" * 32
 BAD = b"\x02" * 32

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from node.enclave.sandbox import Limits
+from node.keys import PLATFORM_CERT_FILE, PLATFORM_KEY_FILE
 from node.net.identity import peer_id_of_seed
 from node.net.streams import RequestRejected
 from node.roles.authority import AuthorityRole
 from node.roles.scheduler import APP_FAILURE_QUORUM, TaskWork
-from node.keys import PLATFORM_CERT_FILE, PLATFORM_KEY_FILE
 from node.roles.worker import MIN_RUN_S, WorkerRole, limits_before
 from node.work_messages import OK, CertifyRequest, ReplicateReport
 from protocols.attestation import (

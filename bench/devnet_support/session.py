@@ -12,7 +12,7 @@ import socket
 import struct
 from pathlib import Path
 
-from node.control import recv_exactly, MAX_FRAME, ControlError, ControlRejected, ControlResponse, socket_path
+from node.control import MAX_FRAME, ControlError, ControlRejected, ControlResponse, recv_exactly, socket_path
 from protocols.encoding import decode, encode
 
 # Well above any answer time of a healthy node, even a loaded one on two cores.

@@ -42,7 +42,7 @@ def load_corpus(directory: Path) -> list[bytes]:
 
 
 def save_input(directory: Path, data: bytes) -> Path:
-    path = directory / hashlib.sha1(data).hexdigest()  # noqa: S324 - a file name, as libFuzzer names them
+    path = directory / hashlib.sha1(data).hexdigest()
     if not path.exists():
         path.write_bytes(data)
     return path

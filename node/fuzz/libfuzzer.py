@@ -65,7 +65,7 @@ def run_atheris(spec: dict[str, Any], on_exit: Callable[[], None]) -> None:
         del recent[:-RECENT_INPUTS]
         try:
             target.execute(data)
-        except Exception as exc:  # noqa: BLE001 - any exception out of a target is a finding
+        except Exception as exc:
             counters["crashes"] += 1
             sig = signature(exc)
             if sig not in seen:

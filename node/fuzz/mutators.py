@@ -85,7 +85,7 @@ def unpack_tree(data: bytes) -> Any | None:
     mutation, and stays one)."""
     try:
         tree = msgpack.unpackb(data, raw=False, max_map_len=0, max_ext_len=0)
-    except Exception:  # noqa: BLE001 - msgpack raises a zoo of types for bad framing; all mean "not a tree"
+    except Exception:
         return None
     return tree if _depth(tree) <= MAX_TREE_DEPTH else None
 

@@ -92,7 +92,7 @@ class _Loop:
         self.stats.executions += 1
         try:
             features = self.target.execute(data)
-        except Exception as exc:  # noqa: BLE001 - any exception out of a target is a finding
+        except Exception as exc:
             self.crashed(data, exc)
             return
         new = features - self.seen
@@ -162,7 +162,7 @@ def run_campaign(campaign: Campaign, out: TextIO | None = None) -> Stats:
         print(loop.stats.line("DONE"), file=out, flush=True)
         try:
             lines = target.report()
-        except Exception as exc:  # noqa: BLE001 - a final check that fails is a crash like any other
+        except Exception as exc:
             loop.crashed(b"", exc)
             lines = []
         for line in lines:

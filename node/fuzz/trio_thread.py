@@ -41,7 +41,7 @@ class TrioThread:
     def _run(self) -> None:
         try:
             trio.run(self._main)
-        except BaseException as exc:  # noqa: BLE001 - reported to the fuzz loop by the next call
+        except BaseException as exc:
             self.failure = exc
         finally:
             self._ready.set()

@@ -20,9 +20,9 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from node.operator_errors import OperatorError
 from node.http.app import build_app
 from node.http.views import Explorer
+from node.operator_errors import OperatorError
 
 log = logging.getLogger(__name__)
 

@@ -545,5 +545,5 @@ def _queue_heads(queue: Any) -> tuple[object, object]:
     py-libp2p 0.8.1's RpcQueue says neither whether its sending task lives nor how much it sent, so
     _drop_dead_senders looks inside (RpcQueue._queue, a PriorityQueue of two deques): a head that changed
     was taken by the sender, a push to an empty lane does not count."""
-    lanes = queue._queue  # noqa: SLF001
-    return (lanes._priority[0] if lanes._priority else None, lanes._non_priority[0] if lanes._non_priority else None)  # noqa: SLF001
+    lanes = queue._queue
+    return (lanes._priority[0] if lanes._priority else None, lanes._non_priority[0] if lanes._non_priority else None)

@@ -8,9 +8,8 @@ role (prices, volumes) are plain objects that can be replaced.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
-
 from pathlib import Path
+from typing import Protocol
 
 from node.blobs import BlobStore
 from node.directory import Directory

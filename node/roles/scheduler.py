@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass, field
 
 from node.consensus_driver import wall_ms
-from node.roles.base import NodeAPI
 from node.enclave.runner import APP_FAULTS
+from node.roles.base import NodeAPI
 from node.work_messages import OK, ReplicateInfo, ReplicateList, ReplicateReport, ResultLocation
 from protocols.crypto import Signature, hex_address, sign
 from protocols.encoding import encode
@@ -23,8 +23,8 @@ from protocols.ledger.poco import consensus_weight
 from protocols.ledger.records import ContributionStatus, Deal, Task, TaskStatus
 from protocols.ledger.state import DEAL
 from protocols.ledger.transactions import Claim, Finalize, InitializeTask, Reopen, TxBody, WorkerAuthorization
-from protocols.scheduling import Step, needs_replicate, task_step
 from protocols.matching import task_id_for
+from protocols.scheduling import Step, needs_replicate, task_step
 
 log = logging.getLogger(__name__)
 

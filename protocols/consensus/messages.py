@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from protocols.crypto import EMPTY_SIGNATURE, Signature, SignedMixin
-from protocols.encoding import U64, Bytes32, MaxLen, Range, UINT64_MAX, decode, digest, wire
+from protocols.encoding import U64, UINT64_MAX, Bytes32, MaxLen, Range, decode, digest, wire
 
 # Rounds grow by one per failed round; a round number this high means a peer is lying, not unlucky.
 MAX_ROUND = (1 << 31) - 1

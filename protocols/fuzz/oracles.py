@@ -72,7 +72,7 @@ def checked_decode(expected: Any, data: bytes) -> Any:
     if fast is not None:
         try:
             fast(data)
-        except Exception as exc:  # noqa: BLE001 - msgspec raises several types; any of them is the finding
+        except Exception as exc:
             raise OracleViolation(f"{type(value).__name__}: valid input refused by the fast path: {type(exc).__name__}: {exc}") from None
     return value
 

@@ -288,7 +288,7 @@ def _distribute_rewards(view: StateView, pot: Pot, task_id: bytes, task: Task, d
     workerpool price, among provers by log2 weight; the pool owner keeps its ratio and the rounding."""
     contributions = {w: view.contribution(task_id, w) for w in task.contributors}
     proved = {w: c for w, c in contributions.items() if c is not None and c.status == ContributionStatus.PROVED}
-    for worker, c in contributions.items():
+    for worker in contributions:
         if worker not in proved:
             seize(view, pot, worker, deal.worker_stake)
             account = view.account(worker)

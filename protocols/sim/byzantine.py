@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from protocols.consensus.messages import NIL, MAX_ROUND, Proposal, Step, Vote
+from protocols.consensus.messages import MAX_ROUND, NIL, Proposal, Step, Vote
 from protocols.crypto import Keypair, sign
 from protocols.sim.scenario import Behaviour
 

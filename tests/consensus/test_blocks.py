@@ -8,7 +8,6 @@ from protocols.consensus.blocks import ChainTip, check_block, check_timely, gene
 from protocols.consensus.messages import Certificate, Step, block_id
 from protocols.crypto import SignatureVerifier
 from protocols.sim.kvapp import KVApp
-
 from tests.consensus.helpers import CHAIN, CONFIG, GENESIS_HASH, T0, block, certificate, keys, validator_set, vote
 
 VS = validator_set(4)

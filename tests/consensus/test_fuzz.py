@@ -18,7 +18,6 @@ from protocols.crypto import Signature, sign
 from protocols.encoding import DecodeError, decode, encode
 from protocols.fuzz.byzantine import CHAIN as BYZANTINE_CHAIN
 from protocols.fuzz.byzantine import ByzantineCluster
-
 from tests.consensus.helpers import CHAIN, T0, block, keys, machine, proposal, vote
 
 K = keys(4)

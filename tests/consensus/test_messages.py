@@ -17,7 +17,6 @@ from protocols.consensus.messages import (
 )
 from protocols.crypto import SignatureVerifier
 from protocols.encoding import DecodeError, decode, encode
-
 from tests.consensus.helpers import CHAIN, block, certificate, keys, proposal, vote
 
 

@@ -8,11 +8,9 @@ height. Restarted with the log (`restore=`), it keeps its lock and its signed vo
 
 from __future__ import annotations
 
-
 from protocols.consensus.actions import Broadcast, Commit, ScheduleTimeout, TimeoutKind
 from protocols.consensus.messages import NIL, Proposal, Step, Vote, block_id
 from protocols.consensus.tendermint import Tendermint
-
 from tests.consensus.helpers import T0, keys, machine, vote
 
 K = keys(4)

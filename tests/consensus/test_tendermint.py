@@ -15,15 +15,13 @@ from protocols.consensus.actions import (
     Timeout,
     TimeoutKind,
 )
-from protocols.consensus.blocks import verify_certificate
+from protocols.consensus.blocks import genesis_tip, verify_certificate
 from protocols.consensus.evidence import check_duplicate_vote
 from protocols.consensus.messages import NIL, Proposal, Step, Vote, block_id
-from protocols.consensus.blocks import genesis_tip
 from protocols.consensus.tendermint import PROPOSE_TIMEOUT_MARGIN, InvalidMessage, Tendermint
 from protocols.consensus.votes import FUTURE_ROUND_WINDOW
 from protocols.crypto import Keypair, SignatureVerifier, sign
 from protocols.sim.kvapp import KVApp
-
 from tests.consensus.helpers import (
     CHAIN,
     CONFIG,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 # Real nodes on a shared 2-core machine: py-libp2p gossip timing under load occasionally needs another try
 # (see the closing notes of issue 4); a failure that repeats is a real one.

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from devnet.scenario import MAX_PRICE, open_market, request_task, result_text, supply, wait_deal, wait_settled
 from devnet.network import DEVNET_CATEGORIES, LOG_FILE, START_BALANCE, STATE_FILE, Devnet, NodeSpec
 from devnet.network_demo import STEP_TIMEOUT_S, Participant, demo_nodes
+from devnet.scenario import MAX_PRICE, open_market, request_task, result_text, supply, wait_deal, wait_settled
 from node.control import AccountInfo, AccountRequest, DealInfo, DealRequest, FetchResultRequest, RunRequest, TaskRequest
 from protocols.crypto import hex_address
 from protocols.genesis import Category

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
-from node.net import open_host
-from node.net import P2PHost
+from node.net import P2PHost, open_host
 from tests.net.support import TOPIC, accept, config, wait_until
 
 # Far more messages than seconds the test lasts: without the fix every number after the restart collides.

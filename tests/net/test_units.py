@@ -13,8 +13,8 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.rpc_queue import RpcQueue
 
 from node.net.batching import Batcher, BatchError, pack_batch, unpack_batch
-from node.net.counters import HostCounters
 from node.net.config import BatchConfig, HostConfig
+from node.net.counters import HostCounters
 from node.net.framing import (
     FramedStream,
     FrameError,

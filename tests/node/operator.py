@@ -15,7 +15,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.control import ControlClient, NodeStatus, StatusRequest, SubmitRequest, TxResultInfo, TxResultRequest, TxSubmitted
+from node.control import (
+    ControlClient,
+    NodeStatus,
+    StatusRequest,
+    SubmitRequest,
+    TxResultInfo,
+    TxResultRequest,
+    TxSubmitted,
+)
 from node.keys import KEY_FILE, write_key
 from protocols.crypto import Keypair
 from protocols.genesis import NRLC_PER_RLC, Allocation, Category, Genesis, Validator, genesis_to_json

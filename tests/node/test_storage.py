@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,6 @@ def test_failed_block_write_leaves_nothing(tmp_path: Path) -> None:
     block, cert = decided(1, (), 5)
     committed = LedgerApplication(Ledger(market.ledger.rules, LedgerState()), 0).commit((), 5)
     store.commit_block(block, cert, committed, [])
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError):
         store.commit_block(block, cert, committed, [])  # same height twice: the insert fails
     assert store.block_hashes() == [(1, block_id(block))]

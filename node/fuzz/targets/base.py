@@ -63,5 +63,5 @@ class Target(abc.ABC):
         """Figures of the campaign only the target knows (printed at its end); its final checks may raise."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook with a default: most targets hold nothing to release
         """Release what the target holds (nodes, threads, directories)."""
