@@ -114,7 +114,7 @@ def test_a_netns_devnet_runs_off_loopback_and_down_removes_everything(tmp_path: 
         for i in range(4):
             address = (root / f"manager-{i}" / "node.addr").read_text().split()[0]
             assert address.startswith(f"/ip4/10.77.0.{i + 1}/tcp/"), address
-        assert sum(f"pocnet-{tag}-" in line for line in namespaces()) == 4
+        assert sum(f"pocnet-{tag}-" in line for line in namespaces()) == 5  # the managers and authority-0
     finally:
         down = devnet("down")
     assert down.returncode == 0, down.stderr
