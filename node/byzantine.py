@@ -59,16 +59,16 @@ class ByzantineHost:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._host, name)
 
-    async def publish(self, topic: str, data: bytes) -> None:
+    async def publish(self, topic: str, data: bytes, *, urgent: bool = False) -> None:
         if topic != self._topic:
-            await self._host.publish(topic, data)
+            await self._host.publish(topic, data, urgent=urgent)
             return
         if self._sender is None:
-            await self._host.publish(topic, self._rng.randbytes(GARBAGE_BYTES))
+            await self._host.publish(topic, self._rng.randbytes(GARBAGE_BYTES), urgent=urgent)
             return
         sent: list[bytes] = []
         for _, message in self._sender.corrupt(decode_message(data), HALVES):
             encoded = encode(message)
             if encoded not in sent:
                 sent.append(encoded)
-                await self._host.publish(topic, encoded)
+                await self._host.publish(topic, encoded, urgent=urgent)
