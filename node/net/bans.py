@@ -30,19 +30,12 @@ Drop = Callable[[str], None]
 Libp2pValidator = Callable[[ID, Any], bool]
 
 
-class BanGate(INotifee):
-    """Closes every new connection of a banned peer (`drop` schedules the disconnect: a notifee must not
-    block the swarm's event path)."""
-
-    def __init__(self, is_banned: IsBanned, drop: Drop) -> None:
-        self.is_banned = is_banned
-        self.drop = drop
+class QuietNotifee(INotifee):
+    """A swarm notifee that ignores every event: a subclass overrides the ones it watches (py-libp2p's
+    `INotifee` is abstract in all six)."""
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
-        peer = conn.muxed_conn.peer_id.to_base58()
-        if self.is_banned(peer):
-            log.info("event=banned-peer-refused peer=%s", peer)
-            self.drop(peer)
+        return None
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
         return None
@@ -58,6 +51,21 @@ class BanGate(INotifee):
 
     async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
         return None
+
+
+class BanGate(QuietNotifee):
+    """Closes every new connection of a banned peer (`drop` schedules the disconnect: a notifee must not
+    block the swarm's event path)."""
+
+    def __init__(self, is_banned: IsBanned, drop: Drop) -> None:
+        self.is_banned = is_banned
+        self.drop = drop
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        peer = conn.muxed_conn.peer_id.to_base58()
+        if self.is_banned(peer):
+            log.info("event=banned-peer-refused peer=%s", peer)
+            self.drop(peer)
 
 
 def gate_validator(validate: Libp2pValidator, self_id: ID, is_banned: IsBanned, drop: Drop) -> Libp2pValidator:

@@ -11,12 +11,12 @@ from dataclasses import replace
 import pytest
 import trio
 import trio.lowlevel
-from libp2p.abc import INetConn, INetStream, INetwork, INotifee
-from multiaddr import Multiaddr
+from libp2p.abc import INetConn, INetwork
 
 from node.control import StatusRequest
 from node.fuzz.targets.network import send_garbage
 from node.net import HostConfig, open_host
+from node.net.bans import QuietNotifee
 from node.net.batching import pack_batch, unpack_batch
 from node.net.config import BAN_THRESHOLD, INVALID_MESSAGE_PENALTY
 from node.net.framing import encode_uvarint
@@ -222,7 +222,7 @@ async def test_a_stopped_host_closes_its_sockets() -> None:
             await stream.aclose()
 
 
-class ConnectionEvents(INotifee):
+class ConnectionEvents(QuietNotifee):
     """Counts an attacker's connections to and disconnections from one peer, as its own swarm sees them."""
 
     def __init__(self, peer: str) -> None:
@@ -235,18 +235,6 @@ class ConnectionEvents(INotifee):
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:  # type: ignore[override]
         self.disconnections += conn.muxed_conn.peer_id.to_base58() == self.peer
-
-    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
-
-    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
 
 
 async def test_a_banned_peer_is_kept_out(network: Cluster) -> None:
