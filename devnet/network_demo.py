@@ -118,8 +118,8 @@ def run_demo(
     devnet = Devnet(root)
     nodes = devnet.create(managers, max(followers, 1), extra=demo_nodes(honest_workers, dishonest))
     liar = f", worker-{honest_workers} dishonest" if dishonest else ""
-    t = step(f"starting {len(nodes)} nodes on 127.0.0.1: {managers} manager(s), {max(followers, 1)} requester(s), "
-             f"a provider, {honest_workers + dishonest} worker(s){liar}")
+    t = step(f"starting {len(nodes)} nodes on 127.0.0.1: {managers} manager(s), an attestation authority, "
+             f"{max(followers, 1)} requester(s), a provider, {honest_workers + dishonest} worker(s){liar}")
     late = [n for n in nodes if dishonest and n.roles == "worker" and "--dishonest" not in n.args]
     early = [n for n in nodes if n not in late]
     try:
