@@ -11,14 +11,31 @@ import logging
 import os
 
 LIBP2P_LOGGER = "libp2p"
+# py-libp2p 0.8.1's swarm logs a connection that arrives while the host shuts down as a WARNING with a full
+# traceback (`LifecycleError: Cannot schedule task after service has stopped`): nothing went wrong, the node
+# is stopping. The record keeps its one line; the traceback is dropped.
+SHUTDOWN_NOISE = "Cannot schedule task after service has stopped"
 # What of the library's logging we keep by default: its warnings are about dropped messages and peers.
 DEFAULT_LIBP2P_LEVEL = logging.WARNING
+
+
+class ShutdownNoise(logging.Filter):
+    """Strips the traceback from py-libp2p's records of connections refused during shutdown (see SHUTDOWN_NOISE)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and SHUTDOWN_NOISE in str(record.exc_info[1]):
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def attach_libp2p_logger(level: int = DEFAULT_LIBP2P_LEVEL) -> None:
     """Make `libp2p.*` records reach the root logger's handlers again. Idempotent."""
     library = logging.getLogger(LIBP2P_LOGGER)
     library.propagate = True
+    swarm = logging.getLogger(LIBP2P_LOGGER + ".network.swarm")
+    if not any(isinstance(f, ShutdownNoise) for f in swarm.filters):
+        swarm.addFilter(ShutdownNoise())
     if library.level == logging.NOTSET or library.level < level:
         library.setLevel(level)
     if "LIBP2P_DEBUG" in os.environ:  # the library's own switch for verbose logs: respect it

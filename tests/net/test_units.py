@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from types import SimpleNamespace
 
 import msgpack
@@ -293,3 +294,16 @@ async def test_a_batch_is_handled_item_by_item_with_other_tasks_in_between() -> 
             await trio.sleep(0)
         nursery.cancel_scope.cancel()
     assert order.index("vote") < 4, order  # not after the whole batch
+
+
+def test_a_connection_refused_during_shutdown_logs_one_line_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    from node.net.logs import SHUTDOWN_NOISE, attach_libp2p_logger
+
+    attach_libp2p_logger()
+    swarm = logging.getLogger("libp2p.network.swarm")
+    try:
+        raise RuntimeError(SHUTDOWN_NOISE)
+    except RuntimeError:
+        swarm.warning("[ADDCONN_FAIL] add_conn failed", exc_info=True)
+    record = next(r for r in caplog.records if "ADDCONN_FAIL" in r.getMessage())
+    assert record.exc_info is None and "Traceback" not in caplog.text
