@@ -81,6 +81,7 @@ class ManagerRole(BaseRole):
         self._submitted: dict[bytes, float] = {}  # request hash -> when this manager submitted a match
         self._polled: dict[bytes, float] = {}  # worker -> when it last asked for work (trio clock)
         self._cancelling: bytes | None = None  # the hash of an offer whose cancellation we submitted
+        self._refused: dict[bytes, str] = {}  # worker -> why we last refused it (logged when it changes)
 
     async def start(self, api: NodeAPI) -> None:
         await self._ensure_workerpool(api)
@@ -99,15 +100,19 @@ class ManagerRole(BaseRole):
         await self.scheduler.tick(api, now)
 
     def ready_workers(self, now: float) -> set[bytes]:
+        self._polled = {w: t for w, t in self._polled.items() if now - t < READY_WINDOW_S}  # gone workers leave
         running = {w for work in self.scheduler.tasks.values() for w in work.assigned}
-        return {w for w, t in self._polled.items() if now - t < READY_WINDOW_S} | running
+        return set(self._polled) | running
 
     def notes(self, api: NodeAPI) -> list[str]:
         if self.workerpool is None:
             return ["manager: registering its workerpool"]
         ready = len(self.ready_workers(trio.current_time()))
         left = self.offer.volume - api.ledger_view().consumed(self.offer.payload_digest) if self.offer else 0
-        offer = f"offering {left} task(s) at {rlc_text(self.policy.price)}" if left > 0 else "offering nothing (no ready worker)"
+        if left > 0:
+            offer = f"offering {left} task(s) at {rlc_text(self.policy.price)}"
+        else:
+            offer = "offering nothing " + ("(no ready worker)" if ready == 0 else "(a new offer is on its way)")
         return [f"manager: workerpool {hex_address(self.workerpool)}: {ready} ready worker(s), {offer}"]
 
     async def _follow_capacity(self, api: NodeAPI, now: float) -> None:
@@ -133,7 +138,6 @@ class ManagerRole(BaseRole):
                     log.info("event=workerpool-order-not-withdrawn reason=%s", exc)
             await self._publish_offer(api, capacity)
 
-
     def request_handlers(self, api: NodeAPI) -> dict[str, RequestHandler]:
         async def serve_pool(peer: str, data: bytes) -> bytes:
             return encode(self._pool_request(api, peer, data))
@@ -152,8 +156,11 @@ class ManagerRole(BaseRole):
         if isinstance(request, WorkRequest):
             reason = self._refusal(api, worker, request)
             if reason is not None:
-                log.warning("event=worker-refused worker=%s reason=%r", hex_address(worker), reason)
+                if self._refused.get(worker) != reason:  # a refused worker asks again every few seconds
+                    log.warning("event=worker-refused worker=%s reason=%r", hex_address(worker), reason)
+                self._refused[worker] = reason
                 raise RequestRejected(reason)
+            self._refused.pop(worker, None)
             now = trio.current_time()
             self._polled[worker] = now
             task_id = self.scheduler.next_task_for(api, worker, now)
@@ -176,8 +183,8 @@ class ManagerRole(BaseRole):
         stake, free = self.worker_stake(api), api.ledger_view().account(worker).balance
         if free < stake:
             return (
-                f"stake-too-low: a task of this pool locks {stake} nRLC of the worker's stake and"
-                f" {hex_address(worker)} has {free} nRLC free: fund it with `pocnet account send`"
+                f"stake-too-low: a task of this pool locks {rlc_text(stake)} of the worker's stake and"
+                f" {hex_address(worker)} has {rlc_text(free)} free: fund it with `pocnet account send`"
             )
         return None
 
@@ -205,7 +212,11 @@ class ManagerRole(BaseRole):
             self.workerpool, p.price, volume, p.tag, p.category, p.trust, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS,
             salt=os.urandom(16),
         )
-        self.offer = await api.publish_order(unsigned)
+        try:
+            self.offer = await api.publish_order(unsigned)
+        except ValueError as exc:  # e.g. the pool's registration is not in our ledger yet: next tick retries
+            log.info("event=workerpool-order-not-published reason=%s", exc)
+            return
         log.info("event=workerpool-order-published price=%d volume=%d trust=%d", p.price, volume, p.trust)
 
     def worker_stake(self, api: NodeAPI) -> int:
