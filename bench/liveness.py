@@ -373,14 +373,20 @@ def scenario_restarts(root: Path, seed: int) -> Outcome:
             time.sleep(rng.uniform(*DOWN_S))
             net.restart(victim)
         time.sleep(rng.uniform(*UP_S))
-        load.stopping.set()
-        worker.join()
-        load_end = time.time()
-        load.settle(killed)
-        measure(net, outcome, began, time.time(), pending_until=load_end)
+        wind_down(net, load, worker, outcome, began, killed)
     finally:
         net.stop()
     return outcome
+
+
+def wind_down(net: Network, load: Load, worker: threading.Thread, outcome: Outcome, began: float,
+              killed: dict[str, float]) -> None:
+    """Stop the steady load, let what it submitted settle, and measure the run up to now."""
+    load.stopping.set()
+    worker.join()
+    load_end = time.time()
+    load.settle(killed)
+    measure(net, outcome, began, time.time(), pending_until=load_end)
 
 
 def scenario_quorum(root: Path) -> Outcome:
@@ -405,11 +411,7 @@ def scenario_quorum(root: Path) -> Outcome:
             next_commit = min((t for t in net.first_commits().values() if t > ready), default=None)
         outcome.restored_to_commit_s = None if next_commit is None else next_commit - ready
         time.sleep(10.0)
-        load.stopping.set()
-        worker.join()
-        load_end = time.time()
-        load.settle(killed)
-        measure(net, outcome, began, time.time(), pending_until=load_end)
+        wind_down(net, load, worker, outcome, began, killed)
     finally:
         net.stop()
     return outcome
