@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import protocols
+from node.fuzz.samples import first_constraint, split_annotated
 from protocols.consensus.messages import MAX_ROUND, Proposal
 from protocols.encoding import (
     _REGISTRY,
@@ -84,19 +85,6 @@ SHORT = 40
 FEW = 3
 
 
-def _constraints(hint: Any) -> tuple[Any, tuple[Any, ...]]:
-    """Split `Annotated[base, *constraints]` (possibly nested) into base and constraints."""
-    constraints: tuple[Any, ...] = ()
-    while typing.get_origin(hint) is Annotated:
-        hint, *extra = typing.get_args(hint)
-        constraints += tuple(extra)
-    return hint, constraints
-
-
-def _first(constraints: tuple[Any, ...], kind: type) -> Any:
-    return next((c for c in constraints if isinstance(c, kind)), None)
-
-
 def _is_union(hint: Any) -> bool:
     return typing.get_origin(hint) in (typing.Union, types.UnionType)
 
@@ -108,22 +96,22 @@ def _field_hints(cls: type) -> dict[str, Any]:
 
 def values_of(hint: Any) -> st.SearchStrategy[Any]:
     """Valid values of a wire type hint: wire classes, unions, Optional, tuples, and constrained scalars."""
-    base, constraints = _constraints(hint)
+    base, constraints = split_annotated(hint)
     if _is_union(base):
         members = typing.get_args(base)
         options = [st.none() if m is type(None) else values_of(m) for m in members]
         return st.one_of(*options)
     if typing.get_origin(base) is tuple:
         item, _ = typing.get_args(base)
-        most = _first(constraints, MaxLen)
+        most = first_constraint(constraints, MaxLen)
         return st.lists(values_of(item), max_size=min(FEW, most.n if most else FEW)).map(tuple)
     if base is int:
-        bounds = _first(constraints, Range) or Range(0, UINT64_MAX)
+        bounds = first_constraint(constraints, Range) or Range(0, UINT64_MAX)
         return st.integers(bounds.lo, bounds.hi)
     if base is bool:
         return st.booleans()
     if base in (bytes, str):
-        exact, most = _first(constraints, Len), _first(constraints, MaxLen)
+        exact, most = first_constraint(constraints, Len), first_constraint(constraints, MaxLen)
         low, high = (exact.n, exact.n) if exact else (0, min(SHORT, most.n if most else SHORT))
         if base is bytes:
             return st.binary(min_size=low, max_size=high)
@@ -137,7 +125,7 @@ def _genesis_fields() -> dict[str, st.SearchStrategy[Any]]:
     """Genesis invariants (chain id pattern, unique keys and ids, bounded supply) the annotations cannot say."""
     fields = {name: values_of(hint) for name, hint in _field_hints(Genesis).items()}
     hints = _field_hints(Genesis)
-    element = {name: values_of(typing.get_args(_constraints(hints[name])[0])[0]) for name in ("validators", "allocations", "categories")}
+    element = {name: values_of(typing.get_args(split_annotated(hints[name])[0])[0]) for name in ("validators", "allocations", "categories")}
     fields["chain_id"] = st.from_regex(CHAIN_ID_PATTERN, fullmatch=True).filter(lambda s: "\n" not in s)
     fields["validators"] = st.lists(element["validators"], min_size=1, max_size=FEW, unique_by=lambda v: v.public_key).map(tuple)
     fields["allocations"] = st.lists(
@@ -448,7 +436,7 @@ def test_nested_errors_name_the_path() -> None:
 
 def _bad_values(hint: Any) -> list[tuple[Any, str]]:
     """Values of the wrong type, length or range for `hint`, each with a fragment its DecodeError must contain."""
-    base, constraints = _constraints(hint)
+    base, constraints = split_annotated(hint)
     if _is_union(base):
         members = [m for m in typing.get_args(base) if m is not type(None)]
         bad: list[tuple[Any, str]] = [(5, "expected")]
@@ -457,14 +445,14 @@ def _bad_values(hint: Any) -> list[tuple[Any, str]]:
         return bad
     if typing.get_origin(base) is tuple:
         bad = [(b"", "expected array, got bytes"), ("x", "expected array, got str"), (3, "expected array, got int")]
-        most = _first(constraints, MaxLen)
+        most = first_constraint(constraints, MaxLen)
         if most is not None:
             bad.append(([None] * (most.n + 1), f"array of length {most.n + 1} exceeds {most.n}"))
         return bad
     if base is int:
         bad = [(True, "expected int, got bool"), (1.5, "expected int, got float"), ("1", "expected int, got str"),
                (b"\x01", "expected int, got bytes"), ([1], "expected int, got list"), (None, "expected int, got NoneType")]
-        bounds = _first(constraints, Range) or Range(0, UINT64_MAX)
+        bounds = first_constraint(constraints, Range) or Range(0, UINT64_MAX)
         if bounds.lo - 1 >= -(1 << 63):
             bad.append((bounds.lo - 1, f"int {bounds.lo - 1} outside [{bounds.lo}, {bounds.hi}]"))
         if bounds.hi + 1 <= UINT64_MAX:
@@ -476,7 +464,7 @@ def _bad_values(hint: Any) -> list[tuple[Any, str]]:
         name, other = base.__name__, ("str" if base is bytes else "bytes")
         bad = [([1, 2], f"expected {name}, got list"), (("ab" if base is bytes else b"ab"), f"expected {name}, got {other}"),
                (7, f"expected {name}, got int"), (False, f"expected {name}, got bool")]
-        exact, most = _first(constraints, Len), _first(constraints, MaxLen)
+        exact, most = first_constraint(constraints, Len), first_constraint(constraints, MaxLen)
         make = (lambda n: b"x" * n) if base is bytes else (lambda n: "x" * n)
         if exact is not None:
             bad += [(make(exact.n - 1), f"of length {exact.n}, got {exact.n - 1}"),

@@ -82,7 +82,8 @@ def wire_decoders() -> list[tuple[str, Any]]:
     return [(cls.__name__, cls) for _, cls in sorted(_REGISTRY.items())] + unions
 
 
-def _constraints(hint: Any) -> tuple[Any, tuple[Any, ...]]:
+def split_annotated(hint: Any) -> tuple[Any, tuple[Any, ...]]:
+    """Split `Annotated[base, *constraints]` (possibly nested) into base and constraints."""
     constraints: tuple[Any, ...] = ()
     while typing.get_origin(hint) is Annotated:
         hint, *extra = typing.get_args(hint)
@@ -90,28 +91,28 @@ def _constraints(hint: Any) -> tuple[Any, tuple[Any, ...]]:
     return hint, constraints
 
 
-def _first(constraints: tuple[Any, ...], kind: type) -> Any:
+def first_constraint(constraints: tuple[Any, ...], kind: type) -> Any:
     return next((c for c in constraints if isinstance(c, kind)), None)
 
 
 def value_of(hint: Any, rng: random.Random) -> Any:
     """A random valid value of a wire type hint (wire classes, unions, Optional, tuples, constrained scalars)."""
-    base, constraints = _constraints(hint)
+    base, constraints = split_annotated(hint)
     if _is_union(base):
         return value_of(rng.choice(typing.get_args(base)), rng)
     if base is type(None):
         return None
     if typing.get_origin(base) is tuple:
         item, _ = typing.get_args(base)
-        most = _first(constraints, MaxLen)
+        most = first_constraint(constraints, MaxLen)
         return tuple(value_of(item, rng) for _ in range(rng.randrange(min(FEW, most.n if most else FEW) + 1)))
     if base is int:
-        bounds = _first(constraints, Range) or Range(0, UINT64_MAX)
+        bounds = first_constraint(constraints, Range) or Range(0, UINT64_MAX)
         return rng.choice((int(bounds.lo), int(bounds.hi), rng.randint(int(bounds.lo), int(bounds.hi))))
     if base is bool:
         return rng.random() < 0.5
     if base in (bytes, str):
-        exact, most = _first(constraints, Len), _first(constraints, MaxLen)
+        exact, most = first_constraint(constraints, Len), first_constraint(constraints, MaxLen)
         length = exact.n if exact else rng.randrange(min(SHORT, most.n if most else SHORT) + 1)
         return rng.randbytes(length) if base is bytes else "x" * length
     if is_wire_type(base):
