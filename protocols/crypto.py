@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar, overload
 
 import nacl.bindings
 import nacl.exceptions
@@ -112,17 +112,24 @@ def verify_raw(signature: Signature, message: bytes) -> bool:
     return True
 
 
-class memoised:
+ValueT = TypeVar("ValueT")
+
+
+class memoised(Generic[ValueT]):
     """A lock-free cached_property: the first read stores the value in the instance dict, later reads find it
     there without calling anything. (functools.cached_property takes a lock on every first read in 3.11.)
     Only for values derived from immutable fields."""
 
-    def __init__(self, compute: Callable[[Any], Any]) -> None:
+    def __init__(self, compute: Callable[[Any], ValueT]) -> None:
         self.compute = compute
         self.name = compute.__name__
         self.__doc__ = compute.__doc__
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> memoised[ValueT]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> ValueT: ...
+    def __get__(self, obj: object, owner: type | None = None) -> memoised[ValueT] | ValueT:
         if obj is None:
             return self
         value = obj.__dict__[self.name] = self.compute(obj)
@@ -135,7 +142,7 @@ class SignedMixin:
     Subclasses set `SIGNATURE_KIND`, the domain-separation word in the signed message.
     """
 
-    SIGNATURE_KIND = ""
+    SIGNATURE_KIND: ClassVar[str] = ""
     __wire_signed__ = True
     signature: Signature
 
@@ -151,7 +158,17 @@ class SignedMixin:
         return address_of(self.signature.public_key)
 
 
-def sign(keypair: Keypair, chain_id: str, unsigned: Any) -> Any:
+class Signable(Protocol):
+    """A frozen dataclass with a signature field and its domain-separation word (a `SignedMixin`)."""
+
+    SIGNATURE_KIND: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+SignedT = TypeVar("SignedT", bound=Signable)
+
+
+def sign(keypair: Keypair, chain_id: str, unsigned: SignedT) -> SignedT:
     """Return a copy of `unsigned` (whose signature field is a placeholder) signed by `keypair`."""
     sig = keypair.sign_digest(chain_id, unsigned.SIGNATURE_KIND, unsigned_digest(unsigned))
     return replace(unsigned, signature=sig)

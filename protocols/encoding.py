@@ -23,9 +23,9 @@ import hashlib
 import reprlib
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar, cast, overload
 
 import msgpack
 import msgspec
@@ -103,6 +103,19 @@ def wire(tag: int, version: int = 1) -> Callable[[type[T]], type[T]]:
     return register
 
 
+class _WireClass(Protocol):
+    """What `@wire` adds to a class."""
+
+    __wire_tag__: ClassVar[int]
+    __wire_version__: ClassVar[int]
+    __wire_fields__: ClassVar[tuple[str, ...]]
+
+
+def _wired(cls: type) -> type[_WireClass]:
+    """`cls`, a class registered by `@wire`, typed as such (the decorator cannot say so to a type checker)."""
+    return cast("type[_WireClass]", cls)
+
+
 def is_wire_type(cls: object) -> bool:
     return isinstance(cls, type) and hasattr(cls, "__wire_tag__")
 
@@ -122,12 +135,14 @@ def _to_list(obj: Any) -> list[Any]:
 
 def encode(obj: Any) -> bytes:
     """The canonical encoding of a wire value."""
-    return msgpack.packb(obj, default=_to_list, use_bin_type=True)
+    packed: bytes = msgpack.packb(obj, default=_to_list, use_bin_type=True)
+    return packed
 
 
 def encode_unsigned(obj: Any) -> bytes:
     """The encoding of a wire value without its last field, which for signed types is the signature."""
-    return msgpack.packb(_to_list(obj)[:-1], default=_to_list, use_bin_type=True)
+    packed: bytes = msgpack.packb(_to_list(obj)[:-1], default=_to_list, use_bin_type=True)
+    return packed
 
 
 def unsigned_digest(obj: Any) -> bytes:
@@ -148,6 +163,10 @@ def digest(obj: Any) -> bytes:
 _pack_plain = msgpack.Packer(use_bin_type=True).pack
 
 
+@overload
+def decode(expected: type[T], data: bytes, max_size: int = ...) -> T: ...
+@overload
+def decode(expected: Any, data: bytes, max_size: int = ...) -> Any: ...  # a union of wire types
 def decode(expected: Any, data: bytes, max_size: int = MAX_MESSAGE_BYTES) -> Any:
     """Decode `data` as `expected` (a wire type, or a union of wire types), strictly.
 
@@ -208,14 +227,14 @@ def _decode_slowly(expected: Any, data: bytes, max_size: int) -> Any:
 
 
 # Per expected type (a wire class or a union), the fast decoder of each class it admits, by tag.
-_FAST_BY_TAG: dict[Any, dict[int, Callable[[bytes], Any] | None]] = {}
+_FAST_BY_TAG: dict[Any, dict[int | None, Callable[[bytes], Any] | None]] = {}
 
 
 def _members(expected: Any) -> dict[int, type]:
     """The wire classes `expected` (a wire class or a union of them) admits, by tag."""
     union = typing.get_origin(expected) in (typing.Union, types.UnionType)
     candidates = typing.get_args(expected) if union else (expected,)
-    return {cls.__wire_tag__: cls for cls in candidates if is_wire_type(cls)}
+    return {_wired(cls).__wire_tag__: cls for cls in candidates if is_wire_type(cls)}
 
 
 def validated(obj: T) -> T:
@@ -283,7 +302,7 @@ def _bool_converter(value: Any) -> bool:
     return value
 
 
-def _sized_converter(kind: type, constraints: tuple[Any, ...], default_max: int) -> Converter:
+def _sized_converter(kind: type[Sized], constraints: tuple[Any, ...], default_max: int) -> Converter:
     exact = next((c.n for c in constraints if isinstance(c, Len)), None)
     most = next((c.n for c in constraints if isinstance(c, MaxLen)), default_max)
     name = kind.__name__
@@ -368,7 +387,7 @@ _FIELD_CONVERTERS: dict[type, list[Converter]] = {}
 
 def _field_hints(cls: type) -> list[Any]:
     hints = typing.get_type_hints(cls, include_extras=True)
-    return [hints[name] for name in cls.__wire_fields__]
+    return [hints[name] for name in _wired(cls).__wire_fields__]
 
 
 def _field_converters(cls: type) -> list[Converter]:
@@ -384,9 +403,9 @@ def _checked(cls: type, fields: list[Converter], value: Any) -> Any:
         raise DecodeError(f"{cls.__name__}: expected array, got {type(value).__name__}")
     if len(value) != len(fields) + 2:
         raise DecodeError(f"{cls.__name__}: expected {len(fields)} fields, got {len(value) - 2}")
-    if value[0] != cls.__wire_tag__ or type(value[0]) is not int:
+    if value[0] != _wired(cls).__wire_tag__ or type(value[0]) is not int:
         raise DecodeError(f"{cls.__name__}: wrong tag {_shown(value[0])}")
-    if value[1] != cls.__wire_version__ or type(value[1]) is not int:
+    if value[1] != _wired(cls).__wire_version__ or type(value[1]) is not int:
         raise DecodeError(f"{cls.__name__}: unsupported version {_shown(value[1])}")
     try:
         args = [conv(v) for conv, v in zip(fields, value[2:])]
@@ -451,7 +470,7 @@ class _NotExpressible(Exception):
 def _fields_schema(cls: type) -> tuple[Any, list[Converter | None]]:
     """The msgspec type of `cls`'s array, and per field the conversion of what msgspec returns (None: as is)."""
     parts = [_field_schema(hint) for hint in _field_hints(cls)]
-    items = (Literal[cls.__wire_tag__], Literal[cls.__wire_version__], *(kind for kind, _ in parts))
+    items = (Literal[_wired(cls).__wire_tag__], Literal[_wired(cls).__wire_version__], *(kind for kind, _ in parts))
     return tuple[items], [convert for _, convert in parts]  # type: ignore[valid-type]
 
 
@@ -466,7 +485,10 @@ def _field_schema(hint: Any) -> tuple[Any, Converter | None]:
         members = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(members) == 1 and not is_wire_type(members[0]):
             inner, convert = _field_schema(Annotated[(members[0], *constraints)] if constraints else members[0])
-            return inner | None, (None if convert is None else lambda value: None if value is None else convert(value))
+            if convert is None:
+                return inner | None, None
+            present = convert  # a name the lambda can close over, narrowed to a Converter
+            return inner | None, lambda value: None if value is None else present(value)
         # Unions of wire types (and optional wire values): msgspec hands over the field's bytes, and the
         # field is decoded by `decode`, tag dispatch, digest cut and canonical check included.
         allows_none = len(members) != len(typing.get_args(hint))
@@ -483,7 +505,7 @@ def _field_schema(hint: Any) -> tuple[Any, Converter | None]:
             return sequence, (None if convert is None else lambda value: tuple([convert(v) for v in value]))
         parts = [_field_schema(a) for a in args]
         converts = [c or _identity for _, c in parts]
-        fixed = tuple[tuple(kind for kind, _ in parts)]  # type: ignore[misc]
+        fixed = tuple[tuple(kind for kind, _ in parts)]  # type: ignore[misc, valid-type]
         if all(c is None for _, c in parts):
             return fixed, None
         return fixed, lambda value: tuple([c(v) for c, v in zip(converts, value)])
@@ -611,7 +633,7 @@ def _generate(cls: type, from_bytes: bool) -> Callable[[Any], Any]:
         if signed:
             lines.append("    setattr(obj, 'payload_digest', digest)")
     else:
-        entries = [(name, f"f{i}") for i, name in enumerate(cls.__wire_fields__)]
+        entries = [(name, f"f{i}") for i, name in enumerate(_wired(cls).__wire_fields__)]
         lines += _construction("obj", cls, "cls", entries + ([("payload_digest", "digest")] if signed else []))
     lines.append("    return obj")
     exec("\n".join(lines), namespace)
@@ -630,12 +652,13 @@ def _construction(var: str, cls: type, name_of_cls: str, entries: list[tuple[str
 def _shown(value: Any) -> str:
     """A received value in an error message, bounded: `repr` of a deeply nested list from the network would
     exhaust the recursion limit, and a long one would flood the logs."""
-    return reprlib.repr(value)
+    shown: str = reprlib.repr(value)
+    return shown
 
 
 def _failing_field(cls: type, fields: list[Converter], value: list[Any]) -> str:
     """Name the first field that does not convert, for an error message a user can act on."""
-    for name, conv, item in zip(cls.__wire_fields__, fields, value[2:]):
+    for name, conv, item in zip(_wired(cls).__wire_fields__, fields, value[2:]):
         try:
             conv(item)
         except DecodeError:

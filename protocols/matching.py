@@ -90,7 +90,7 @@ def _restriction_pairs(
     workerpool order's restrictions (IexecPoco1 `matchOrders`)."""
     dataset_address = dataset.dataset if dataset else ZERO_ADDRESS
     pool, requester = workerpool.workerpool, request.requester
-    pairs = (
+    pairs: tuple[tuple[str, bytes, bytes], ...] = (
         ("workerpool-restricted", request.workerpool, pool),
         ("app-dataset-restricted", app.dataset_restrict, dataset_address),
         ("app-workerpool-restricted", app.workerpool_restrict, pool),

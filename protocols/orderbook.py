@@ -18,7 +18,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from protocols.crypto import ZERO_ADDRESS, SignatureVerifier
 from protocols.ledger.transactions import MatchOrders
@@ -32,13 +32,17 @@ MAX_CANDIDATES_PER_REQUEST = 2_000
 MAX_BOOK_ORDERS = 100_000
 
 
-class BookEntry(NamedTuple):
+# The kind of order an entry holds: each index of the book holds one kind.
+OrderT = TypeVar("OrderT", bound=Order, covariant=True)
+
+
+class BookEntry(NamedTuple, Generic[OrderT]):
     """Sorted as a plain tuple by (price, seq); seq is unique, so `order` is never compared. A tuple and
     not a dataclass because comparisons happen on every insertion into the sorted indexes."""
 
     price: int
     seq: int  # arrival position in this book: the tie-break after price
-    order: Order
+    order: OrderT
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,11 @@ class OrderBook:
     def __init__(self, verifier: SignatureVerifier, capacity: int = MAX_BOOK_ORDERS) -> None:
         self.verifier = verifier
         self.capacity = capacity
-        self._entries: dict[bytes, BookEntry] = {}
-        self._apps: dict[bytes, list[BookEntry]] = {}
-        self._datasets: dict[bytes, list[BookEntry]] = {}
-        self._pools: dict[int, list[BookEntry]] = {}
+        self._entries: dict[bytes, BookEntry[Order]] = {}
+        # Each sorted index holds the one kind of order its accessor below names.
+        self._apps: dict[bytes, list[BookEntry[Any]]] = {}
+        self._datasets: dict[bytes, list[BookEntry[Any]]] = {}
+        self._pools: dict[int, list[BookEntry[Any]]] = {}
         self._seq = 0
 
     def __len__(self) -> int:
@@ -65,14 +70,15 @@ class OrderBook:
     def __contains__(self, order_hash: bytes) -> bool:
         return order_hash in self._entries
 
-    def _index(self, order: Order) -> list[BookEntry] | None:
+    def _index(self, order: Order) -> list[BookEntry[Any]] | None:
         """The sorted list an order lives in (requests live only in `_entries`, in arrival order)."""
-        kind = type(order)
-        if kind is WorkerpoolOrder:
+        indexes: dict[Any, list[BookEntry[Any]]]
+        key: Any
+        if isinstance(order, WorkerpoolOrder):
             indexes, key = self._pools, order.category
-        elif kind is AppOrder:
+        elif isinstance(order, AppOrder):
             indexes, key = self._apps, order.app
-        elif kind is DatasetOrder:
+        elif isinstance(order, DatasetOrder):
             indexes, key = self._datasets, order.dataset
         else:
             return None
@@ -126,14 +132,17 @@ class OrderBook:
     def requests(self) -> list[RequestOrder]:
         return [e.order for e in self._entries.values() if isinstance(e.order, RequestOrder)]
 
-    def app_entries(self, app: bytes) -> list[BookEntry]:
+    def app_entries(self, app: bytes) -> list[BookEntry[AppOrder]]:
         return self._apps.get(app, [])
 
-    def dataset_entries(self, dataset: bytes) -> list[BookEntry]:
+    def dataset_entries(self, dataset: bytes) -> list[BookEntry[DatasetOrder]]:
         return self._datasets.get(dataset, [])
 
-    def pool_entries(self, category: int) -> list[BookEntry]:
+    def pool_entries(self, category: int) -> list[BookEntry[WorkerpoolOrder]]:
         return self._pools.get(category, [])
+
+
+EntryT = TypeVar("EntryT", AppOrder, DatasetOrder, WorkerpoolOrder)
 
 
 class _ReadThrough(dict):  # type: ignore[type-arg]
@@ -176,7 +185,7 @@ class _PendingConsumption:
             if order is not None:
                 known[order.payload_digest] += volume
 
-    def unspent(self, entries: list[BookEntry]) -> Iterator[BookEntry]:
+    def unspent(self, entries: list[BookEntry[EntryT]]) -> Iterator[BookEntry[EntryT]]:
         """The entries of a sorted index that have volume left, in order; from the first walk that finds
         spent entries at its head, later walks start after them."""
         consumed = self._consumed
@@ -191,7 +200,7 @@ class _PendingConsumption:
             elif head:
                 self._spent_prefix[id(entries)] = position + 1
 
-    def unspent_list(self, entries: list[BookEntry]) -> list[BookEntry]:
+    def unspent_list(self, entries: list[BookEntry[EntryT]]) -> list[BookEntry[EntryT]]:
         """`unspent` as a list; an index of one order (an app or dataset usually has one) without a generator."""
         consumed = self._consumed
         if len(entries) == 1:
@@ -203,7 +212,7 @@ class _PendingConsumption:
 Combo = tuple[AppOrder, DatasetOrder | None, WorkerpoolOrder]
 
 
-def _live_pools(request: RequestOrder, book: OrderBook, view: _PendingConsumption) -> Iterator[BookEntry]:
+def _live_pools(request: RequestOrder, book: OrderBook, view: _PendingConsumption) -> Iterator[BookEntry[WorkerpoolOrder]]:
     """The request's category's pool orders it may use and that have volume left, in (price, seq) order."""
     wanted = request.workerpool
     candidates = view.unspent(book.pool_entries(request.category))
@@ -213,12 +222,14 @@ def _live_pools(request: RequestOrder, book: OrderBook, view: _PendingConsumptio
 
 
 def _merged(
-    apps: list[BookEntry], datasets: list[BookEntry] | list[None], pools: Iterator[BookEntry]
+    apps: list[BookEntry[AppOrder]],
+    datasets: list[BookEntry[DatasetOrder]] | list[None],
+    pools: Iterator[BookEntry[WorkerpoolOrder]],
 ) -> Iterator[Combo]:
     """Every combination of the live orders, cheapest total first, then earliest."""
     pool_list = list(pools)
 
-    def walk(app: BookEntry, dataset: BookEntry | None) -> Iterator[tuple[int, list[int], Combo]]:
+    def walk(app: BookEntry[AppOrder], dataset: BookEntry[DatasetOrder] | None) -> Iterator[tuple[int, list[int], Combo]]:
         fixed = app.price + (dataset.price if dataset else 0)
         for pool in pool_list:
             seqs = sorted((app.seq, dataset.seq if dataset else 0, pool.seq), reverse=True)
@@ -241,7 +252,7 @@ def _best_match(
 ) -> tuple[MatchOrders, MatchTerms] | None:
     """Candidates are walked cheapest first, then earliest; the first that passes every rule wins."""
     apps = view.unspent_list(book.app_entries(request.app))
-    datasets: list[BookEntry] | list[None] = (
+    datasets: list[BookEntry[DatasetOrder]] | list[None] = (
         [None] if request.dataset == ZERO_ADDRESS else view.unspent_list(book.dataset_entries(request.dataset))
     )
     if not apps or not datasets:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from protocols.crypto import ZERO_ADDRESS, Keypair, sign
+from protocols.crypto import ZERO_ADDRESS, Keypair, SignedT, sign
 from protocols.ledger.transactions import Transaction, TxBody
 from protocols.orders import NO_TAG, AppOrder, DatasetOrder, RequestOrder, WorkerpoolOrder
 
@@ -32,7 +32,7 @@ class Wallet:
     def address(self) -> bytes:
         return self.keypair.address
 
-    def sign(self, unsigned: Any) -> Any:
+    def sign(self, unsigned: SignedT) -> SignedT:
         return sign(self.keypair, self.chain_id, unsigned)
 
     def tx(self, body: TxBody) -> Transaction:

@@ -195,10 +195,12 @@ class Market:
         return self.ledger.state.view().account(address)
 
     def task(self, task_id: bytes) -> Task:
-        return self.ledger.state.get(TASK + task_id)
+        task: Task = self.ledger.state.get(TASK + task_id)
+        return task
 
     def deal(self, deal_id: bytes) -> Deal:
-        return self.ledger.state.get(DEAL + deal_id)
+        deal: Deal = self.ledger.state.get(DEAL + deal_id)
+        return deal
 
     def task_id(self, deal_id: bytes, index: int = 0) -> bytes:
         return task_id_for(deal_id, index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import replace
 
 from protocols.crypto import ZERO_ADDRESS
@@ -34,7 +35,7 @@ def asset_address(owner: bytes, kind: str, nonce: int) -> bytes:
 class LedgerMarketView:
     """matching.MarketView over the ledger's state."""
 
-    def __init__(self, view: StateView, categories: dict[int, object]) -> None:
+    def __init__(self, view: StateView, categories: Mapping[int, object]) -> None:
         self.view = view
         self.categories = categories
 

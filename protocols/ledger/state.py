@@ -121,13 +121,16 @@ class StateView:
         self.put(ACCOUNT + address, account)
 
     def app(self, address: bytes) -> App | None:
-        return self.get(APP + address)
+        app: App | None = self.get(APP + address)  # entries are typed by their key's prefix
+        return app
 
     def dataset(self, address: bytes) -> Dataset | None:
-        return self.get(DATASET + address)
+        dataset: Dataset | None = self.get(DATASET + address)  # entries are typed by their key's prefix
+        return dataset
 
     def workerpool(self, address: bytes) -> Workerpool | None:
-        return self.get(WORKERPOOL + address)
+        workerpool: Workerpool | None = self.get(WORKERPOOL + address)  # entries are typed by their key's prefix
+        return workerpool
 
     def consumed(self, order_hash: bytes) -> int:
         record = self.get(CONSUMED + order_hash)
@@ -137,13 +140,16 @@ class StateView:
         self.put(CONSUMED + order_hash, Consumed(volume))
 
     def deal(self, deal_id: bytes) -> Deal | None:
-        return self.get(DEAL + deal_id)
+        deal: Deal | None = self.get(DEAL + deal_id)  # entries are typed by their key's prefix
+        return deal
 
     def task(self, task_id: bytes) -> Task | None:
-        return self.get(TASK + task_id)
+        task: Task | None = self.get(TASK + task_id)  # entries are typed by their key's prefix
+        return task
 
     def contribution(self, task_id: bytes, worker: bytes) -> Contribution | None:
-        return self.get(CONTRIBUTION + task_id + worker)
+        contribution: Contribution | None = self.get(CONTRIBUTION + task_id + worker)  # entries are typed by their key's prefix
+        return contribution
 
     def put_contribution(self, task_id: bytes, worker: bytes, contribution: Contribution) -> None:
         self.put(CONTRIBUTION + task_id + worker, contribution)
