@@ -18,6 +18,7 @@ from protocols.ledger.records import Deal
 from protocols.ledger.transactions import RegisterApp, RegisterDataset, RegisterWorkerpool, TxBody
 from protocols.matching import task_id_for
 from protocols.orderbook import OrderBook, explain, propose_matches
+from protocols.orders import Order
 from protocols.wallet import Wallet
 
 CHAIN_ID = "pocnet-demo"
@@ -90,7 +91,7 @@ def main() -> None:
     print(f"Registered app 0x{app.hex()}, dataset 0x{dataset.hex()}, workerpools 0x{pool.hex()} and 0x{cheap_pool.hex()}")
 
     book = OrderBook(SignatureVerifier(CHAIN_ID))
-    orders = [
+    orders: list[Order] = [
         w["appdev"].app_order(app, rlc(1)),
         w["provider"].dataset_order(dataset, rlc(2), app_restrict=app),
         w["manager"].workerpool_order(pool, rlc(5), category=0, trust=3, volume=10),

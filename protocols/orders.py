@@ -9,7 +9,7 @@ because pocnet has no contracts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from protocols.crypto import EMPTY_SIGNATURE, Address, Signature, SignedMixin
 from protocols.encoding import U64, Bytes32, MaxLen, Range, wire
@@ -111,6 +111,8 @@ class RequestOrder(SignedMixin):
 
 
 Order = AppOrder | DatasetOrder | WorkerpoolOrder | RequestOrder
+# One kind of order, for functions that give back the kind they were given (signing, publishing).
+OrderT = TypeVar("OrderT", AppOrder, DatasetOrder, WorkerpoolOrder, RequestOrder)
 
 
 def order_asset(order: Order) -> bytes:

@@ -321,10 +321,10 @@ async def _execute(command: list[str], cwd: str, env: dict[str, str], limits: Li
             if leftovers:
                 log.info("event=enclave-leftovers-killed uid=%d processes=%d", layout.uid, leftovers)
         with trio.CancelScope(shield=True):
-            await process.wait()
+            returncode = await process.wait()
     if scope.cancelled_caught:
         return -signal.SIGKILL, True
-    return process.returncode, False
+    return returncode, False
 
 
 def _classify(exit_code: int, timed_out: bool, stderr: bytes, limits: Limits) -> tuple[str, str] | None:

@@ -35,7 +35,7 @@ class _Usage(Exception):
     """An operator mistake; the message is the one line to print."""
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction) -> None:
     fuzz = commands.add_parser(
         "fuzz",
         help="fuzz the protocol: decoders, ledger, consensus, a node, the network",

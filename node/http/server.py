@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from node.http.app import build_app
 from node.http.views import Explorer
 from node.operator_errors import OperatorError
+from node.trio_compat import TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def hypercorn_config(host: str, port: int) -> Config:
 
 
 async def serve_http(
-    explorer: Explorer, address: tuple[str, int], task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+    explorer: Explorer, address: tuple[str, int], task_status: TaskStatus[str] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve until cancelled; `task_status.started` gets the base URL (the real port when 0 was asked).
     An address that cannot be bound is the operator's mistake: an OperatorError saying what to do."""

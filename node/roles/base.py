@@ -23,7 +23,7 @@ from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import StateView
 from protocols.ledger.transactions import Transaction, TxBody
 from protocols.orderbook import OrderBook
-from protocols.orders import Order
+from protocols.orders import OrderT
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class NodeAPI(Protocol):
         the mempool refuses it."""
         ...
 
-    async def publish_order(self, order: Order) -> Order:
+    async def publish_order(self, order: OrderT) -> OrderT:
         """Sign, add to the book, gossip, and keep re-announcing until consumed; returns the signed order."""
         ...
 

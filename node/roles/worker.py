@@ -27,8 +27,8 @@ import trio
 from node.blobs import BLOB_PROTOCOL, BlobError, fetch_blob
 from node.consensus_driver import wall_ms
 from node.directory import reach
-from node.enclave.runner import EnclaveOutcome, Limits, SealedDataset, TaskSpec, run_enclave
-from node.enclave.sandbox import Confinement, probe
+from node.enclave.runner import EnclaveOutcome, SealedDataset, TaskSpec, run_enclave
+from node.enclave.sandbox import Confinement, Limits, probe
 from node.enclave.sealing import seal_result
 from node.keys import PLATFORM_CERT_FILE, PLATFORM_KEY_FILE, write_key
 from node.net.streams import RemoteError, RequestError
@@ -422,7 +422,6 @@ async def _known_task(api: NodeAPI, task_id: bytes) -> Task | None:
     """The task as our ledger has it. The manager assigns from its own ledger, which may be a block ahead of
     ours (the block that initialized the task): wait for our node to catch up, for a bounded time."""
     with trio.move_on_after(TASK_LAG_S):
-        while (task := api.ledger_view().task(task_id)) is None:
+        while api.ledger_view().task(task_id) is None:
             await trio.sleep(0.05)
-        return task
-    return None
+    return api.ledger_view().task(task_id)
