@@ -8,7 +8,7 @@ the verify rate: a height costs each validator about 2n + 1 signature checks (n 
 one proposal, plus the previous certificate), so at most `verify_rate / (2n + 1)` heights per second
 per core.
 
-    /work/venv/bin/python bench/consensus_sim.py [--duration MS] [--sizes 4,7,10]
+    .venv/bin/python -m bench.consensus_sim [--duration MS] [--sizes 4,7,10]
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ and all-honest workers. The provider deploys and publishes its orders as in the 
 Target (printed beside): trust-1 p50 under 3 s. Everything runs on one machine: the nodes, the
 enclave subprocesses and this script's polling share its cores; read the numbers as what it does.
 
-    /work/venv/bin/python bench/e2e.py [--runs N] [--in-flight N] [--workers N] [--keep]
+    .venv/bin/python -m bench.e2e [--runs N] [--in-flight N] [--workers N] [--keep]
 
 The market helpers are in devnet/scenario.py, shared with tests/e2e/test_failures.py.
 """
@@ -23,17 +23,12 @@ The market helpers are in devnet/scenario.py, shared with tests/e2e/test_failure
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-# The repository root first: bench/devnet.py would otherwise shadow the `devnet` package.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from devnet.network import DEVNET_CATEGORIES, LOG_FILE, Devnet, DevnetError
 from devnet.network_demo import STEP_TIMEOUT_S, Participant, demo_nodes

@@ -7,7 +7,7 @@ started by hand three times in a row, joined to manager-0, and after a settling 
 (utime + stime from /proc) is read over a window. The chain makes an empty block only while deadlines
 wait, so "idle" is the node's own gossip, peer records and timers.
 
-    .venv/bin/python bench/explorer_cost.py [--window 60]
+    .venv/bin/python -m bench.explorer_cost [--window 60]
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-
-# The repository root first: bench/devnet.py would otherwise shadow the `devnet` package.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from devnet.network import Devnet, NodeSpec
 from node.control import ControlClient, NodeStatus, StatusRequest

@@ -7,23 +7,19 @@ fraction delivered; (c) the same with the publish batcher (items/s), which is wh
 transactions use. All hosts share one core here, so every hop's CPU counts against the same budget
 (reference/py-libp2p.md: ~750 hops/s/core, about 86-380 msg/s for 10-3 hosts in a line).
 
-Run: python bench/gossip.py [--hosts 5] [--seconds 3]
+Run: python -m bench.gossip [--hosts 5] [--seconds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import statistics
 import struct
-import sys
 from contextlib import AsyncExitStack
 from itertools import pairwise
 
 import trio
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from node.net import HostConfig, P2PHost, open_host
 from protocols.crypto import Keypair

@@ -8,26 +8,22 @@ ratio. Target: >= 0.8. Each is the fastest of five runs, the two taking turns. T
 0.02 between series on a shared machine: compare series, not single runs. It also measures ledger `apply`
 throughput for MatchOrders and Contribute.
 
-Run: python bench/matching.py [--requests N]
+Run: python -m bench.matching [--requests N]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import os
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from protocols.crypto import SignatureVerifier, signing_message, verify_raw
 from protocols.encoding import decode, encode
+from protocols.fuzz.market import CHAIN_ID, POOL_PRICE, Market
 from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.transactions import InitializeTask
 from protocols.orderbook import OrderBook, propose_matches
 from protocols.orders import Order
-from tests.support import CHAIN_ID, POOL_PRICE, Market
 
 
 def timed(fn) -> float:  # type: ignore[no-untyped-def]

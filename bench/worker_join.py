@@ -9,13 +9,12 @@ and as medians, the time from the process start to its `event=node-ready` log li
 `event=contributed` (the task is requested as soon as the worker is funded, so this is the time until a
 new worker has done useful work). The raw Ed25519 verify rate of the machine is printed beside.
 
-    .venv/bin/python bench/worker_join.py [--runs N] [--keep]
+    .venv/bin/python -m bench.worker_join [--runs N] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import statistics
@@ -25,8 +24,6 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.consensus_sim import raw_verify_rate
 from devnet.network import Devnet, NodeSpec
