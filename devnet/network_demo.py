@@ -44,12 +44,12 @@ from node.control import (
     TxResultRequest,
 )
 from node.enclave.bundle import build_bundle
-from protocols.crypto import ZERO_ADDRESS, hex_address
+from protocols import orders
+from protocols.crypto import hex_address
 from protocols.genesis import NRLC_PER_RLC
 from protocols.ledger.escrow import KITTY_ADDRESS
 from protocols.ledger.market import asset_address
 from protocols.matching import task_id_for
-from protocols.orders import NO_TAG, AppOrder, DatasetOrder
 
 T = TypeVar("T")
 STEP_TIMEOUT_S = 90.0
@@ -153,6 +153,12 @@ def why_not(devnet: Devnet, requester: Participant, task_id: bytes, nodes: list[
     return "\n" + "\n".join(f"   {line}" for line in lines)
 
 
+def publish_asset_orders(provider: Participant, app: bytes, dataset: bytes) -> None:
+    """The provider's offers: the app at 1 RLC a task, the dataset at 2 RLC for that app only."""
+    provider.call(PublishOrderRequest(orders.app_order(app, NRLC_PER_RLC, os.urandom(16))))
+    provider.call(PublishOrderRequest(orders.dataset_order(dataset, 2 * NRLC_PER_RLC, os.urandom(16), app_restrict=app)))
+
+
 def demo_story(devnet: Devnet, nodes: list[NodeSpec], early: list[NodeSpec], late: list[NodeSpec], trust: int) -> None:
     """`late` (the honest workers) start once the dishonest one has contributed, so the demo always shows
     PoCo catching a liar (with all workers polling at once, the scheduler may not pick it)."""
@@ -170,10 +176,7 @@ def demo_story(devnet: Devnet, nodes: list[NodeSpec], early: list[NodeSpec], lat
             f"dataset {hex_address(dataset)}")
 
     t = step("the provider publishes its orders; the managers offer their workerpools")
-    provider.call(PublishOrderRequest(AppOrder(
-        app, NRLC_PER_RLC, 1_000_000, NO_TAG, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))))
-    provider.call(PublishOrderRequest(DatasetOrder(
-        dataset, 2 * NRLC_PER_RLC, 1_000_000, NO_TAG, app, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))))
+    publish_asset_orders(provider, app, dataset)
     pool = asset_address(manager.address, "workerpool", 0)  # a manager's first transaction registers its pool
     wait_for("the first manager's workerpool order at the requester", lambda: next(
         (o for o in requester.call(OrderbookRequest("workerpool")).orders if o.workerpool == pool), None))

@@ -5,12 +5,11 @@ and bench/e2e.py (the demo tells the same story step by step, in `network_demo`)
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from devnet.network_demo import APPS, DATASET_TEXT, STEP_TIMEOUT_S, Participant, wait_for
+from devnet.network_demo import APPS, DATASET_TEXT, STEP_TIMEOUT_S, Participant, publish_asset_orders, wait_for
 from node.control import (
     DealInfo,
     DealRequest,
@@ -18,7 +17,6 @@ from node.control import (
     DeployDatasetRequest,
     Deployed,
     OrderbookRequest,
-    PublishOrderRequest,
     ResultArchive,
     RunRequest,
     RunStarted,
@@ -26,18 +24,15 @@ from node.control import (
     TaskRequest,
 )
 from node.enclave.bundle import build_bundle
-from protocols.crypto import ZERO_ADDRESS
 from protocols.genesis import NRLC_PER_RLC
 from protocols.ledger.escrow import KITTY_ADDRESS
 from protocols.ledger.market import asset_address
 from protocols.ledger.records import Task, TaskStatus
 from protocols.matching import task_id_for
-from protocols.orders import NO_TAG, AppOrder, DatasetOrder
 
 # A requester's ceiling on the task price: app 1 + dataset 2 + workerpool 1 RLC leaves room.
 MAX_PRICE = 10 * NRLC_PER_RLC
 # Order volumes large enough for every run of a bench.
-ORDER_VOLUME = 1_000_000
 POLL_S = 0.02
 
 
@@ -60,10 +55,7 @@ def open_market(
     app = provider.committed(provider.call(DeployAppRequest(manifest.name, bundle)).tx_id, "app registration")
     deployed: Deployed = provider.call(DeployDatasetRequest("tale-of-two-cities", DATASET_TEXT))
     dataset = provider.committed(deployed.tx_id, "dataset registration")
-    provider.call(PublishOrderRequest(AppOrder(
-        app, NRLC_PER_RLC, ORDER_VOLUME, NO_TAG, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))))
-    provider.call(PublishOrderRequest(DatasetOrder(
-        dataset, 2 * NRLC_PER_RLC, ORDER_VOLUME, NO_TAG, app, ZERO_ADDRESS, ZERO_ADDRESS, os.urandom(16))))
+    publish_asset_orders(provider, app, dataset)
     pool = asset_address(manager.address, "workerpool", 0)  # a manager's first transaction registers its pool
     for requester in requesters:
         if wait_for_pool:

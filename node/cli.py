@@ -74,11 +74,12 @@ from node.documents import (
 )
 from node.jsonout import iso_time, to_json
 from node.work_messages import ReplicateInfo
+from protocols import orders
 from protocols.crypto import ZERO_ADDRESS, hex_address, parse_address
 from protocols.genesis import NRLC_PER_RLC, GenesisError, parse_genesis, rlc_text
-from protocols.ledger.records import Deal
+from protocols.ledger.records import Deal, TaskStatus
 from protocols.ledger.transactions import CancelOrder, Claim, RegisterApp, RegisterDataset, Transfer, TxBody
-from protocols.orders import NO_TAG, AppOrder, DatasetOrder, Order, RequestOrder, WorkerpoolOrder, tag_bytes
+from protocols.orders import NO_TAG, AppOrder, DatasetOrder, Order, WorkerpoolOrder, tag_bytes
 
 EXIT_USAGE = 2
 DATA_DIR_ENV = "POCNET_DATA_DIR"
@@ -362,24 +363,27 @@ def cmd_order_publish(args: argparse.Namespace) -> int:
     tag = tag_bytes(1) if args.tee else NO_TAG
     price = parse_rlc(args.price)
     if args.kind == "app":
-        order: Order = AppOrder(address_arg(args.app), price, args.volume, tag, _restrict(args.dataset_restrict),
-                                _restrict(args.workerpool_restrict), _restrict(args.requester_restrict), salt)
+        order: Order = orders.app_order(
+            address_arg(args.app), price, salt, volume=args.volume, tag=tag,
+            dataset_restrict=_restrict(args.dataset_restrict), workerpool_restrict=_restrict(args.workerpool_restrict),
+            requester_restrict=_restrict(args.requester_restrict))
     elif args.kind == "dataset":
-        order = DatasetOrder(address_arg(args.dataset), price, args.volume, tag, _restrict(args.app_restrict),
-                             _restrict(args.workerpool_restrict), _restrict(args.requester_restrict), salt)
+        order = orders.dataset_order(
+            address_arg(args.dataset), price, salt, volume=args.volume, tag=tag,
+            app_restrict=_restrict(args.app_restrict), workerpool_restrict=_restrict(args.workerpool_restrict),
+            requester_restrict=_restrict(args.requester_restrict))
     elif args.kind == "workerpool":
-        order = WorkerpoolOrder(address_arg(args.workerpool), price, args.volume, tag, args.category, args.trust,
-                                _restrict(args.app_restrict), _restrict(args.dataset_restrict),
-                                _restrict(args.requester_restrict), salt)
+        order = orders.workerpool_order(
+            address_arg(args.workerpool), price, args.category, args.trust, salt, volume=args.volume, tag=tag,
+            app_restrict=_restrict(args.app_restrict), dataset_restrict=_restrict(args.dataset_restrict),
+            requester_restrict=_restrict(args.requester_restrict))
     else:
         me: AccountInfo = call(args, AccountRequest(b""))
-        order = RequestOrder(
-            app=address_arg(args.app), app_max_price=parse_rlc(args.app_max_price),
+        order = orders.request_order(
+            address_arg(args.app), parse_rlc(args.app_max_price), args.category, me.address, salt,
             dataset=_restrict(args.dataset), dataset_max_price=parse_rlc(args.dataset_max_price),
-            workerpool=_restrict(args.workerpool), workerpool_max_price=price,
-            requester=me.address, volume=args.volume, tag=tag, category=args.category, trust=args.trust,
-            beneficiary=me.address, callback=ZERO_ADDRESS, params=args.params or "", salt=salt,
-        )
+            workerpool=_restrict(args.workerpool), workerpool_max_price=price, volume=args.volume, tag=tag,
+            trust=args.trust, params=args.params or "")
     published: OrderPublished = call(args, PublishOrderRequest(order))
     print(f"{args.kind} order 0x{published.order_hash.hex()} published")
     emit(args, {"id": published.order_hash, "kind": args.kind, "order": order})
@@ -445,7 +449,7 @@ def cmd_deal_show(args: argparse.Namespace) -> int:
     print(f"final       {when(deal.final_deadline)} (a task not completed by then can be claimed)")
     tasks = [call(args, TaskRequest(task_id)) for task_id in deal_task_ids(info.deal_id, deal)]
     for index, task in enumerate(tasks, start=deal.bot_first):
-        state = TASK_STATES[task.task.status] if task.task else "not initialized yet"
+        state = TaskStatus(task.task.status).name if task.task else "not initialized yet"
         print(f"  task {index}  0x{task.task_id.hex()}  {state}")
     emit(args, deal_document(info, tasks))
     if not args.watch:
@@ -545,7 +549,6 @@ def _follow(args: argparse.Namespace, deployed: Deployed, what: str) -> None:
                 "measurement" if what == "app" else "blob_hash": deployed.content_hash})
 
 
-TASK_STATES = {0: "UNSET", 1: "ACTIVE", 2: "REVEALING", 3: "COMPLETED", 4: "FAILED"}
 # `app run --watch` explains why a request has not matched after this long: a match takes a block or two.
 EXPLAIN_AFTER_S = 10.0
 # A claim right after the final deadline can meet a chain whose last block is a little older: retry this long.
@@ -622,7 +625,7 @@ class TaskWatch:
         info: TaskInfo = call(args, TaskRequest(self.task_id))
         self.info = info
         task = info.task
-        state = "matched, waiting for the task's initialization" if task is None else TASK_STATES[task.status]
+        state = "matched, waiting for the task's initialization" if task is None else TaskStatus(task.status).name
         if task is not None:
             state += f": {len(task.contributors)} contribution(s), {task.reveal_counter} reveal(s)"
         self.shown = _progress(self.shown, label + state)
@@ -727,7 +730,7 @@ def cmd_task_show(args: argparse.Namespace) -> int:
         raise UsageError(f"no initialized task 0x{info.task_id.hex()} at height {info.height} (not matched or not initialized yet)")
     print(f"task          0x{info.task_id.hex()}")
     print(f"deal          0x{task.deal_id.hex()} index {task.index}")
-    print(f"status        {TASK_STATES[task.status]}")
+    print(f"status        {TaskStatus(task.status).name}")
     print(f"contributions {len(task.contributors)}" + (": " + ", ".join(hex_address(w) for w in task.contributors) if task.contributors else ""))
     print(f"reveals       {task.reveal_counter}/{task.winner_counter}")
     print(f"contribution  due {when(task.contribution_deadline)}")
@@ -832,7 +835,7 @@ def cmd_task_claim(args: argparse.Namespace) -> int:
     if info.task is not None and info.task.status in (3, 4):
         ended = "completed: nothing to refund" if info.task.status == 3 else "failed and was already claimed: the requester is refunded"
         print(f"task 0x{info.task_id.hex()} {ended}")
-        emit(args, {"task_id": info.task_id, "status": TASK_STATES[info.task.status], "tx_id": None})
+        emit(args, {"task_id": info.task_id, "status": TaskStatus(info.task.status).name, "tx_id": None})
         return 0
     final = info.task.final_deadline if info.task else 0
     if final and time.time() * 1000 < final:
@@ -864,7 +867,7 @@ def cmd_task_list(args: argparse.Namespace) -> int:
     answer: TaskList = call(args, TaskListRequest(_optional(args.account), args.role or ""))
     for entry in answer.tasks:
         task = entry.task
-        print(f"0x{entry.task_id.hex()}  {TASK_STATES[task.status]:<10} as {','.join(entry.roles):<18} "
+        print(f"0x{entry.task_id.hex()}  {TaskStatus(task.status).name:<10} as {','.join(entry.roles):<18} "
               f"final {when(task.final_deadline)}")
     if not answer.tasks:
         print("(no tasks)")

@@ -36,6 +36,7 @@ from node.work_messages import (
     ReplicatesRequest,
     ResultLocation,
 )
+from protocols import orders
 from protocols.crypto import ZERO_ADDRESS, hex_address, sign
 from protocols.encoding import DecodeError, decode, encode
 from protocols.genesis import rlc_text
@@ -115,12 +116,11 @@ def _request_order(
     """The request order that would match these offers at their prices (volume 1, the node as requester)."""
     me = node.keypair.address
     tag = tag_int(app.tag) | (tag_int(dataset.tag) if dataset else 0)
-    return RequestOrder(
-        app=request.app, app_max_price=app.app_price,
+    return orders.request_order(
+        request.app, app.app_price, request.category, me, salt,
         dataset=request.dataset or ZERO_ADDRESS, dataset_max_price=dataset.dataset_price if dataset else 0,
         workerpool=request.workerpool or ZERO_ADDRESS, workerpool_max_price=pool.workerpool_price,
-        requester=me, volume=1, tag=tag_bytes(tag & 1), category=request.category, trust=request.trust,
-        beneficiary=me, callback=ZERO_ADDRESS, params=json.dumps({"iexec_args": request.args}), salt=salt,
+        tag=tag_bytes(tag & 1), trust=request.trust, params=json.dumps({"iexec_args": request.args}),
     )
 
 

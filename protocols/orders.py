@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
-from protocols.crypto import EMPTY_SIGNATURE, Address, Signature, SignedMixin
+from protocols.crypto import EMPTY_SIGNATURE, ZERO_ADDRESS, Address, Signature, SignedMixin
 from protocols.encoding import U64, Bytes32, MaxLen, Range, wire
 
 # params is PoCo's JSON string (iexec_args, input files...); iexec-sdk requests stay far below this.
@@ -134,3 +134,52 @@ def order_price(order: Order) -> int:
     if isinstance(order, WorkerpoolOrder):
         return order.workerpool_price
     return order.app_max_price + order.dataset_max_price + order.workerpool_max_price
+
+
+# --- templates ------------------------------------------------------------------------------------
+# Unsigned orders with iexec-sdk's defaults (reference/poco.md section 1): no tag, no restriction; app and
+# dataset orders offer ASSET_ORDER_VOLUME tasks, workerpool and request orders one. Whoever signs (a wallet,
+# a node for its operator) fills in only what differs. The salt makes otherwise equal orders distinct.
+
+ASSET_ORDER_VOLUME = 1_000_000
+
+
+def app_order(
+    app: bytes, price: int, salt: bytes, *, volume: int = ASSET_ORDER_VOLUME, tag: bytes = NO_TAG,
+    dataset_restrict: bytes = ZERO_ADDRESS, workerpool_restrict: bytes = ZERO_ADDRESS,
+    requester_restrict: bytes = ZERO_ADDRESS,
+) -> AppOrder:
+    return AppOrder(app, price, volume, tag, dataset_restrict, workerpool_restrict, requester_restrict, salt)
+
+
+def dataset_order(
+    dataset: bytes, price: int, salt: bytes, *, volume: int = ASSET_ORDER_VOLUME, tag: bytes = NO_TAG,
+    app_restrict: bytes = ZERO_ADDRESS, workerpool_restrict: bytes = ZERO_ADDRESS,
+    requester_restrict: bytes = ZERO_ADDRESS,
+) -> DatasetOrder:
+    return DatasetOrder(dataset, price, volume, tag, app_restrict, workerpool_restrict, requester_restrict, salt)
+
+
+def workerpool_order(
+    workerpool: bytes, price: int, category: int, trust: int, salt: bytes, *, volume: int = 1, tag: bytes = NO_TAG,
+    app_restrict: bytes = ZERO_ADDRESS, dataset_restrict: bytes = ZERO_ADDRESS,
+    requester_restrict: bytes = ZERO_ADDRESS,
+) -> WorkerpoolOrder:
+    return WorkerpoolOrder(
+        workerpool, price, volume, tag, category, trust, app_restrict, dataset_restrict, requester_restrict, salt
+    )
+
+
+def request_order(
+    app: bytes, app_max_price: int, category: int, requester: bytes, salt: bytes, *,
+    dataset: bytes = ZERO_ADDRESS, dataset_max_price: int = 0, workerpool: bytes = ZERO_ADDRESS,
+    workerpool_max_price: int = 0, volume: int = 1, tag: bytes = NO_TAG, trust: int = 0,
+    beneficiary: bytes | None = None, callback: bytes = ZERO_ADDRESS, params: str = "",
+) -> RequestOrder:
+    """The requester is its own beneficiary unless told otherwise."""
+    return RequestOrder(
+        app=app, app_max_price=app_max_price, dataset=dataset, dataset_max_price=dataset_max_price,
+        workerpool=workerpool, workerpool_max_price=workerpool_max_price, requester=requester, volume=volume,
+        tag=tag, category=category, trust=trust, beneficiary=requester if beneficiary is None else beneficiary,
+        callback=callback, params=params, salt=salt,
+    )

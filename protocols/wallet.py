@@ -1,20 +1,16 @@
-"""Signing on behalf of one account: transactions with the next nonce, and orders with PoCo's default fields.
-
-Defaults follow iexec-sdk's order templates (reference/poco.md section 1): app and dataset orders offer
-1,000,000 tasks, workerpool and request orders one.
-"""
+"""Signing on behalf of one account: transactions with the next nonce, and orders from the templates in
+`protocols.orders` (iexec-sdk's defaults)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
-from protocols.crypto import ZERO_ADDRESS, Keypair, SignedT, sign
+from protocols import orders
+from protocols.crypto import Keypair, SignedT, sign
 from protocols.ledger.transactions import Transaction, TxBody
-from protocols.orders import NO_TAG, AppOrder, DatasetOrder, RequestOrder, WorkerpoolOrder
+from protocols.orders import AppOrder, DatasetOrder, RequestOrder, WorkerpoolOrder
 
-ASSET_ORDER_VOLUME = 1_000_000
 SALT_LEN = 16
 
 
@@ -42,42 +38,22 @@ class Wallet:
         return signed
 
     def app_order(self, app: bytes, price: int, **fields: Any) -> AppOrder:
-        order = AppOrder(app, price, ASSET_ORDER_VOLUME, NO_TAG, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, self._salt())
-        return self.sign(replace(order, **fields))
+        return self.sign(orders.app_order(app, price, self._salt(fields), **fields))
 
     def dataset_order(self, dataset: bytes, price: int, **fields: Any) -> DatasetOrder:
-        order = DatasetOrder(
-            dataset, price, ASSET_ORDER_VOLUME, NO_TAG, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, self._salt()
-        )
-        return self.sign(replace(order, **fields))
+        return self.sign(orders.dataset_order(dataset, price, self._salt(fields), **fields))
 
     def workerpool_order(self, workerpool: bytes, price: int, category: int, trust: int, **fields: Any) -> WorkerpoolOrder:
-        order = WorkerpoolOrder(
-            workerpool, price, 1, NO_TAG, category, trust, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS, self._salt()
-        )
-        return self.sign(replace(order, **fields))
+        return self.sign(orders.workerpool_order(workerpool, price, category, trust, self._salt(fields), **fields))
 
     def request_order(self, app: bytes, app_max_price: int, category: int, **fields: Any) -> RequestOrder:
-        order = RequestOrder(
-            app=app,
-            app_max_price=app_max_price,
-            dataset=ZERO_ADDRESS,
-            dataset_max_price=0,
-            workerpool=ZERO_ADDRESS,
-            workerpool_max_price=0,
-            requester=self.address,
-            volume=1,
-            tag=NO_TAG,
-            category=category,
-            trust=0,
-            beneficiary=self.address,
-            callback=ZERO_ADDRESS,
-            params="",
-            salt=self._salt(),
-        )
-        return self.sign(replace(order, **fields))
+        """Asked by this account unless `requester=` says otherwise (tests sign requests for someone else)."""
+        requester = fields.pop("requester", self.address)
+        return self.sign(orders.request_order(app, app_max_price, category, requester, self._salt(fields), **fields))
 
-
-    def _salt(self) -> bytes:
-        # A salt only makes otherwise equal orders distinct; it enters no consensus decision.
-        return self.entropy(SALT_LEN)
+    def _salt(self, fields: dict[str, Any]) -> bytes:
+        """The order's salt: `salt=` if the caller gave one (taken out of `fields`), else fresh entropy. Entropy
+        is drawn either way, so a seeded source gives the same later salts whatever the caller passed."""
+        drawn = self.entropy(SALT_LEN)
+        salt: bytes = fields.pop("salt", drawn)
+        return salt

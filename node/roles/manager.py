@@ -34,13 +34,13 @@ from node.work_messages import (
 )
 from protocols.attestation import verify_certificate
 from protocols.chain import CommittedBlock
-from protocols.crypto import ZERO_ADDRESS, address_of, hex_address
+from protocols.crypto import address_of, hex_address
 from protocols.encoding import DecodeError, decode, encode
 from protocols.genesis import NRLC_PER_RLC, rlc_text
 from protocols.ledger.state import WORKERPOOL
 from protocols.ledger.transactions import CancelOrder, RegisterWorkerpool
 from protocols.orderbook import propose_matches
-from protocols.orders import NO_TAG, WorkerpoolOrder
+from protocols.orders import NO_TAG, WorkerpoolOrder, workerpool_order
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +208,7 @@ class ManagerRole(BaseRole):
     async def _publish_offer(self, api: NodeAPI, volume: int) -> None:
         assert self.workerpool is not None
         p = self.policy
-        unsigned = WorkerpoolOrder(
-            self.workerpool, p.price, volume, p.tag, p.category, p.trust, ZERO_ADDRESS, ZERO_ADDRESS, ZERO_ADDRESS,
-            salt=os.urandom(16),
-        )
+        unsigned = workerpool_order(self.workerpool, p.price, p.category, p.trust, os.urandom(16), volume=volume, tag=p.tag)
         try:
             self.offer = await api.publish_order(unsigned)
         except ValueError as exc:  # e.g. the pool's registration is not in our ledger yet: next tick retries
