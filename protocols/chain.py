@@ -15,15 +15,13 @@ import heapq
 from collections import ChainMap, OrderedDict, deque
 from dataclasses import dataclass
 
+from protocols.chain_params import MAX_TX_BYTES
 from protocols.encoding import DecodeError, decode
 from protocols.ledger.ledger import Ledger, TxOutcome, apply
 from protocols.ledger.records import Task, TaskStatus
 from protocols.ledger.state import TASK, LedgerState, Writes
 from protocols.ledger.transactions import Transaction
 
-# A transaction on the wire: one signed envelope around one body. MatchOrders carries four orders with
-# their signatures, which stays well under this.
-MAX_TX_BYTES = 16 * 1024
 # Decoded transactions remembered: a few full mempools' worth.
 DECODE_CACHE = 50_000
 
@@ -54,6 +52,7 @@ class CommittedBlock:
 
 
 def decode_tx(data: bytes) -> Transaction:
+    """Decode within the hard bound; the chain's own, lower `max_tx_bytes` is the mempool's and the block check's."""
     return decode(Transaction, data, max_size=MAX_TX_BYTES)
 
 

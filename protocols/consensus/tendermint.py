@@ -45,6 +45,7 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 
+from protocols.chain_params import ChainParams
 from protocols.consensus.actions import (
     Action,
     Broadcast,
@@ -115,6 +116,7 @@ class Tendermint:
         validators: ValidatorSet,
         app: Application,
         config: ConsensusConfig,
+        params: ChainParams,
         tip: ChainTip,
         keypair: Keypair | None = None,
         mempool: Mempool | None = None,
@@ -125,6 +127,7 @@ class Tendermint:
         self.validators = validators
         self.app = app
         self.config = config
+        self.params = params
         self.mempool = mempool
         self._verifier = verifier if verifier is not None else SignatureVerifier(chain_id)
         if self._verifier.chain_id != chain_id:
@@ -330,7 +333,7 @@ class Tendermint:
         bid = block_id(block)
         if bid not in self._valid_cache:
             self._valid_cache[bid] = check_block(
-                block, self.tip, self.app, self.validators, self._verifier, self.config
+                block, self.tip, self.app, self.validators, self._verifier, self.params
             )
         return self._valid_cache[bid]
 
@@ -411,14 +414,14 @@ class Tendermint:
         time = max(self._now, self.tip.time + 1)
         txs: tuple[bytes, ...] = ()
         if self.mempool is not None and len(self.mempool):
-            txs = self.mempool.reap(self.config.max_block_txs, self.config.max_block_bytes)
+            txs = self.mempool.reap(self.params.max_block_txs, self.params.max_block_bytes)
             if self.app.validate_block_txs(txs, time) is not None:
                 txs = self._greedy_valid_prefix(txs, time)
         if not txs:
-            due = first_empty_block_time(self.tip, self.app, self.config)
+            due = first_empty_block_time(self.tip, self.app, self.params)
             if due is None or due > self._now:
                 return None
-            if check_empty_block_allowed(time, self.tip, self.app, self.config) is not None:
+            if check_empty_block_allowed(time, self.tip, self.app, self.params) is not None:
                 return None
         return Block(self.height, time, self.tip.block_id, self.app.state_digest(), txs, self.tip.certificate)
 
@@ -442,7 +445,7 @@ class Tendermint:
             if p.valid_round != -1:
                 continue
             v = p.block
-            timely = check_timely(v, self._now, self.config) is None
+            timely = check_timely(v, self._now, self.params) is None
             if self._valid(v) and timely and (self.locked_round == -1 or self._is_locked_on(v)):  # line 23
                 if p.signature.public_key != self._own_key():
                     self._proposal_delays.append(self._now - self._round_started_at)
@@ -615,7 +618,7 @@ class Tendermint:
         if self._worth_a_block():
             self._line_11_start_round(0)
         else:
-            due = first_empty_block_time(self.tip, self.app, self.config)
+            due = first_empty_block_time(self.tip, self.app, self.params)
             if due is not None:
                 self._schedule(TimeoutKind.WAIT, max(0, due - self._now))
         self._evaluate()
@@ -623,7 +626,7 @@ class Tendermint:
     def _worth_a_block(self) -> bool:
         if self.mempool is not None and len(self.mempool):
             return True
-        due = first_empty_block_time(self.tip, self.app, self.config)
+        due = first_empty_block_time(self.tip, self.app, self.params)
         return due is not None and due <= self._now
 
     def _wake_up(self) -> None:
@@ -631,7 +634,7 @@ class Tendermint:
             if self._worth_a_block():
                 self._line_11_start_round(0)
             else:
-                due = first_empty_block_time(self.tip, self.app, self.config)
+                due = first_empty_block_time(self.tip, self.app, self.params)
                 if due is not None and due > self._now:
                     self._schedule(TimeoutKind.WAIT, due - self._now)
         elif self._awaiting_value and self.step == Step.PROPOSE:

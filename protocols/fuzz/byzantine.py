@@ -36,7 +36,7 @@ from protocols.consensus.validators import ValidatorSet
 from protocols.crypto import Keypair, SignatureVerifier
 from protocols.fuzz.oracles import require
 from protocols.sim.kvapp import KVApp
-from protocols.sim.scenario import GENESIS_TIME, SIM_CONSENSUS
+from protocols.sim.scenario import GENESIS_TIME, SIM_CONSENSUS, SIM_PARAMS
 
 CHAIN = "pocnet-fuzz"
 GENESIS_HASH = hashlib.sha256(b"pocnet-fuzz-genesis").digest()
@@ -71,7 +71,7 @@ class ByzantineCluster:
         for i in CORRECT:
             app = KVApp()
             machine = Tendermint(
-                chain_id=CHAIN, validators=validators, app=app, config=SIM_CONSENSUS,
+                chain_id=CHAIN, validators=validators, app=app, config=SIM_CONSENSUS, params=SIM_PARAMS,
                 tip=genesis_tip(GENESIS_HASH, GENESIS_TIME), keypair=KEYS[i], mempool=Mempool(app),
                 verifier=SignatureVerifier(CHAIN),
             )

@@ -8,14 +8,14 @@ from protocols.consensus.blocks import ChainTip, check_block, check_timely, gene
 from protocols.consensus.messages import Certificate, Step, block_id
 from protocols.crypto import SignatureVerifier
 from protocols.sim.kvapp import KVApp
-from tests.consensus.helpers import CHAIN, CONFIG, GENESIS_HASH, T0, block, certificate, keys, validator_set, vote
+from tests.consensus.helpers import CHAIN, GENESIS_HASH, PARAMS, T0, block, certificate, keys, validator_set, vote
 
 VS = validator_set(4)
 
 
 def check(b, tip=None, app=None):  # type: ignore[no-untyped-def]
     app = app or KVApp()
-    return check_block(b, tip or genesis_tip(GENESIS_HASH, T0), app, VS, SignatureVerifier(CHAIN), CONFIG)
+    return check_block(b, tip or genesis_tip(GENESIS_HASH, T0), app, VS, SignatureVerifier(CHAIN), PARAMS)
 
 
 def test_a_good_first_block_is_valid() -> None:
@@ -67,9 +67,9 @@ def test_empty_blocks_only_when_a_deadline_is_due_and_not_too_often() -> None:
 
 def test_timeliness_is_a_separate_clock_check() -> None:
     b = block(time=T0 + 10)
-    assert check_timely(b, T0 + 10 + CONFIG.max_clock_drift, CONFIG) is None
-    assert check_timely(b, T0 + 11 + CONFIG.max_clock_drift, CONFIG) is not None
-    assert check_timely(b, T0 + 9 - CONFIG.max_clock_drift, CONFIG) is not None
+    assert check_timely(b, T0 + 10 + PARAMS.max_clock_drift_ms, PARAMS) is None
+    assert check_timely(b, T0 + 11 + PARAMS.max_clock_drift_ms, PARAMS) is not None
+    assert check_timely(b, T0 + 9 - PARAMS.max_clock_drift_ms, PARAMS) is not None
 
 
 def test_certificate_verification() -> None:

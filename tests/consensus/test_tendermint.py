@@ -26,6 +26,7 @@ from tests.consensus.helpers import (
     CHAIN,
     CONFIG,
     GENESIS_HASH,
+    PARAMS,
     T0,
     block,
     certificate,
@@ -379,7 +380,7 @@ def test_a_restarted_validator_keeps_its_lock_and_never_signs_twice() -> None:
 
 def test_a_follower_decides_from_gossip_without_voting() -> None:
     follower = Tendermint(
-        chain_id=CHAIN, validators=validator_set(4), app=KVApp(), config=CONFIG, tip=genesis_tip(GENESIS_HASH, T0)
+        chain_id=CHAIN, validators=validator_set(4), app=KVApp(), config=CONFIG, params=PARAMS, tip=genesis_tip(GENESIS_HASH, T0)
     )
     follower.start(T0)
     assert follower.me is None
