@@ -26,7 +26,7 @@ from protocols.consensus.actions import (
     RecordEvidence,
     RequestSync,
     ScheduleTimeout,
-    Timeout,
+    Timer,
 )
 from protocols.consensus.blocks import genesis_tip
 from protocols.consensus.mempool import Mempool
@@ -57,7 +57,7 @@ class ByzantineCluster:
     now: int = GENESIS_TIME
     pending: list[tuple[int, Proposal | Vote]] = field(default_factory=list)  # (to, message) not yet delivered
     sent: list[Proposal | Vote] = field(default_factory=list)  # every message a correct validator sent
-    timers: list[tuple[int, Timeout]] = field(default_factory=list)
+    timers: list[tuple[int, Timer]] = field(default_factory=list)
     decided: dict[int, bytes] = field(default_factory=dict)  # height -> block id, across validators
     committed: dict[int, int] = field(default_factory=dict)  # validator -> the last height it committed
     certified: list[tuple[Block, Certificate]] = field(default_factory=list)  # decided blocks, for sync

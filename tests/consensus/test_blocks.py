@@ -94,6 +94,6 @@ def test_certificate_verification() -> None:
 
 
 def test_quorum_sizes() -> None:
-    assert [(validator_set(n).quorum, validator_set(n).one_third) for n in (1, 4, 5, 7, 10)] == [
+    assert [(validator_set(n).quorum, validator_set(n).f_plus_one) for n in (1, 4, 5, 7, 10)] == [
         (1, 1), (3, 2), (4, 2), (5, 3), (7, 4)
     ]
