@@ -204,7 +204,7 @@ class Node:
         self.is_validator = self.validators.index_of(keypair.public_key) is not None
         ledger.state = self._load_state()
         tip = store.tip() or genesis_tip(self.genesis.genesis_hash, self.genesis.genesis_time_ms)
-        self.app = LedgerApplication(ledger, last_block_time=tip.time)
+        self.app = LedgerApplication(ledger, last_block_time=tip.time, max_tx_bytes=self.genesis.params.max_tx_bytes)
         self.metrics = NodeMetrics()
         self.mempool: Mempool = CountingMempool(
             self.app, max_tx_bytes=self.genesis.params.max_tx_bytes, rejections=self.metrics.mempool_rejections

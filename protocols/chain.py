@@ -51,14 +51,18 @@ class CommittedBlock:
     writes: Writes
 
 
-def decode_tx(data: bytes) -> Transaction:
-    """Decode within the hard bound; the chain's own, lower `max_tx_bytes` is the mempool's and the block check's."""
-    return decode(Transaction, data, max_size=MAX_TX_BYTES)
+def decode_tx(data: bytes, max_tx_bytes: int = MAX_TX_BYTES) -> Transaction:
+    """Decode a transaction of at most `max_tx_bytes` (by default the hard bound, for transactions already in
+    blocks, which the chain's own limit was checked on)."""
+    tx: Transaction = decode(Transaction, data, max_size=max_tx_bytes)
+    return tx
 
 
 class LedgerApplication:
-    def __init__(self, ledger: Ledger, last_block_time: int = 0) -> None:
+    def __init__(self, ledger: Ledger, last_block_time: int = 0, max_tx_bytes: int = MAX_TX_BYTES) -> None:
+        """`max_tx_bytes`: the chain's (ChainParams); a larger transaction is undecodable here, so gossip drops it."""
         self.ledger = ledger
+        self.max_tx_bytes = max_tx_bytes
         self.last_block_time = last_block_time
         self._mempool_state = _Overlay(ledger.state)
         self._deadlines: list[int] = []
@@ -79,7 +83,7 @@ class LedgerApplication:
         mempool re-check after a block, and in the block's dry run; decoding it once saves most of that."""
         cached = self._decoded.get(tx)
         if cached is None:
-            cached = decode_tx(tx)
+            cached = decode_tx(tx, self.max_tx_bytes)
             self._decoded[tx] = cached
             if len(self._decoded) > DECODE_CACHE:
                 self._decoded.popitem(last=False)

@@ -143,4 +143,5 @@ ConsensusMessage = Proposal | Vote
 
 def decode_message(data: bytes) -> Proposal | Vote:
     """Decode a message of the consensus topic; anything malformed raises DecodeError, nothing else."""
-    return decode(ConsensusMessage, data)
+    message: Proposal | Vote = decode(ConsensusMessage, data)
+    return message

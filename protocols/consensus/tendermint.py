@@ -427,6 +427,7 @@ class Tendermint:
             self._log.awaiting_value = False
             self._broadcast(signed)
             return
+        proposal: Block | None
         if self.valid_value is not None:  # line 15
             proposal = self.valid_value  # line 16
         else:
@@ -437,6 +438,7 @@ class Tendermint:
             self._log.valid_cache[block_id(proposal)] = None  # built from our own committed state
         self._log.awaiting_value = False
         unsigned = Proposal(self.height, self.round, self.valid_round, proposal)  # line 19
+        assert self._keypair is not None  # only a validator is ever the proposer we are
         self._broadcast(sign(self._keypair, self.chain_id, unsigned))
 
     def _line_18_get_value(self) -> Block | None:
@@ -663,7 +665,7 @@ class Tendermint:
         return self.locked_value is not None and block_id(self.locked_value) == block_id(v)
 
     def _vote(self, step: Step, bid: bytes) -> None:
-        if self.me is None:
+        if self.me is None or self._keypair is None:
             return  # a follower does not vote
         signed = self._signed_before.get((self.height, self.round, int(step)))
         if signed is None:

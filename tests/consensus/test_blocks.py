@@ -34,6 +34,13 @@ def test_block_rules() -> None:
     assert "previous commit" in check(replace(b, previous_commit=certificate(b, keys(4)[:3])))
 
 
+def test_the_chains_size_limits() -> None:
+    big = b"set a " + b"1" * PARAMS.max_tx_bytes
+    assert f"exceeds {PARAMS.max_tx_bytes}" in check(block(txs=(big,)))
+    many = tuple(f"set k{i} 1".encode() for i in range(PARAMS.max_block_txs + 1))
+    assert f"exceed {PARAMS.max_block_txs}" in check(block(txs=many))
+
+
 def test_second_block_needs_the_certificate_of_the_first() -> None:
     ks = keys(4)
     b1 = block()
