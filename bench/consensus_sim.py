@@ -20,7 +20,7 @@ import logging
 import time
 
 from protocols.crypto import Keypair, signing_message, verify_raw
-from protocols.sim.scenario import SIM_CONSENSUS, Behaviour, Scenario
+from protocols.sim.scenario import SIM_PARAMS, Behaviour, Scenario
 from protocols.sim.simulation import run
 
 VERIFY_SAMPLES = 3_000
@@ -55,7 +55,7 @@ def bench(n: int, duration: int, verify_rate: float, faulty: bool) -> None:
         timer_every=0,
         clock_skew=5,
         cas_share=0.0,  # only transactions that apply: what is offered can commit
-        consensus=dataclasses.replace(SIM_CONSENSUS, max_block_txs=500),
+        params=dataclasses.replace(SIM_PARAMS, max_block_txs=500),
     )
     start = time.perf_counter()
     result = run(scenario)

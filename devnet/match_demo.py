@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from protocols.chain_params import ChainParams
 from protocols.crypto import Keypair, SignatureVerifier, hex_address
 from protocols.genesis import NRLC_PER_RLC, Allocation, Category, Genesis, Validator
 from protocols.ledger.ledger import Ledger
@@ -45,7 +46,7 @@ class DemoLedger:
             allocations=tuple(Allocation(w.address, rlc(100)) for w in self.wallets.values()),
             categories=(Category(0, "XS", 300_000),),
             attestation_authorities=(),
-            empty_block_interval_ms=1_000,
+            params=ChainParams(empty_block_interval_ms=1_000),
         )
         self.ledger = Ledger.from_genesis(genesis)
         self.now = 1_000

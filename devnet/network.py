@@ -26,6 +26,8 @@ from pathlib import Path
 from devnet.cpulimit import CpuLimit
 from node.control import CertifyPlatformRequest, ControlClient, ControlRejected, NodeStatus, StatusRequest
 from node.keys import KEY_FILE, write_key
+from node.node import ADDRESS_FILE
+from protocols.chain_params import ChainParams
 from protocols.crypto import Keypair
 from protocols.genesis import NRLC_PER_RLC, Allocation, Category, Genesis, Validator, genesis_to_json
 
@@ -37,7 +39,6 @@ GENESIS_FILE = "genesis.json"
 AUTHORITY_NODE = "authority-0"
 # How long `start` keeps asking for a worker's certificate (the authority may still be starting).
 CERTIFY_TIMEOUT_S = 30.0
-ADDRESS_FILE = "node.addr"  # written by a node once it listens: its multiaddrs, one per line
 LOG_FILE = "node.log"
 START_BALANCE = 1_000_000 * NRLC_PER_RLC
 # Short categories so a devnet demo finishes in seconds: T is the base of every task deadline (7T, 10T).
@@ -125,7 +126,7 @@ class Devnet:
             allocations=tuple(Allocation(keys[n.name].address, START_BALANCE) for n in nodes),
             categories=categories,
             attestation_authorities=(keys[AUTHORITY_NODE].public_key,),
-            empty_block_interval_ms=EMPTY_BLOCK_INTERVAL_MS,
+            params=ChainParams(empty_block_interval_ms=EMPTY_BLOCK_INTERVAL_MS),
         )
         self.genesis_path.write_text(genesis_to_json(genesis))
         self.save(nodes)

@@ -75,6 +75,7 @@ from node.documents import (
 from node.jsonout import iso_time, to_json
 from node.work_messages import ReplicateInfo
 from protocols import orders
+from protocols.chain_params import CHAIN_PARAM_KEYS
 from protocols.crypto import ZERO_ADDRESS, hex_address, parse_address
 from protocols.genesis import NRLC_PER_RLC, GenesisError, parse_genesis, rlc_text
 from protocols.ledger.records import Deal, TaskStatus
@@ -909,12 +910,15 @@ def cmd_genesis_check(args: argparse.Namespace) -> int:
         f"{v.name} ({hex_address(v.address)})" for v in genesis.validators))
     print(f"total supply    {rlc_text(genesis.total_supply)} in {len(genesis.allocations)} accounts")
     print("categories      " + ", ".join(f"{c.id}:{c.name} T={c.work_clock_time_ref_ms} ms" for c in genesis.categories))
+    params = {name: getattr(genesis.params, name) for name in CHAIN_PARAM_KEYS}
+    print("chain params    " + ", ".join(f"{name}={value}" for name, value in params.items()))
     emit(args, {
         "chain_id": genesis.chain_id, "genesis_hash": genesis.genesis_hash,
         "validators": [{"name": v.name, "address": v.address} for v in genesis.validators],
         "total_supply": genesis.total_supply, "total_supply_rlc": rlc_text(genesis.total_supply),
         "accounts": len(genesis.allocations),
         "categories": [{"id": c.id, "name": c.name, "time_ref_ms": c.work_clock_time_ref_ms} for c in genesis.categories],
+        "chain_params": params,
     })
     return 0
 

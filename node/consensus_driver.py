@@ -40,7 +40,7 @@ from protocols.consensus.actions import (
     RecordEvidence,
     RequestSync,
     ScheduleTimeout,
-    Timeout,
+    Timer,
 )
 from protocols.consensus.messages import (
     Block,
@@ -51,7 +51,7 @@ from protocols.consensus.messages import (
     Vote,
     block_id,
 )
-from protocols.consensus.tendermint import InvalidMessage, Tendermint
+from protocols.consensus.tendermint import Blame, InvalidMessage, Tendermint
 from protocols.encoding import DecodeError, encode
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class ConsensusDriver:
         self.blocks_topic = blocks_topic
         self.on_commit = on_commit
         self.inbox = ConsensusInbox(MAX_QUEUED_MESSAGES)
-        self._timers: list[tuple[int, int, Timeout]] = []
+        self._timers: list[tuple[int, int, Timer]] = []
         self._timer_seq = 0
         self._timers_changed = trio.Event()
         self._want_height = 0  # highest height heard of (from a peer's decided block)
@@ -189,7 +189,7 @@ class ConsensusDriver:
         try:
             if isinstance(item, _Message):
                 actions = self.machine.on_message(item.message, now)
-            elif isinstance(item, Timeout):
+            elif isinstance(item, Timer):
                 actions = self.machine.on_timeout(item, now)
             elif isinstance(item, _Decided):
                 actions = self.machine.on_decided_block(item.block, item.certificate, now)
@@ -199,9 +199,7 @@ class ConsensusDriver:
         except InvalidMessage as exc:
             peer = getattr(item, "peer", "")
             log.info("event=consensus-input-rejected peer=%s reason=%r", peer, exc.reason)
-            # Out-of-order sync blocks are our own race (gossip and sync deliver the same height); the rest
-            # is the sender's doing.
-            if peer and not exc.reason.startswith("sync block for height"):
+            if peer and exc.blame is Blame.SENDER:
                 self.host.penalise(peer, f"invalid consensus input: {exc.reason}")
             return
         if self.machine.round > round_before:
@@ -282,7 +280,7 @@ class ConsensusDriver:
 
     # --- timers ---------------------------------------------------------------------------------------
 
-    def _schedule(self, timeout: Timeout, at: int) -> None:
+    def _schedule(self, timeout: Timer, at: int) -> None:
         self._timer_seq += 1
         heapq.heappush(self._timers, (at, self._timer_seq, timeout))
         self._timers_changed.set()

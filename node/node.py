@@ -110,7 +110,7 @@ from protocols.orders import Order
 log = logging.getLogger(__name__)
 RoleT = TypeVar("RoleT")
 
-ADDRESS_FILE = "node.addr"
+ADDRESS_FILE = "node.addr"  # written once the node listens: its multiaddrs, one per line (devnet reads it)
 BLOB_DIR = "blobs"
 # Our peer record goes out at start, again after each of these delays (nodes started together hear of
 # each other within seconds), then every PEER_RECORD_S for nodes that joined since (gossip has no history).
@@ -127,11 +127,6 @@ REANNOUNCE_MAX_S = 60.0
 # At most this many of our pending transactions go out again per round: every receiver decodes and checks
 # each one, so re-sending a whole backlog at once costs the network more than the loss it repairs.
 REANNOUNCE_MAX_TXS = 200
-# A proposal carries its block through gossip, and every validator re-checks it. On the 2-core devnet a
-# 1,000-transfer (190 KB) proposal took six rounds (90 s) to decide under load, while blocks of a few
-# hundred transfers decide in round 0: many small blocks beat few large ones here.
-MAX_BLOCK_BYTES = 64 * 1024
-MAX_BLOCK_TXS = 250
 # Transactions and orders published within this window leave as one gossip message. A gossip hop costs
 # ~1.3 ms of CPU whatever its size, and a burst of 3,000 transfers from 6 nodes batched every 5 ms made
 # ~6,000 hops/s on 2 cores: queues overflowed, votes were dropped with them, a height took 6 rounds.
@@ -153,9 +148,9 @@ CATCH_UP_S = 10.0
 # it holds on any machine; half a minute is what a user waiting on `--wait` tolerates.
 ADMISSION_BACKLOG_S = 30.0
 ADMISSION_WINDOW_S = 30.0
-# Always admitted up to two full blocks' worth: an idle chain's measured rate says nothing of its capacity,
-# and a burst on it fills the next two blocks at once.
-ADMISSION_FLOOR_TXS = 2 * MAX_BLOCK_TXS
+# Always admitted up to this many full blocks' worth: an idle chain's measured rate says nothing of its
+# capacity, and a burst on it fills the next two blocks at once.
+ADMISSION_FLOOR_BLOCKS = 2
 
 
 def make_role(name: str, config: NodeConfig) -> Role:
@@ -209,20 +204,18 @@ class Node:
         self.is_validator = self.validators.index_of(keypair.public_key) is not None
         ledger.state = self._load_state()
         tip = store.tip() or genesis_tip(self.genesis.genesis_hash, self.genesis.genesis_time_ms)
-        self.app = LedgerApplication(ledger, last_block_time=tip.time)
+        self.app = LedgerApplication(ledger, last_block_time=tip.time, max_tx_bytes=self.genesis.params.max_tx_bytes)
         self.metrics = NodeMetrics()
-        self.mempool: Mempool = CountingMempool(self.app, rejections=self.metrics.mempool_rejections)
-        self.http_url = ""  # the explorer's base URL once it serves (config.http)
-        consensus_config = ConsensusConfig(
-            empty_block_interval=self.genesis.empty_block_interval_ms,
-            max_block_bytes=MAX_BLOCK_BYTES,
-            max_block_txs=MAX_BLOCK_TXS,
+        self.mempool: Mempool = CountingMempool(
+            self.app, max_tx_bytes=self.genesis.params.max_tx_bytes, rejections=self.metrics.mempool_rejections
         )
+        self.http_url = ""  # the explorer's base URL once it serves (config.http)
         machine = Tendermint(
             chain_id=self.genesis.chain_id,
             validators=self.validators,
             app=self.app,
-            config=consensus_config,
+            config=ConsensusConfig(),
+            params=self.genesis.params,
             tip=tip,
             keypair=keypair if self.is_validator else None,
             mempool=self.mempool,
@@ -246,7 +239,9 @@ class Node:
         # Ours, not yet committed, by tx id.
         self._pending_txs: dict[bytes, PendingTx] = {}
         self._rejected_txs: dict[bytes, str] = {}
-        self.admission = Admission(ADMISSION_BACKLOG_S, ADMISSION_FLOOR_TXS, ADMISSION_WINDOW_S)
+        self.admission = Admission(
+            ADMISSION_BACKLOG_S, ADMISSION_FLOOR_BLOCKS * self.genesis.params.max_block_txs, ADMISSION_WINDOW_S
+        )
         self._block_events: trio.MemorySendChannel[tuple[int, CommittedBlock]] | None = None
         for order, _ in store.load_orders():
             self.order_book.add(order)

@@ -15,15 +15,13 @@ import heapq
 from collections import ChainMap, OrderedDict, deque
 from dataclasses import dataclass
 
+from protocols.chain_params import MAX_TX_BYTES
 from protocols.encoding import DecodeError, decode
 from protocols.ledger.ledger import Ledger, TxOutcome, apply
 from protocols.ledger.records import Task, TaskStatus
 from protocols.ledger.state import TASK, LedgerState, Writes
 from protocols.ledger.transactions import Transaction
 
-# A transaction on the wire: one signed envelope around one body. MatchOrders carries four orders with
-# their signatures, which stays well under this.
-MAX_TX_BYTES = 16 * 1024
 # Decoded transactions remembered: a few full mempools' worth.
 DECODE_CACHE = 50_000
 
@@ -53,13 +51,18 @@ class CommittedBlock:
     writes: Writes
 
 
-def decode_tx(data: bytes) -> Transaction:
-    return decode(Transaction, data, max_size=MAX_TX_BYTES)
+def decode_tx(data: bytes, max_tx_bytes: int = MAX_TX_BYTES) -> Transaction:
+    """Decode a transaction of at most `max_tx_bytes` (by default the hard bound, for transactions already in
+    blocks, which the chain's own limit was checked on)."""
+    tx: Transaction = decode(Transaction, data, max_size=max_tx_bytes)
+    return tx
 
 
 class LedgerApplication:
-    def __init__(self, ledger: Ledger, last_block_time: int = 0) -> None:
+    def __init__(self, ledger: Ledger, last_block_time: int = 0, max_tx_bytes: int = MAX_TX_BYTES) -> None:
+        """`max_tx_bytes`: the chain's (ChainParams); a larger transaction is undecodable here, so gossip drops it."""
         self.ledger = ledger
+        self.max_tx_bytes = max_tx_bytes
         self.last_block_time = last_block_time
         self._mempool_state = _Overlay(ledger.state)
         self._deadlines: list[int] = []
@@ -80,7 +83,7 @@ class LedgerApplication:
         mempool re-check after a block, and in the block's dry run; decoding it once saves most of that."""
         cached = self._decoded.get(tx)
         if cached is None:
-            cached = decode_tx(tx)
+            cached = decode_tx(tx, self.max_tx_bytes)
             self._decoded[tx] = cached
             if len(self._decoded) > DECODE_CACHE:
                 self._decoded.popitem(last=False)

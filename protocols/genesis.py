@@ -3,6 +3,12 @@
 On disk it is JSON (hex for bytes), because people write and read it; its identity is the SHA-256 of its
 canonical msgpack encoding, so two nodes with differently formatted but equal files agree. Parsing is
 strict and each error says which field is wrong and what was expected.
+
+The chain's rules (block limits, transaction size, clock drift, empty-block interval) are its `chain_params`
+object (protocols/chain_params.py), every key optional with the defaults every network used before. A file
+from before `chain_params` existed keeps loading, its top-level `empty_block_interval_ms` read as
+`chain_params.empty_block_interval_ms`; its genesis hash differs from the one earlier versions computed
+(the genesis now encodes its parameters), so a data directory made by those is refused and must be reset.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
+from protocols.chain_params import CHAIN_PARAM_KEYS, ChainParams
+from protocols.consensus.messages import MAX_VALIDATORS
 from protocols.crypto import Address, PublicKey, address_of, hex_address, parse_address
 from protocols.encoding import U64, UINT64_MAX, MaxLen, Range, digest, validated, wire
 
@@ -21,7 +29,6 @@ CHAIN_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # stakes and escrow can leave the 64-bit range the wire encoding carries.
 MAX_TOTAL_SUPPLY = 1 << 62
 NRLC_PER_RLC = 10**9
-MAX_VALIDATORS = 100
 
 
 def rlc_text(nrlc: int) -> str:
@@ -30,14 +37,17 @@ def rlc_text(nrlc: int) -> str:
     return (text.rstrip("0").rstrip(".") if "." in text else text) + " RLC"
 
 
+# Where genesis files written before `chain_params` keep the empty-block interval.
+LEGACY_INTERVAL_KEY = "empty_block_interval_ms"
 GENESIS_KEYS = (
     "chain_id",
     "genesis_time_ms",
-    "empty_block_interval_ms",
+    "chain_params",
     "validators",
     "allocations",
     "categories",
     "attestation_authorities",
+    LEGACY_INTERVAL_KEY,
 )
 
 
@@ -73,7 +83,7 @@ class Validator:
         return address_of(self.public_key)
 
 
-@wire(tag=53)
+@wire(tag=53, version=2)
 @dataclass(frozen=True)
 class Genesis:
     chain_id: Annotated[str, MaxLen(63)]
@@ -82,7 +92,7 @@ class Genesis:
     allocations: tuple[Allocation, ...]
     categories: tuple[Category, ...]
     attestation_authorities: tuple[PublicKey, ...]
-    empty_block_interval_ms: Annotated[int, Range(1, 1 << 32)]
+    params: ChainParams = ChainParams()
 
     def __post_init__(self) -> None:
         if not CHAIN_ID_PATTERN.fullmatch(self.chain_id):
@@ -115,7 +125,7 @@ def genesis_to_json(genesis: Genesis) -> str:
         {
             "chain_id": genesis.chain_id,
             "genesis_time_ms": genesis.genesis_time_ms,
-            "empty_block_interval_ms": genesis.empty_block_interval_ms,
+            "chain_params": {name: getattr(genesis.params, name) for name in CHAIN_PARAM_KEYS},
             "validators": [{"name": v.name, "public_key": v.public_key.hex()} for v in genesis.validators],
             "allocations": [{"address": hex_address(a.address), "amount": a.amount} for a in genesis.allocations],
             "categories": [
@@ -155,7 +165,7 @@ def parse_genesis(text: str) -> Genesis:
                 _hex_value(k, f"genesis.attestation_authorities[{i}]", 32)
                 for i, k in enumerate(reader.raw_list("attestation_authorities"))
             ),
-            empty_block_interval_ms=reader.int("empty_block_interval_ms"),
+            params=_chain_params(reader),
         )
     except ValueError as exc:
         raise GenesisError(str(exc)) from None
@@ -163,6 +173,19 @@ def parse_genesis(text: str) -> Genesis:
         return validated(genesis)
     except ValueError as exc:
         raise GenesisError(f"genesis out of range: {exc}") from None
+
+
+def _chain_params(reader: _Reader) -> ChainParams:
+    """`chain_params`, each key optional (ChainParams has the defaults); the legacy top-level interval counts."""
+    values: dict[str, int] = {}
+    if "chain_params" in reader.doc:
+        params = _Reader(reader.doc["chain_params"], "genesis.chain_params", CHAIN_PARAM_KEYS)
+        values = {key: params.int(key) for key in CHAIN_PARAM_KEYS if key in params.doc}
+    if LEGACY_INTERVAL_KEY in reader.doc:
+        if LEGACY_INTERVAL_KEY in values:
+            raise GenesisError(f"genesis.{LEGACY_INTERVAL_KEY} is given twice: keep only chain_params.{LEGACY_INTERVAL_KEY}")
+        values[LEGACY_INTERVAL_KEY] = reader.int(LEGACY_INTERVAL_KEY)
+    return ChainParams(**values)
 
 
 def _hex_value(value: Any, where: str, length: int) -> bytes:

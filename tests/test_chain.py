@@ -75,3 +75,11 @@ def test_deadlines_of_open_tasks_ask_for_empty_blocks(market: Market) -> None:
     app.commit((), start + 7 * T_MS)
     assert app.next_deadline() == start + 10 * T_MS
     assert market.task(market.task_id(deal_id)).status == TaskStatus.ACTIVE
+
+
+def test_a_transaction_above_the_chains_size_limit_is_undecodable(market: Market) -> None:
+    """The chain's max_tx_bytes (ChainParams), not only the hard bound, limits what the application decodes."""
+    tx = transfer(market, "w1")
+    small = LedgerApplication(market.ledger, last_block_time=market.now, max_tx_bytes=len(tx) - 1)
+    assert "exceeds the limit" in str(small.check_tx(tx))
+    assert app_of(market).check_tx(tx) is None

@@ -30,6 +30,17 @@ def test_genesis_check_accepts_a_valid_file(tmp_path: Path) -> None:
     result = run("-m", "node.cli", "genesis", "check", str(path))
     assert result.returncode == 0, result.stderr
     assert f"0x{make_genesis().genesis_hash.hex()}" in result.stdout
+    assert "max_block_txs=250" in result.stdout
+
+
+def test_genesis_check_refuses_chain_params_beyond_the_hard_bounds(tmp_path: Path) -> None:
+    doc = json.loads(genesis_to_json(make_genesis()))
+    doc["chain_params"]["max_tx_bytes"] = 1 << 20
+    path = tmp_path / "genesis.json"
+    path.write_text(json.dumps(doc))
+    result = run("-m", "node.cli", "genesis", "check", str(path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "chain_params.max_tx_bytes must be an integer from 1 to 65536" in result.stderr
 
 
 def test_genesis_check_rejects_a_bad_file_with_one_line_and_exit_2(tmp_path: Path) -> None:

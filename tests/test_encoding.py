@@ -158,6 +158,9 @@ def _vote_fields() -> dict[str, st.SearchStrategy[Any]]:
 # Classes whose __post_init__ enforces cross-field invariants get hand-made strategies.
 _CUSTOM: dict[str, Callable[[], st.SearchStrategy[Any]]] = {
     "Genesis": lambda: st.fixed_dictionaries(_genesis_fields()).map(lambda kw: Genesis(**kw)),
+    "ChainParams": lambda: st.fixed_dictionaries(
+        {name: values_of(hint) for name, hint in _field_hints(_registered("ChainParams")).items()}
+    ).map(lambda kw: _registered("ChainParams")(**{**kw, "max_tx_bytes": min(kw["max_tx_bytes"], kw["max_block_bytes"])})),
     "Proposal": _proposals,
     "Vote": lambda: st.fixed_dictionaries(_vote_fields()).map(lambda kw: _registered("Vote")(**kw)),
 }

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 
+from protocols.chain_params import MAX_BLOCK_TXS, ChainParams
 from protocols.genesis import MAX_TOTAL_SUPPLY, Genesis, GenesisError, genesis_to_json, parse_genesis
 from tests.support import make_genesis
 from tests.test_encoding import fuzz_settings, wire_values
@@ -94,7 +95,8 @@ def test_genesis_error_is_a_value_error() -> None:
 
 # --- malformed documents ----------------------------------------------------------------------------------
 
-TOP_LEVEL_KEYS = sorted(DOC)
+# chain_params may be left out (its defaults are the rules of every older genesis file).
+TOP_LEVEL_KEYS = sorted(set(DOC) - {"chain_params"})
 
 
 @pytest.mark.parametrize("key", TOP_LEVEL_KEYS)
@@ -126,7 +128,8 @@ MALFORMED: list[tuple[str, Callable[[Doc], Any], str]] = [
     ("time-str", setter("genesis_time_ms", "0"), "genesis.genesis_time_ms must be an integer from 0 to 2^64-1, got '0'"),
     ("time-bool", setter("genesis_time_ms", True), "genesis.genesis_time_ms must be an integer from 0 to 2^64-1, got True"),
     ("time-float", setter("genesis_time_ms", 1.5), "genesis.genesis_time_ms must be an integer from 0 to 2^64-1, got 1.5"),
-    ("interval-null", setter("empty_block_interval_ms", None), "genesis.empty_block_interval_ms must be an integer from 0 to 2^64-1"),
+    ("interval-null", setter("chain_params.empty_block_interval_ms", None),
+     "genesis.chain_params.empty_block_interval_ms must be an integer from 0 to 2^64-1"),
     ("validators-object", setter("validators", {}), "genesis.validators must be a list"),
     ("validator-string", setter("validators.0", KEY), "genesis.validators[0] must be an object"),
     ("allocations-null", setter("allocations", None), "genesis.allocations must be a list"),
@@ -164,13 +167,21 @@ MALFORMED: list[tuple[str, Callable[[Doc], Any], str]] = [
     ("chain-id-too-long", setter("chain_id", "a" * 64), "chain_id 'aaaa"),
     # negative numbers
     ("negative-time", setter("genesis_time_ms", -1), "genesis.genesis_time_ms must be an integer from 0 to 2^64-1, got -1"),
-    ("negative-interval", setter("empty_block_interval_ms", -5), "genesis.empty_block_interval_ms must be an integer from 0 to 2^64-1"),
+    ("negative-interval", setter("chain_params.empty_block_interval_ms", -5),
+     "genesis.chain_params.empty_block_interval_ms must be an integer from 0 to 2^64-1"),
     ("negative-amount", setter("allocations.0.amount", -1), "genesis.allocations[0].amount must be an integer from 0 to 2^64-1, got -1"),
     ("negative-category", setter("categories.0.id", -1), "genesis.categories[0].id must be an integer from 0 to 2^64-1"),
     ("negative-time-ref", setter("categories.0.work_clock_time_ref_ms", -1),
      "genesis.categories[0].work_clock_time_ref_ms must be an integer from 0 to 2^64-1"),
     # out of the wire ranges
-    ("zero-interval", setter("empty_block_interval_ms", 0), "Genesis.empty_block_interval_ms: int 0 outside"),
+    ("zero-interval", setter("chain_params.empty_block_interval_ms", 0),
+     "chain_params.empty_block_interval_ms must be an integer from 1 to 86400000, got 0"),
+    ("block-txs-above-the-wire-bound", setter("chain_params.max_block_txs", MAX_BLOCK_TXS + 1),
+     f"chain_params.max_block_txs must be an integer from 1 to {MAX_BLOCK_TXS}, got {MAX_BLOCK_TXS + 1}"),
+    ("tx-larger-than-block", lambda d: d["chain_params"].update(max_block_bytes=1_000, max_tx_bytes=2_000),
+     "chain_params.max_tx_bytes 2000 exceeds max_block_bytes 1000"),
+    ("unknown-param", setter("chain_params.max_gas", 1), "genesis.chain_params has unknown field(s) max_gas"),
+    ("params-not-object", setter("chain_params", 5), "genesis.chain_params must be an object"),
     ("zero-time-ref", setter("categories.0.work_clock_time_ref_ms", 0), "Category.work_clock_time_ref_ms: int 0 outside"),
     ("validator-name-too-long", setter("validators.0.name", "v" * 65), "Validator.name: str of length 65 exceeds 64"),
     ("too-many-validators", setter("validators", [{"name": str(i), "public_key": f"{i:064x}"} for i in range(101)]),
@@ -226,3 +237,37 @@ def test_deeply_nested_json_is_a_genesis_error() -> None:
 def test_unknown_keys_are_rejected(path: str) -> None:
     """A key the parser does not know is most likely a setting the operator thinks is in force."""
     assert path.split(".")[-1] in parse_error(setter(path, 1))
+
+
+# --- chain parameters -------------------------------------------------------------------------------------
+
+
+def test_a_genesis_without_chain_params_has_the_defaults() -> None:
+    doc = copy.deepcopy(DOC)
+    del doc["chain_params"]
+    assert parse_genesis(json.dumps(doc)).params == ChainParams()
+
+
+def test_a_genesis_from_before_chain_params_keeps_its_interval() -> None:
+    """Files written before `chain_params` existed have the empty-block interval at the top level."""
+    doc = copy.deepcopy(DOC)
+    del doc["chain_params"]
+    doc["empty_block_interval_ms"] = 5_000
+    assert parse_genesis(json.dumps(doc)).params == ChainParams(empty_block_interval_ms=5_000)
+
+
+def test_a_partial_chain_params_takes_the_defaults_for_the_rest() -> None:
+    doc = copy.deepcopy(DOC)
+    doc["chain_params"] = {"max_block_txs": 100}
+    assert parse_genesis(json.dumps(doc)).params == ChainParams(max_block_txs=100)
+
+
+def test_the_interval_given_in_both_places_is_refused() -> None:
+    assert "given twice" in parse_error(setter("empty_block_interval_ms", 1_000))
+
+
+def test_different_chain_params_are_different_chains() -> None:
+    """The genesis hash covers the parameters: nodes that disagree on them refuse each other at the chain hello."""
+    doc = copy.deepcopy(DOC)
+    doc["chain_params"]["max_block_txs"] += 1
+    assert parse_genesis(json.dumps(doc)).genesis_hash != GENESIS.genesis_hash

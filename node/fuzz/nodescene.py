@@ -25,6 +25,7 @@ from node.net.batching import pack_batch
 from node.net.identity import peer_id_of_seed
 from node.sync import SyncRequest
 from protocols.chain import LedgerApplication
+from protocols.chain_params import ChainParams
 from protocols.consensus.blocks import make_certificate
 from protocols.consensus.messages import (
     Block,
@@ -62,7 +63,7 @@ def make_genesis() -> Genesis:
         allocations=tuple(Allocation(k.address, START_BALANCE) for k in (*VALIDATOR_KEYS, CLIENT)),
         categories=(Category(0, "XS", 5_000),),
         attestation_authorities=(),
-        empty_block_interval_ms=1_000,
+        params=ChainParams(empty_block_interval_ms=1_000),
     )
 
 

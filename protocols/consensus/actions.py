@@ -12,17 +12,32 @@ class TimeoutKind(enum.Enum):
     PROPOSE = "propose"  # Algorithm 1 line 57
     PREVOTE = "prevote"  # line 61
     PRECOMMIT = "precommit"  # line 65
-    # Not in the paper: re-send our messages because gossip loses some (see ConsensusConfig).
-    REBROADCAST = "rebroadcast"
-    # Not in the paper: wake up when the application's next deadline makes an empty block worth making.
-    WAIT = "wait"
 
 
 @dataclass(frozen=True)
 class Timeout:
+    """One of the paper's three timeouts, for the (height, round) that scheduled it."""
+
     kind: TimeoutKind
     height: int
     round: int
+
+
+@dataclass(frozen=True)
+class RebroadcastTimer:
+    """Not in the paper: time to check whether we made no progress for a whole interval (rebroadcast.py).
+    One runs for the machine's whole life, across heights."""
+
+
+@dataclass(frozen=True)
+class WaitTimer:
+    """Not in the paper: the idle `height` may now be worth a block, an application deadline being due (idle.py)."""
+
+    height: int
+
+
+# Everything the shell may be asked to call `on_timeout` with.
+Timer = Timeout | RebroadcastTimer | WaitTimer
 
 
 @dataclass(frozen=True)
@@ -36,7 +51,7 @@ class Broadcast:
 class ScheduleTimeout:
     """Call `on_timeout(timeout, now)` once the clock reaches `at` (ms). Stale timeouts are harmless."""
 
-    timeout: Timeout
+    timeout: Timer
     at: int
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from protocols.chain_params import ChainParams
 from protocols.consensus.application import Application
-from protocols.consensus.config import ConsensusConfig
 from protocols.consensus.messages import Block, Certificate, Step, Vote, block_id
 from protocols.consensus.validators import ValidatorSet
 from protocols.crypto import SignatureVerifier
@@ -76,7 +76,7 @@ def check_block(
     app: Application,
     validators: ValidatorSet,
     verifier: SignatureVerifier,
-    config: ConsensusConfig,
+    params: ChainParams,
 ) -> str | None:
     """valid(v): None if `block` may follow `tip` given the committed application state, else the reason."""
     if block.height != tip.height + 1:
@@ -96,44 +96,47 @@ def check_block(
         reason = verify_certificate(block.previous_commit, tip.height, tip.block_id, validators, verifier)
         if reason is not None:
             return f"previous commit: {reason}"
-    if len(block.txs) > config.max_block_txs:
-        return f"{len(block.txs)} transactions exceed {config.max_block_txs}"
-    if sum(len(tx) for tx in block.txs) > config.max_block_bytes:
-        return f"transactions exceed {config.max_block_bytes} bytes"
+    if len(block.txs) > params.max_block_txs:
+        return f"{len(block.txs)} transactions exceed {params.max_block_txs}"
+    if sum(len(tx) for tx in block.txs) > params.max_block_bytes:
+        return f"transactions exceed {params.max_block_bytes} bytes"
+    largest = max((len(tx) for tx in block.txs), default=0)
+    if largest > params.max_tx_bytes:
+        return f"a transaction of {largest} bytes exceeds {params.max_tx_bytes}"
     if len(set(block.txs)) != len(block.txs):
         return "duplicate transaction in block"
     if not block.txs:
-        reason = check_empty_block_allowed(block.time, tip, app, config)
+        reason = check_empty_block_allowed(block.time, tip, app, params)
         if reason is not None:
             return reason
     return app.validate_block_txs(block.txs, block.time)
 
 
-def check_empty_block_allowed(time: int, tip: ChainTip, app: Application, config: ConsensusConfig) -> str | None:
-    """Empty blocks only while something waits on time, and at most every `empty_block_interval`."""
+def check_empty_block_allowed(time: int, tip: ChainTip, app: Application, params: ChainParams) -> str | None:
+    """Empty blocks only while something waits on time, and at most every `empty_block_interval_ms`."""
     deadline = app.next_deadline()
     if deadline is None:
         return "empty block while nothing waits on time"
     if deadline > time:
         return f"empty block at {time} before the next deadline {deadline}"
-    if time < tip.time + config.empty_block_interval:
-        return f"empty block at {time} within {config.empty_block_interval} ms of the previous block"
+    if time < tip.time + params.empty_block_interval_ms:
+        return f"empty block at {time} within {params.empty_block_interval_ms} ms of the previous block"
     return None
 
 
-def check_timely(block: Block, now: int, config: ConsensusConfig) -> str | None:
+def check_timely(block: Block, now: int, params: ChainParams) -> str | None:
     """Is the block's time within the drift bound of our clock? Only for fresh proposals (see module doc)."""
-    if abs(block.time - now) > config.max_clock_drift:
+    if abs(block.time - now) > params.max_clock_drift_ms:
         return f"block time {block.time} is {block.time - now} ms from our clock {now}"
     return None
 
 
-def first_empty_block_time(tip: ChainTip, app: Application, config: ConsensusConfig) -> int | None:
+def first_empty_block_time(tip: ChainTip, app: Application, params: ChainParams) -> int | None:
     """The earliest time an empty block may carry, or None if none is worth making."""
     deadline = app.next_deadline()
     if deadline is None:
         return None
-    return max(deadline, tip.time + config.empty_block_interval, tip.time + 1)
+    return max(deadline, tip.time + params.empty_block_interval_ms, tip.time + 1)
 
 
 __all__ = [

@@ -1,4 +1,9 @@
-"""Consensus parameters. Same for every validator of a chain (they come from the genesis)."""
+"""One node's consensus timing: its own choice, like any node configuration.
+
+Validators with different timeouts still agree on every block (safety never depends on time). What every
+node must agree on (block limits, clock drift, empty-block interval) is the chain's `ChainParams`, from the
+genesis (protocols/chain_params.py).
+"""
 
 from __future__ import annotations
 
@@ -25,14 +30,6 @@ class ConsensusConfig:
     # restored by re-sending our messages of the current round when a whole interval passed without
     # progress. A few times the usual message delay: shorter only adds traffic, longer adds latency.
     rebroadcast_interval: int = 1_000
-    # An empty block is only made when something waits on time, and not more often than this.
-    empty_block_interval: int = 1_000
-    # A fresh proposal whose time is further than this from our clock is not prevoted (CometBFT's
-    # PBTS precision + message delay are of this order; a loopback devnet's clocks agree far better).
-    max_clock_drift: int = 2_000
-    max_block_txs: int = 1_000
-    # Stays well under the 1 MiB gossip limit together with the proposal's envelope.
-    max_block_bytes: int = 900_000
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():

@@ -24,6 +24,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 
+from protocols.chain_params import MAX_TX_BYTES
 from protocols.consensus.application import Application
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,6 @@ log = logging.getLogger(__name__)
 # spammer cannot grow a validator's memory without limit.
 DEFAULT_MAX_TXS = 10_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
-# One transaction: far above any ledger transaction (a MatchOrders with four orders is a few KiB).
-DEFAULT_MAX_TX_BYTES = 64 * 1024
 # Hashes of recently committed transactions, so a late gossip copy of one is not admitted again before
 # the application's own replay protection (nonces) would reject it anyway.
 RECENTLY_COMMITTED = 20_000
@@ -55,7 +54,7 @@ class Mempool:
         app: Application,
         max_txs: int = DEFAULT_MAX_TXS,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        max_tx_bytes: int = DEFAULT_MAX_TX_BYTES,
+        max_tx_bytes: int = MAX_TX_BYTES,
     ) -> None:
         self._app = app
         self.max_txs = max_txs

@@ -11,17 +11,15 @@ import enum
 from dataclasses import dataclass
 from typing import Annotated
 
+from protocols.chain_params import MAX_BLOCK_TXS
 from protocols.crypto import EMPTY_SIGNATURE, Signature, SignedMixin
 from protocols.encoding import U64, UINT64_MAX, Bytes32, MaxLen, Range, decode, digest, wire
 
 # Rounds grow by one per failed round; a round number this high means a peer is lying, not unlucky.
 MAX_ROUND = (1 << 31) - 1
-# Equal voting power and all-to-all votes make large sets impractical long before this; it also bounds
-# the signature list of a certificate an attacker can make us read.
-MAX_VALIDATORS = 256
-# A block's transaction count bound, below encoding.MAX_CONTAINER_LEN; the byte size is bounded by the
-# 1 MiB message limit of py-libp2p gossip that a proposal (which carries the block) must respect.
-MAX_BLOCK_TXS = 5_000
+# Equal voting power and all-to-all votes (n^2 messages a round) make large sets impractical; this bounds
+# a genesis's validator list and the signature list of a certificate an attacker can make us read.
+MAX_VALIDATORS = 100
 BLOCK_ID_LEN = 32
 # The block id of a nil vote ("no block"): the paper's `nil`.
 NIL = b""
@@ -145,4 +143,5 @@ ConsensusMessage = Proposal | Vote
 
 def decode_message(data: bytes) -> Proposal | Vote:
     """Decode a message of the consensus topic; anything malformed raises DecodeError, nothing else."""
-    return decode(ConsensusMessage, data)
+    message: Proposal | Vote = decode(ConsensusMessage, data)
+    return message

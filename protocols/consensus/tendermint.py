@@ -7,20 +7,16 @@ every input `_evaluate` runs the rules until none fires, which is how "upon" rea
 
 Untrusted input is checked before anything changes: a message from a non-validator, from the wrong
 proposer, with a bad signature or a malformed block raises `InvalidMessage` and leaves the state as it
-was (the shell then lowers the sender's peer score). Stale messages are ignored without error.
+was; its `blame` tells the shell whether to lower the sender's peer score. Stale messages are ignored
+without error.
 
-Additions to the paper, each for a stated reason:
-- Re-broadcast of our own messages of the current round (and of the votes others need from us) when we
-  made no progress for a `rebroadcast_interval`, and `RequestSync` when f+1 validators are at a higher
-  height: py-libp2p gossip loses messages, so the paper's gossip property needs help. Only what can still
-  help is re-sent (see `_rebroadcast`): under congestion, re-sending everything starved the messages of
-  the current round and stopped the chain, and an idle validator re-sends nothing at all. `on_decided_block` accepts a block
-  with a valid certificate from the sync protocol.
-- Waiting before round 0 of a height until there is a transaction, a due deadline of the application,
-  a valid proposal, or f+1 validators already at work on the height (CometBFT's
-  `create_empty_blocks = false`): blocks are only made when they carry something. A proposer with
-  nothing valid to propose waits for transactions and also schedules timeout-propose, so it still
-  prevotes nil if nothing comes.
+Additions to the paper, each for a stated reason; the larger ones have modules of their own:
+- Re-broadcast (rebroadcast.py) of what progress depends on when we made no progress for an interval,
+  and `RequestSync` when f+1 validators are at a higher height: py-libp2p gossip loses messages, so the
+  paper's gossip property needs help. `on_decided_block` accepts a block with a valid certificate from the
+  sync protocol.
+- Idle heights (idle.py): round 0 waits until a block is worth making. A proposer with nothing valid to
+  propose waits for transactions and also schedules timeout-propose, so it still prevotes nil if nothing comes.
 - The round-skip rule (line 55) counts validators whose highest round is >= r' rather than messages of
   exactly r': memory per validator is then one number for far-future rounds, and f+1 such validators
   still include a correct one at or beyond r'.
@@ -33,27 +29,30 @@ Additions to the paper, each for a stated reason:
   fixed 1 s propose timeouts made round 0 fail over and over; a faster network keeps the configured
   values. The median of several heights' samples cannot be pushed up by f Byzantine proposers that
   send their proposals just before the timeout: they are the minority of the samples.
-- Restart safety (the paper assumes validators never forget): the shell keeps the consensus messages
-  of the current height it sent and accepted (a write-ahead log) and hands them back as `restore=`. We
-  then never sign a different message for a (height, round, step) we signed before, and we re-lock on
-  the block of our highest precommit, which is what the locking argument of the paper's proof needs.
+- Restart safety (restore.py): the write-ahead log of the current height, handed back as `restore=`.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+from protocols.chain_params import ChainParams
 from protocols.consensus.actions import (
     Action,
     Broadcast,
     Commit,
+    RebroadcastTimer,
     RecordEvidence,
     RequestSync,
     ScheduleTimeout,
     Timeout,
     TimeoutKind,
+    Timer,
+    WaitTimer,
 )
 from protocols.consensus.application import Application
 from protocols.consensus.blocks import (
@@ -66,6 +65,7 @@ from protocols.consensus.blocks import (
     verify_certificate,
 )
 from protocols.consensus.config import ConsensusConfig
+from protocols.consensus.idle import block_due
 from protocols.consensus.mempool import Mempool
 from protocols.consensus.messages import (
     NIL,
@@ -77,6 +77,8 @@ from protocols.consensus.messages import (
     Vote,
     block_id,
 )
+from protocols.consensus.rebroadcast import Rebroadcaster, certificate_votes, resend
+from protocols.consensus.restore import restored_lock
 from protocols.consensus.validators import ValidatorSet
 from protocols.consensus.votes import HeightMessages
 from protocols.crypto import Keypair, SignatureVerifier, sign
@@ -97,12 +99,44 @@ PROPOSAL_DELAY_SAMPLES = 9
 PROPOSE_TIMEOUT_MARGIN = 2
 
 
-class InvalidMessage(Exception):
-    """An input that no correct peer sends. Nothing was changed; the sender deserves a lower score."""
+class Blame(enum.Enum):
+    """Whom an invalid input is the fault of."""
 
-    def __init__(self, reason: str) -> None:
+    # The peer that handed it to us: no correct peer sends it (its score goes down).
+    SENDER = "sender"
+    # Nobody: a race of our own, e.g. a sync block ahead of our height because gossip decided the height
+    # in between (dropped quietly).
+    NOBODY = "nobody"
+
+
+class InvalidMessage(Exception):
+    """An input the state machine refuses. Nothing was changed; `blame` says whose doing it was."""
+
+    def __init__(self, reason: str, blame: Blame = Blame.SENDER) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.blame = blame
+
+
+@dataclass
+class _HeightLog:
+    """What is kept for the current height only, beside the paper's variables: a new height starts with a
+    fresh one (line 53's "empty message log", and our bookkeeping of the rules that fired)."""
+
+    msgs: HeightMessages
+    # (rule line, round) of the "for the first time" rules that fired.
+    fired: set[tuple[int, int]] = field(default_factory=set)
+    # valid(v) by block id: the committed state does not change within a height.
+    valid_cache: dict[bytes, str | None] = field(default_factory=dict)
+    invalid_decisions: set[bytes] = field(default_factory=set)
+    # Our own messages of this height by (round, step).
+    own: dict[tuple[int, int], Proposal | Vote] = field(default_factory=dict)
+    evidence_seen: set[tuple[int, int, int]] = field(default_factory=set)
+    # Next-height messages by validator index.
+    buffer: dict[int, list[Proposal | Vote]] = field(default_factory=dict)
+    sync_requested: bool = False
+    # We are the proposer and had nothing to propose yet.
+    awaiting_value: bool = False
 
 
 class Tendermint:
@@ -115,6 +149,7 @@ class Tendermint:
         validators: ValidatorSet,
         app: Application,
         config: ConsensusConfig,
+        params: ChainParams,
         tip: ChainTip,
         keypair: Keypair | None = None,
         mempool: Mempool | None = None,
@@ -125,6 +160,7 @@ class Tendermint:
         self.validators = validators
         self.app = app
         self.config = config
+        self.params = params
         self.mempool = mempool
         self._verifier = verifier if verifier is not None else SignatureVerifier(chain_id)
         if self._verifier.chain_id != chain_id:
@@ -135,16 +171,24 @@ class Tendermint:
         self._signed_before: dict[tuple[int, int, int], Proposal | Vote] = {}
         self._out: list[Action] = []
         self._now = 0
-        # A validator showed, since our last re-broadcast, that it is still at the height we last decided.
-        self._laggard_seen = False
         # ms from the start of our round to the arrival of its valid proposal, at the last heights.
         self._proposal_delays: deque[int] = deque(maxlen=PROPOSAL_DELAY_SAMPLES)
         self._round_started_at = 0
-        # (height, round, step, started) after the last input, and when it last changed: we only re-send
-        # when stuck, an interval after our own last progress.
-        self._marker: tuple[int, int, int, bool] | None = None
-        self._progress_at = 0
-        self._reset_height(tip)
+        self._rebroadcaster = Rebroadcaster()
+        # The highest height each validator ahead of us showed (for RequestSync at f+1 of them).
+        self._higher: dict[int, int] = {}
+        # Initialization (lines 1-9); h_p is the height after `tip`, and `started` is False while the
+        # height is idle (idle.py).
+        self.tip = tip
+        self.height = tip.height + 1  # line 2
+        self.round = 0  # line 3
+        self.step = Step.PROPOSE  # line 4
+        self.started = False
+        self.locked_value: Block | None = None  # line 6
+        self.locked_round = -1  # line 7
+        self.valid_value: Block | None = None  # line 8
+        self.valid_round = -1  # line 9
+        self._log = _HeightLog(HeightMessages(validators.quorum))
         self._restore(restore)
 
     # --- public inputs ---------------------------------------------------------------------------
@@ -152,7 +196,7 @@ class Tendermint:
     def start(self, now: int) -> list[Action]:
         """Begin (or, after a restart, resume) at the height after `tip`."""
         self._now = now
-        self._schedule(TimeoutKind.REBROADCAST, self.config.rebroadcast_interval, height=0, round=0)
+        self._out.append(ScheduleTimeout(RebroadcastTimer(), now + self.config.rebroadcast_interval))
         self._enter_height()
         return self._finish()
 
@@ -165,7 +209,7 @@ class Tendermint:
         if not self._verifier.verify(msg):
             raise InvalidMessage("bad signature")
         if msg.height < self.height:
-            self._laggard_seen = True  # it may miss exactly the precommits we decided with: see _rebroadcast
+            self._rebroadcaster.note_laggard()
             return []
         if msg.height > self.height:
             self._note_higher_height(index, msg)
@@ -174,29 +218,25 @@ class Tendermint:
         self._evaluate()
         return self._finish()
 
-    def on_timeout(self, timeout: Timeout, now: int) -> list[Action]:
+    def on_timeout(self, timer: Timer, now: int) -> list[Action]:
+        """A timer we asked for is due (stale ones are ignored)."""
         self._now = now
-        kind = timeout.kind
-        if kind is TimeoutKind.REBROADCAST:
-            # No progress for a whole interval: something may have been lost. The interval counts from our
-            # own last progress, not from a common tick, so validators stuck together do not all re-send
-            # at the same moment (a burst the congested queues would drop most of).
-            quiet_until = self._progress_at + self._rebroadcast_interval()
-            if now >= quiet_until:
+        if isinstance(timer, RebroadcastTimer):
+            resend_now, next_at = self._rebroadcaster.on_timer(now, self._rebroadcast_interval())
+            if resend_now:
                 self._rebroadcast()
-                quiet_until = now + self._rebroadcast_interval()
-            self._schedule(TimeoutKind.REBROADCAST, quiet_until - now, height=0, round=0)
+            self._out.append(ScheduleTimeout(RebroadcastTimer(), next_at))
             return self._finish()
-        if timeout.height != self.height:
+        if timer.height != self.height:
             return []
-        if kind is TimeoutKind.PROPOSE:
-            self._line_57_on_timeout_propose(timeout.round)
-        elif kind is TimeoutKind.PREVOTE:
-            self._line_61_on_timeout_prevote(timeout.round)
-        elif kind is TimeoutKind.PRECOMMIT:
-            self._line_65_on_timeout_precommit(timeout.round)
-        elif kind is TimeoutKind.WAIT:
+        if isinstance(timer, WaitTimer):
             self._wake_up()
+        elif timer.kind is TimeoutKind.PROPOSE:
+            self._line_57_on_timeout_propose(timer.round)
+        elif timer.kind is TimeoutKind.PREVOTE:
+            self._line_61_on_timeout_prevote(timer.round)
+        else:
+            self._line_65_on_timeout_precommit(timer.round)
         self._evaluate()
         return self._finish()
 
@@ -216,7 +256,7 @@ class Tendermint:
         if block.height < self.height:
             return []
         if block.height > self.height:
-            raise InvalidMessage(f"sync block for height {block.height}, expected {self.height}")
+            raise InvalidMessage(f"sync block for height {block.height}, expected {self.height}", Blame.NOBODY)
         bid = block_id(block)
         reason = verify_certificate(certificate, block.height, bid, self.validators, self._verifier)
         if reason is not None:
@@ -244,19 +284,19 @@ class Tendermint:
             self.valid_round,
             block_id(self.valid_value) if self.valid_value else None,
             self.tip,
-            self._msgs.size(),
-            tuple(sorted(self._msgs.max_round.items())),
+            self._log.msgs.size(),
+            tuple(sorted(self._log.msgs.max_round.items())),
             tuple(sorted(self._higher.items())),
-            sum(len(v) for v in self._buffer.values()),
-            len(self._own),
+            sum(len(v) for v in self._log.buffer.values()),
+            len(self._log.own),
         )
 
     @property
     def stored_messages(self) -> int:
-        return self._msgs.size() + sum(len(v) for v in self._buffer.values())
+        return self._log.msgs.size() + sum(len(v) for v in self._log.buffer.values())
 
     def _restore(self, messages: Iterable[Proposal | Vote]) -> None:
-        """Reload the write-ahead log of the current height after a restart (see the module doc)."""
+        """Reload the write-ahead log of the current height after a restart (restore.py)."""
         for msg in messages:
             try:
                 index = self._check_sender(msg)
@@ -267,20 +307,13 @@ class Tendermint:
             if index == self.me:
                 step = Step.PROPOSE if isinstance(msg, Proposal) else msg.step
                 self._signed_before[(msg.height, msg.round, int(step))] = msg
-                self._own[(msg.round, int(step))] = msg
+                self._log.own[(msg.round, int(step))] = msg
             self._store(index, msg)
         self._out.clear()  # evidence about old messages was already recorded before the restart
-        own_precommits = [
-            m for (r, s), m in self._own.items() if s == Step.PRECOMMIT and isinstance(m, Vote) and m.block_id
-        ]
-        if own_precommits:
-            last = max(own_precommits, key=lambda v: v.round)
-            proposal = self._msgs.find_block_proposal(last.block_id)
-            if proposal is not None:
-                self.locked_value = proposal.block
-                self.locked_round = last.round
-                self.valid_value = proposal.block
-                self.valid_round = last.round
+        lock = restored_lock(self._log.own, self._log.msgs)
+        if lock is not None:
+            self.locked_value, self.locked_round = lock
+            self.valid_value, self.valid_round = lock
 
     # --- input checks ----------------------------------------------------------------------------
 
@@ -299,40 +332,40 @@ class Tendermint:
         if msg.height > self._higher.get(index, 0):
             self._higher[index] = msg.height
         if msg.height == self.height + 1:
-            queue = self._buffer.setdefault(index, [])
+            queue = self._log.buffer.setdefault(index, [])
             if len(queue) < MAX_BUFFERED_PER_VALIDATOR and msg not in queue:
                 queue.append(msg)
-        if not self._sync_requested and self._behind():
-            self._sync_requested = True
+        if not self._log.sync_requested and self._behind():
+            self._log.sync_requested = True
             self._out.append(RequestSync(self.height))
 
     def _behind(self) -> bool:
-        return len(self._higher) >= self.validators.one_third
+        return len(self._higher) >= self.validators.f_plus_one
 
     def _store(self, index: int, msg: Proposal | Vote) -> None:
         """Record a checked message of the current height (bounded, see votes.py)."""
-        self._msgs.note_sender(index, msg.round)
-        if not self._msgs.storable(msg.round):
+        self._log.msgs.note_sender(index, msg.round)
+        if not self._log.msgs.storable(msg.round):
             return
         if isinstance(msg, Proposal):
-            self._msgs.add_proposal(msg)
+            self._log.msgs.add_proposal(msg)
             return
-        existing = self._msgs.add_vote(index, msg)
+        existing = self._log.msgs.add_vote(index, msg)
         if existing is not None:
             key = (index, msg.round, msg.step)
-            if key not in self._evidence_seen:
-                self._evidence_seen.add(key)
+            if key not in self._log.evidence_seen:
+                self._log.evidence_seen.add(key)
                 log.info("equivocation validator=%d height=%d round=%d step=%d", index, msg.height, msg.round, msg.step)
                 self._out.append(RecordEvidence(DuplicateVoteEvidence(existing, msg)))
 
     def _validity(self, block: Block) -> str | None:
         """valid(v), cached per block id for this height (the committed state does not change within it)."""
         bid = block_id(block)
-        if bid not in self._valid_cache:
-            self._valid_cache[bid] = check_block(
-                block, self.tip, self.app, self.validators, self._verifier, self.config
+        if bid not in self._log.valid_cache:
+            self._log.valid_cache[bid] = check_block(
+                block, self.tip, self.app, self.validators, self._verifier, self.params
             )
-        return self._valid_cache[bid]
+        return self._log.valid_cache[bid]
 
     def _valid(self, block: Block) -> bool:
         return self._validity(block) is None
@@ -345,7 +378,7 @@ class Tendermint:
             if self._line_49_decide():
                 continue
             if not self.started:
-                if len(self._msgs.senders) >= self.validators.one_third or self._has_valid_proposal():
+                if len(self._log.msgs.senders) >= self.validators.f_plus_one or self._has_valid_proposal():
                     # f+1 validators, or a proposer with a valid block, work on this height: it is worth
                     # a block after all. (An invalid proposal, e.g. an empty block nothing waits for,
                     # does not count: a Byzantine proposer cannot make us run empty rounds.)
@@ -369,56 +402,58 @@ class Tendermint:
             return
 
     def _has_valid_proposal(self) -> bool:
-        return any(self._valid(p.block) for r in self._msgs.rounds for p in self._msgs.proposals(r))
+        return any(self._valid(p.block) for r in self._log.msgs.rounds for p in self._log.msgs.proposals(r))
 
     def _line_11_start_round(self, round: int) -> None:
         """StartRound(round), lines 11-21."""
         self.started = True
-        self.round = round  # line 11
-        self.step = Step.PROPOSE  # line 12
-        self._msgs.current_round = round
-        self._awaiting_value = False
+        self.round = round  # line 12
+        self.step = Step.PROPOSE  # line 13
+        self._log.msgs.current_round = round
+        self._log.awaiting_value = False
         self._round_started_at = self._now
-        if self.me is not None and self.validators.proposer_index(self.height, round) == self.me:  # line 13
+        if self.me is not None and self.validators.proposer_index(self.height, round) == self.me:  # line 14
             self._propose_if_possible()
-            if self._awaiting_value:
+            if self._log.awaiting_value:
                 # Nothing to propose yet: if nothing comes, at least prevote nil with the others.
                 self._schedule(TimeoutKind.PROPOSE, self._propose_timeout(round))
         else:
             self._schedule(TimeoutKind.PROPOSE, self._propose_timeout(round))  # line 21
 
     def _propose_if_possible(self) -> None:
-        """Lines 14-19: propose valid_value if there is one, else getValue(); broadcast PROPOSAL."""
+        """Lines 15-19: propose valid_value if there is one, else getValue(); broadcast PROPOSAL."""
         signed = self._signed_before.get((self.height, self.round, int(Step.PROPOSE)))
         if signed is not None:
-            self._awaiting_value = False
+            self._log.awaiting_value = False
             self._broadcast(signed)
             return
-        if self.valid_value is not None:  # line 14
-            proposal = self.valid_value  # line 15
+        proposal: Block | None
+        if self.valid_value is not None:  # line 15
+            proposal = self.valid_value  # line 16
         else:
-            proposal = self._line_16_get_value()
+            proposal = self._line_18_get_value()
             if proposal is None:
-                self._awaiting_value = True
+                self._log.awaiting_value = True
                 return
-            self._valid_cache[block_id(proposal)] = None  # built from our own committed state
-        self._awaiting_value = False
+            self._log.valid_cache[block_id(proposal)] = None  # built from our own committed state
+        self._log.awaiting_value = False
         unsigned = Proposal(self.height, self.round, self.valid_round, proposal)  # line 19
+        assert self._keypair is not None  # only a validator is ever the proposer we are
         self._broadcast(sign(self._keypair, self.chain_id, unsigned))
 
-    def _line_16_get_value(self) -> Block | None:
+    def _line_18_get_value(self) -> Block | None:
         """getValue(): a block of mempool transactions, or an empty one if a deadline is due, else None."""
         time = max(self._now, self.tip.time + 1)
         txs: tuple[bytes, ...] = ()
         if self.mempool is not None and len(self.mempool):
-            txs = self.mempool.reap(self.config.max_block_txs, self.config.max_block_bytes)
+            txs = self.mempool.reap(self.params.max_block_txs, self.params.max_block_bytes)
             if self.app.validate_block_txs(txs, time) is not None:
                 txs = self._greedy_valid_prefix(txs, time)
         if not txs:
-            due = first_empty_block_time(self.tip, self.app, self.config)
+            due = first_empty_block_time(self.tip, self.app, self.params)
             if due is None or due > self._now:
                 return None
-            if check_empty_block_allowed(time, self.tip, self.app, self.config) is not None:
+            if check_empty_block_allowed(time, self.tip, self.app, self.params) is not None:
                 return None
         return Block(self.height, time, self.tip.block_id, self.app.state_digest(), txs, self.tip.certificate)
 
@@ -438,11 +473,11 @@ class Tendermint:
         """upon PROPOSAL(h, round, v, -1) from proposer(h, round) while step = propose."""
         if self.step != Step.PROPOSE:
             return False
-        for p in self._msgs.proposals(self.round):
+        for p in self._log.msgs.proposals(self.round):
             if p.valid_round != -1:
                 continue
             v = p.block
-            timely = check_timely(v, self._now, self.config) is None
+            timely = check_timely(v, self._now, self.params) is None
             if self._valid(v) and timely and (self.locked_round == -1 or self._is_locked_on(v)):  # line 23
                 if p.signature.public_key != self._own_key():
                     self._proposal_delays.append(self._now - self._round_started_at)
@@ -458,12 +493,12 @@ class Tendermint:
         while step = propose and 0 <= vr < round."""
         if self.step != Step.PROPOSE:
             return False
-        for p in self._msgs.proposals(self.round):
+        for p in self._log.msgs.proposals(self.round):
             vr = p.valid_round
             if not 0 <= vr < self.round:
                 continue
             v = p.block
-            if self._msgs.count(vr, Step.PREVOTE, block_id(v)) < self.validators.quorum:
+            if self._log.msgs.count(vr, Step.PREVOTE, block_id(v)) < self.validators.quorum:
                 continue
             if self._valid(v) and (self.locked_round <= vr or self._is_locked_on(v)):  # line 29
                 self._vote(Step.PREVOTE, block_id(v))  # line 30
@@ -475,25 +510,25 @@ class Tendermint:
 
     def _line_34_any_prevotes(self) -> bool:
         """upon 2f+1 PREVOTE(h, round, *) while step = prevote, for the first time: schedule timeout-prevote."""
-        if self.step != Step.PREVOTE or (34, self.round) in self._fired:
+        if self.step != Step.PREVOTE or (34, self.round) in self._log.fired:
             return False
-        if self._msgs.count(self.round, Step.PREVOTE) < self.validators.quorum:
+        if self._log.msgs.count(self.round, Step.PREVOTE) < self.validators.quorum:
             return False
-        self._fired.add((34, self.round))
+        self._log.fired.add((34, self.round))
         self._schedule(TimeoutKind.PREVOTE, self.config.prevote_timeout(self.round))  # line 35
         return True
 
     def _line_36_polka_for_value(self) -> bool:
         """upon PROPOSAL(h, round, v, *) and 2f+1 PREVOTE(h, round, id(v)) while valid(v) and
         step >= prevote, for the first time: lock (if still prevoting) and remember v as valid."""
-        if self.step < Step.PREVOTE or (36, self.round) in self._fired:
+        if self.step < Step.PREVOTE or (36, self.round) in self._log.fired:
             return False
-        for p in self._msgs.proposals(self.round):
+        for p in self._log.msgs.proposals(self.round):
             v = p.block
             bid = block_id(v)
-            if self._msgs.count(self.round, Step.PREVOTE, bid) < self.validators.quorum or not self._valid(v):
+            if self._log.msgs.count(self.round, Step.PREVOTE, bid) < self.validators.quorum or not self._valid(v):
                 continue
-            self._fired.add((36, self.round))
+            self._log.fired.add((36, self.round))
             if self.step == Step.PREVOTE:  # line 37
                 self.locked_value = v  # line 38
                 self.locked_round = self.round  # line 39
@@ -508,7 +543,7 @@ class Tendermint:
         """upon 2f+1 PREVOTE(h, round, nil) while step = prevote: precommit nil."""
         if self.step != Step.PREVOTE:
             return False
-        if self._msgs.count(self.round, Step.PREVOTE, NIL) < self.validators.quorum:
+        if self._log.msgs.count(self.round, Step.PREVOTE, NIL) < self.validators.quorum:
             return False
         self._vote(Step.PRECOMMIT, NIL)  # line 45
         self.step = Step.PRECOMMIT  # line 46
@@ -516,11 +551,11 @@ class Tendermint:
 
     def _line_47_any_precommits(self) -> bool:
         """upon 2f+1 PRECOMMIT(h, round, *) for the first time: schedule timeout-precommit."""
-        if (47, self.round) in self._fired:
+        if (47, self.round) in self._log.fired:
             return False
-        if self._msgs.count(self.round, Step.PRECOMMIT) < self.validators.quorum:
+        if self._log.msgs.count(self.round, Step.PRECOMMIT) < self.validators.quorum:
             return False
-        self._fired.add((47, self.round))
+        self._log.fired.add((47, self.round))
         self._schedule(TimeoutKind.PRECOMMIT, self.config.precommit_timeout(self.round))  # line 48
         return True
 
@@ -529,29 +564,29 @@ class Tendermint:
 
         The block may come from the proposal of any round at this height: it is identified by its hash.
         """
-        for r, bid in self._msgs.decidable:
-            p = self._msgs.find_block_proposal(bid)
+        for r, bid in self._log.msgs.decidable:
+            p = self._log.msgs.find_block_proposal(bid)
             if p is None:
                 # The others decided a block we never received: fetch it with its certificate.
-                if not self._sync_requested:
-                    self._sync_requested = True
+                if not self._log.sync_requested:
+                    self._log.sync_requested = True
                     self._out.append(RequestSync(self.height))
                 continue
             if not self._valid(p.block):  # line 50
-                if bid not in self._invalid_decisions:  # more than f faulty, or our application diverged
-                    self._invalid_decisions.add(bid)
+                if bid not in self._log.invalid_decisions:  # more than f faulty, or our application diverged
+                    self._log.invalid_decisions.add(bid)
                     reason = self._validity(p.block)
                     log.error("quorum precommitted an invalid block height=%d reason=%s", self.height, reason)
                 continue
-            certificate = make_certificate(self._msgs.votes_for(r, Step.PRECOMMIT, bid))
+            certificate = make_certificate(self._log.msgs.votes_for(r, Step.PRECOMMIT, bid))
             self._decide(p.block, certificate)  # lines 51-54
             return True
         return False
 
     def _line_55_round_skip(self) -> bool:
         """upon f+1 messages of (h, r') with r' > round: StartRound(r'). See the module doc for ">=" ."""
-        rounds = sorted(self._msgs.max_round.values(), reverse=True)
-        k = self.validators.one_third
+        rounds = sorted(self._log.msgs.max_round.values(), reverse=True)
+        k = self.validators.f_plus_one
         if len(rounds) < k or rounds[k - 1] <= self.round:
             return False
         self._line_11_start_round(rounds[k - 1])  # line 56
@@ -561,7 +596,7 @@ class Tendermint:
         if round == self.round and self.step == Step.PROPOSE and self.started:  # line 58
             self._vote(Step.PREVOTE, NIL)  # line 59
             self.step = Step.PREVOTE  # line 60
-            self._awaiting_value = False
+            self._log.awaiting_value = False
 
     def _line_61_on_timeout_prevote(self, round: int) -> None:
         if round == self.round and self.step == Step.PREVOTE:  # line 62
@@ -581,60 +616,47 @@ class Tendermint:
             self.mempool.update(block.txs)
         self._out.append(Commit(block, certificate))
         log.debug("decided height=%d round=%d txs=%d", block.height, certificate.round, len(block.txs))
-        buffered = [m for queue in self._buffer.values() for m in queue if m.height == block.height + 1]
+        buffered = [m for queue in self._log.buffer.values() for m in queue if m.height == block.height + 1]
         self._reset_height(ChainTip(block.height, block_id(block), block.time, certificate))
         for msg in buffered:
             self._store(self.validators.index_of(msg.signature.public_key), msg)  # type: ignore[arg-type]
         self._enter_height()
 
     def _reset_height(self, tip: ChainTip) -> None:
+        """Lines 52-53: the next height, its locks, valid values and message log back to their initial values."""
         self.tip = tip
-        self.height = tip.height + 1
+        self.height = tip.height + 1  # line 52
         self.round = 0
         self.step = Step.PROPOSE
         self.started = False
-        self.locked_value: Block | None = None  # line 53
+        self.locked_value = None  # line 53
         self.locked_round = -1
-        self.valid_value: Block | None = None
+        self.valid_value = None
         self.valid_round = -1
-        self._msgs = HeightMessages(self.validators.quorum)
-        self._fired: set[tuple[int, int]] = set()
-        self._valid_cache: dict[bytes, str | None] = {}
-        self._invalid_decisions: set[bytes] = set()
-        self._own: dict[tuple[int, int], Proposal | Vote] = {}
-        self._evidence_seen: set[tuple[int, int, int]] = set()
-        self._buffer: dict[int, list[Proposal | Vote]] = {}
-        self._higher = {i: h for i, h in getattr(self, "_higher", {}).items() if h > self.height}
-        self._sync_requested = False
-        self._certificate_pushed = False  # re-sent the previous height's certificate since this height started
-        self._awaiting_value = False
+        self._log = _HeightLog(HeightMessages(self.validators.quorum))
+        self._higher = {i: h for i, h in self._higher.items() if h > self.height}
+        self._rebroadcaster.new_height()
         self._signed_before = {k: m for k, m in self._signed_before.items() if k[0] >= self.height}
 
     def _enter_height(self) -> None:
-        """Start round 0 now if a block is worth making, else wait for transactions or a deadline."""
-        if self._worth_a_block():
-            self._line_11_start_round(0)
-        else:
-            due = first_empty_block_time(self.tip, self.app, self.config)
-            if due is not None:
-                self._schedule(TimeoutKind.WAIT, max(0, due - self._now))
+        """Start round 0 now if a block is worth making, else wait for transactions or a deadline (idle.py)."""
+        self._start_when_worth_a_block()
         self._evaluate()
 
-    def _worth_a_block(self) -> bool:
-        if self.mempool is not None and len(self.mempool):
-            return True
-        due = first_empty_block_time(self.tip, self.app, self.config)
-        return due is not None and due <= self._now
+    def _start_when_worth_a_block(self) -> None:
+        has_txs = self.mempool is not None and len(self.mempool) > 0
+        due = block_due(self.tip, self.app, self.params, has_txs, self._now)
+        if due is None:
+            return
+        if due <= self._now:
+            self._line_11_start_round(0)
+        else:
+            self._out.append(ScheduleTimeout(WaitTimer(self.height), due))
 
     def _wake_up(self) -> None:
         if not self.started:
-            if self._worth_a_block():
-                self._line_11_start_round(0)
-            else:
-                due = first_empty_block_time(self.tip, self.app, self.config)
-                if due is not None and due > self._now:
-                    self._schedule(TimeoutKind.WAIT, due - self._now)
-        elif self._awaiting_value and self.step == Step.PROPOSE:
+            self._start_when_worth_a_block()
+        elif self._log.awaiting_value and self.step == Step.PROPOSE:
             self._propose_if_possible()
 
     # --- outputs ---------------------------------------------------------------------------------
@@ -643,7 +665,7 @@ class Tendermint:
         return self.locked_value is not None and block_id(self.locked_value) == block_id(v)
 
     def _vote(self, step: Step, bid: bytes) -> None:
-        if self.me is None:
+        if self.me is None or self._keypair is None:
             return  # a follower does not vote
         signed = self._signed_before.get((self.height, self.round, int(step)))
         if signed is None:
@@ -653,54 +675,24 @@ class Tendermint:
     def _broadcast(self, msg: Proposal | Vote) -> None:
         """Send to the others and count it ourselves (the paper's broadcast includes the sender)."""
         step = Step.PROPOSE if isinstance(msg, Proposal) else msg.step
-        self._own[(msg.round, int(step))] = msg
+        self._log.own[(msg.round, int(step))] = msg
         self._signed_before[(msg.height, msg.round, int(step))] = msg
         assert self.me is not None
         self._store(self.me, msg)
         self._out.append(Broadcast(msg))
 
     def _rebroadcast(self) -> None:
-        """Restore the gossip property the paper assumes, for the messages progress depends on, and only those:
-        every message re-sent competes with the current round's votes for the same lossy queues, and in the
-        simulator's congestion scenario re-sending everything (about 13 messages per validator per interval)
-        stopped the chain for as long as the congestion lasted.
-
-        - our own messages of the current round. Earlier rounds are not needed: a validator still in an
-          earlier round joins ours by the round-skip rule once it hears f+1 of us, and one that missed a
-          decision of an earlier round is sent the certificate by those who decided (next item);
-        - the certificate of the previous height, as precommits, when a validator showed since the last
-          re-broadcast that it is still at that height: it may be missing exactly the votes we decided with,
-          and nobody else is left there to send them. While our height runs, only once per height: our
-          messages of it also tell the laggard it is behind, and it then fetches the block by sync, a stream
-          that does not lose it. Every validator re-sending the certificate every interval to a laggard
-          whose queues overflow is what kept it (and, with it, the quorum) stuck in the congestion
-          scenario; a single push still spares it the sync round trip in the common case (in the rolling
-          restart scenario the longest gap is about 40% shorter with it than with sync alone);
-        - the polka behind our valid value when it is from an earlier round (its proposal and 2f+1 prevotes,
-          which may include an equivocator's vote that only we received): a validator locked on an older
-          value needs it to unlock at line 28, and the next proposer needs it to re-propose the value. A
-          polka of the current round is re-sent by its own voters.
-        """
-        out = self._out
+        """Re-send what progress depends on (rebroadcast.py), and ask for sync if f+1 validators are ahead."""
         cert = self.tip.certificate
-        if cert is not None and self._laggard_seen and not (self.started and self._certificate_pushed):
-            self._certificate_pushed = self.started
-            for sig in cert.signatures:
-                out.append(Broadcast(Vote(cert.height, cert.round, int(Step.PRECOMMIT), cert.block_id, sig)))
-        self._laggard_seen = False
-        for (round, _step), msg in sorted(self._own.items()):
-            if round == self.round:
-                out.append(Broadcast(msg))
-        if self.valid_value is not None and self.valid_round < self.round:
-            bid = block_id(self.valid_value)
-            proposal = self._msgs.find_block_proposal(bid)
-            if proposal is not None and proposal.signature.public_key != self._own_key():
-                out.append(Broadcast(proposal))
-            for vote in self._msgs.votes_for(self.valid_round, Step.PREVOTE, bid):
-                if vote.signature.public_key != self._own_key():
-                    out.append(Broadcast(vote))
+        if self._rebroadcaster.take_certificate_push(self.started) and cert is not None:
+            self._out.extend(Broadcast(vote) for vote in certificate_votes(cert))
+        messages = resend(
+            round=self.round, own=self._log.own, valid_value=self.valid_value, valid_round=self.valid_round,
+            msgs=self._log.msgs, own_key=self._own_key(),
+        )
+        self._out.extend(Broadcast(msg) for msg in messages)
         if self._behind():
-            out.append(RequestSync(self.height))
+            self._out.append(RequestSync(self.height))
 
     def _measured_delay(self) -> int:
         """PROPOSE_TIMEOUT_MARGIN times the median recent proposal delay (0 before any was measured)."""
@@ -720,14 +712,11 @@ class Tendermint:
     def _own_key(self) -> bytes | None:
         return self._keypair.public_key if self._keypair is not None else None
 
-    def _schedule(self, kind: TimeoutKind, delay: int, height: int | None = None, round: int | None = None) -> None:
-        timeout = Timeout(kind, self.height if height is None else height, self.round if round is None else round)
-        self._out.append(ScheduleTimeout(timeout, self._now + delay))
+    def _schedule(self, kind: TimeoutKind, delay: int) -> None:
+        """One of the paper's timeouts for the current (height, round)."""
+        self._out.append(ScheduleTimeout(Timeout(kind, self.height, self.round), self._now + delay))
 
     def _finish(self) -> list[Action]:
-        marker = (self.height, self.round, self.step, self.started)
-        if marker != self._marker:
-            self._marker = marker
-            self._progress_at = self._now
+        self._rebroadcaster.note_state((self.height, self.round, self.step, self.started), self._now)
         out, self._out = self._out, []
         return out

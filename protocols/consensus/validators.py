@@ -30,8 +30,9 @@ class ValidatorSet:
         self.f = (self.n - 1) // 3
         # More than two thirds: any two quorums share more than n/3 validators, so at least one correct one.
         self.quorum = 2 * self.n // 3 + 1
-        # More than one third: at least one correct validator among them.
-        self.one_third = self.n // 3 + 1
+        # The paper's "f + 1" (its n is 3f + 1): more than a third, so at least one correct validator among
+        # them for any n.
+        self.f_plus_one = self.n // 3 + 1
 
     def index_of(self, public_key: bytes) -> int | None:
         return self._index.get(public_key)

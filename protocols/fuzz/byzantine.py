@@ -26,7 +26,7 @@ from protocols.consensus.actions import (
     RecordEvidence,
     RequestSync,
     ScheduleTimeout,
-    Timeout,
+    Timer,
 )
 from protocols.consensus.blocks import genesis_tip
 from protocols.consensus.mempool import Mempool
@@ -36,7 +36,7 @@ from protocols.consensus.validators import ValidatorSet
 from protocols.crypto import Keypair, SignatureVerifier
 from protocols.fuzz.oracles import require
 from protocols.sim.kvapp import KVApp
-from protocols.sim.scenario import GENESIS_TIME, SIM_CONSENSUS
+from protocols.sim.scenario import GENESIS_TIME, SIM_CONSENSUS, SIM_PARAMS
 
 CHAIN = "pocnet-fuzz"
 GENESIS_HASH = hashlib.sha256(b"pocnet-fuzz-genesis").digest()
@@ -57,7 +57,7 @@ class ByzantineCluster:
     now: int = GENESIS_TIME
     pending: list[tuple[int, Proposal | Vote]] = field(default_factory=list)  # (to, message) not yet delivered
     sent: list[Proposal | Vote] = field(default_factory=list)  # every message a correct validator sent
-    timers: list[tuple[int, Timeout]] = field(default_factory=list)
+    timers: list[tuple[int, Timer]] = field(default_factory=list)
     decided: dict[int, bytes] = field(default_factory=dict)  # height -> block id, across validators
     committed: dict[int, int] = field(default_factory=dict)  # validator -> the last height it committed
     certified: list[tuple[Block, Certificate]] = field(default_factory=list)  # decided blocks, for sync
@@ -71,7 +71,7 @@ class ByzantineCluster:
         for i in CORRECT:
             app = KVApp()
             machine = Tendermint(
-                chain_id=CHAIN, validators=validators, app=app, config=SIM_CONSENSUS,
+                chain_id=CHAIN, validators=validators, app=app, config=SIM_CONSENSUS, params=SIM_PARAMS,
                 tip=genesis_tip(GENESIS_HASH, GENESIS_TIME), keypair=KEYS[i], mempool=Mempool(app),
                 verifier=SignatureVerifier(CHAIN),
             )

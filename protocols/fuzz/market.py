@@ -20,6 +20,7 @@ from protocols.attestation import (
     make_attestation,
     make_quote,
 )
+from protocols.chain_params import ChainParams
 from protocols.crypto import Keypair, sign
 from protocols.genesis import Allocation, Category, Genesis, Validator
 from protocols.ledger.escrow import KITTY_ADDRESS
@@ -79,7 +80,7 @@ def make_genesis(names: tuple[str, ...] = ACTORS) -> Genesis:
         ),
         categories=(Category(CATEGORY, "XS", T_MS), Category(1, "S", 4 * T_MS)),
         attestation_authorities=(AUTHORITY.public_key,),
-        empty_block_interval_ms=1000,
+        params=ChainParams(empty_block_interval_ms=1000),
     )
 
 

@@ -10,6 +10,7 @@ import enum
 import random
 from dataclasses import dataclass, field
 
+from protocols.chain_params import MAX_BLOCK_BYTES, ChainParams
 from protocols.consensus.config import ConsensusConfig
 
 # Simulated time starts here (ms) so that clock skew never makes a node's clock negative.
@@ -25,9 +26,12 @@ SIM_CONSENSUS = ConsensusConfig(
     timeout_precommit=150,
     timeout_precommit_delta=50,
     rebroadcast_interval=100,
-    empty_block_interval=300,
-    max_clock_drift=500,
+)
+SIM_PARAMS = ChainParams(
     max_block_txs=200,
+    max_block_bytes=MAX_BLOCK_BYTES,
+    empty_block_interval_ms=300,
+    max_clock_drift_ms=500,
 )
 
 
@@ -109,6 +113,7 @@ class Scenario:
     relay: bool = False
     sync_delay: int = 20
     consensus: ConsensusConfig = field(default=SIM_CONSENSUS)
+    params: ChainParams = field(default=SIM_PARAMS)
     # Share one signature-verification cache among the nodes: the same results, less CPU (for CI).
     shared_verifier: bool = False
 

@@ -159,6 +159,7 @@ class Simulation:
             validators=self.validators,
             app=app,
             config=self.scenario.consensus,
+            params=self.scenario.params,
             tip=tip,
             keypair=kp,
             mempool=mempool,

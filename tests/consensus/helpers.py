@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from protocols.chain_params import MAX_BLOCK_BYTES, ChainParams
 from protocols.consensus.blocks import ChainTip, genesis_tip, make_certificate
 from protocols.consensus.config import ConsensusConfig
 from protocols.consensus.mempool import Mempool
@@ -24,8 +25,12 @@ CONFIG = ConsensusConfig(
     timeout_precommit=150,
     timeout_precommit_delta=50,
     rebroadcast_interval=250,
-    empty_block_interval=300,
-    max_clock_drift=500,
+)
+PARAMS = ChainParams(
+    max_block_txs=1_000,
+    max_block_bytes=MAX_BLOCK_BYTES,
+    empty_block_interval_ms=300,
+    max_clock_drift_ms=500,
 )
 
 
@@ -51,6 +56,7 @@ def machine(
         validators=validator_set(n),
         app=app,
         config=CONFIG,
+        params=PARAMS,
         tip=tip if tip is not None else genesis_tip(GENESIS_HASH, T0),
         keypair=keys(n)[me],
         mempool=Mempool(app) if with_mempool else None,

@@ -8,14 +8,14 @@ from protocols.consensus.blocks import ChainTip, check_block, check_timely, gene
 from protocols.consensus.messages import Certificate, Step, block_id
 from protocols.crypto import SignatureVerifier
 from protocols.sim.kvapp import KVApp
-from tests.consensus.helpers import CHAIN, CONFIG, GENESIS_HASH, T0, block, certificate, keys, validator_set, vote
+from tests.consensus.helpers import CHAIN, GENESIS_HASH, PARAMS, T0, block, certificate, keys, validator_set, vote
 
 VS = validator_set(4)
 
 
 def check(b, tip=None, app=None):  # type: ignore[no-untyped-def]
     app = app or KVApp()
-    return check_block(b, tip or genesis_tip(GENESIS_HASH, T0), app, VS, SignatureVerifier(CHAIN), CONFIG)
+    return check_block(b, tip or genesis_tip(GENESIS_HASH, T0), app, VS, SignatureVerifier(CHAIN), PARAMS)
 
 
 def test_a_good_first_block_is_valid() -> None:
@@ -32,6 +32,13 @@ def test_block_rules() -> None:
     assert "malformed" in check(replace(b, txs=(b"nonsense",)))
     assert "stale-cas" in check(replace(b, txs=(b"cas a 5 6",)))
     assert "previous commit" in check(replace(b, previous_commit=certificate(b, keys(4)[:3])))
+
+
+def test_the_chains_size_limits() -> None:
+    big = b"set a " + b"1" * PARAMS.max_tx_bytes
+    assert f"exceeds {PARAMS.max_tx_bytes}" in check(block(txs=(big,)))
+    many = tuple(f"set k{i} 1".encode() for i in range(PARAMS.max_block_txs + 1))
+    assert f"exceed {PARAMS.max_block_txs}" in check(block(txs=many))
 
 
 def test_second_block_needs_the_certificate_of_the_first() -> None:
@@ -67,9 +74,9 @@ def test_empty_blocks_only_when_a_deadline_is_due_and_not_too_often() -> None:
 
 def test_timeliness_is_a_separate_clock_check() -> None:
     b = block(time=T0 + 10)
-    assert check_timely(b, T0 + 10 + CONFIG.max_clock_drift, CONFIG) is None
-    assert check_timely(b, T0 + 11 + CONFIG.max_clock_drift, CONFIG) is not None
-    assert check_timely(b, T0 + 9 - CONFIG.max_clock_drift, CONFIG) is not None
+    assert check_timely(b, T0 + 10 + PARAMS.max_clock_drift_ms, PARAMS) is None
+    assert check_timely(b, T0 + 11 + PARAMS.max_clock_drift_ms, PARAMS) is not None
+    assert check_timely(b, T0 + 9 - PARAMS.max_clock_drift_ms, PARAMS) is not None
 
 
 def test_certificate_verification() -> None:
@@ -94,6 +101,6 @@ def test_certificate_verification() -> None:
 
 
 def test_quorum_sizes() -> None:
-    assert [(validator_set(n).quorum, validator_set(n).one_third) for n in (1, 4, 5, 7, 10)] == [
+    assert [(validator_set(n).quorum, validator_set(n).f_plus_one) for n in (1, 4, 5, 7, 10)] == [
         (1, 1), (3, 2), (4, 2), (5, 3), (7, 4)
     ]

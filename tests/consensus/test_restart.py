@@ -8,7 +8,7 @@ height. Restarted with the log (`restore=`), it keeps its lock and its signed vo
 
 from __future__ import annotations
 
-from protocols.consensus.actions import Broadcast, Commit, ScheduleTimeout, TimeoutKind
+from protocols.consensus.actions import Broadcast, Commit, ScheduleTimeout, Timeout, TimeoutKind
 from protocols.consensus.messages import NIL, Proposal, Step, Vote, block_id
 from protocols.consensus.tendermint import Tendermint
 from tests.consensus.helpers import T0, keys, machine, vote
@@ -47,7 +47,8 @@ class Node:
 
     def fire(self, kind: TimeoutKind, now: int) -> None:
         """Fire the pending timeouts of this kind for the current (height, round)."""
-        for t in [t for t in self.timers if t.timeout.kind is kind and t.timeout.round == self.m.round]:
+        for t in [t for t in self.timers if isinstance(t.timeout, Timeout) and t.timeout.kind is kind
+                  and t.timeout.round == self.m.round]:
             self.timers.remove(t)
             self.take(self.m.on_timeout(t.timeout, now))
 

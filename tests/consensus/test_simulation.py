@@ -75,5 +75,5 @@ def test_empty_blocks_only_for_deadlines_and_spaced() -> None:
     empty = [(prev, b) for (prev, _), (b, _) in zip(chain, chain[1:]) if not b.txs]
     assert empty, "timers should have caused empty blocks"
     for prev, b in empty:
-        assert b.time - prev.time >= sc.consensus.empty_block_interval
+        assert b.time - prev.time >= sc.params.empty_block_interval_ms
     assert len(empty) < len(chain) // 2 + 2  # not a block per interval: only when a timer is due

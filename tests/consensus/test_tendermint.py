@@ -9,16 +9,18 @@ import pytest
 from protocols.consensus.actions import (
     Broadcast,
     Commit,
+    RebroadcastTimer,
     RecordEvidence,
     RequestSync,
     ScheduleTimeout,
     Timeout,
     TimeoutKind,
+    WaitTimer,
 )
 from protocols.consensus.blocks import genesis_tip, verify_certificate
 from protocols.consensus.evidence import check_duplicate_vote
 from protocols.consensus.messages import NIL, Proposal, Step, Vote, block_id
-from protocols.consensus.tendermint import PROPOSE_TIMEOUT_MARGIN, InvalidMessage, Tendermint
+from protocols.consensus.tendermint import PROPOSE_TIMEOUT_MARGIN, Blame, InvalidMessage, Tendermint
 from protocols.consensus.votes import FUTURE_ROUND_WINDOW
 from protocols.crypto import Keypair, SignatureVerifier, sign
 from protocols.sim.kvapp import KVApp
@@ -26,6 +28,7 @@ from tests.consensus.helpers import (
     CHAIN,
     CONFIG,
     GENESIS_HASH,
+    PARAMS,
     T0,
     block,
     certificate,
@@ -45,7 +48,7 @@ def broadcasts(actions: list) -> list:  # type: ignore[type-arg]
 
 
 def timeouts(actions: list) -> list[ScheduleTimeout]:  # type: ignore[type-arg]
-    return [a for a in actions if isinstance(a, ScheduleTimeout) and a.timeout.kind is not TimeoutKind.REBROADCAST]
+    return [a for a in actions if isinstance(a, ScheduleTimeout) and not isinstance(a.timeout, RebroadcastTimer)]
 
 
 def started_validator(me: int = 1, now: int = T0 + 10):  # type: ignore[no-untyped-def]
@@ -292,6 +295,18 @@ def test_catch_up_with_a_certified_block() -> None:
     assert m.on_decided_block(b, certificate(b, K[1:]), T0 + 31) == []  # already decided
 
 
+def test_an_out_of_order_sync_block_is_nobodys_fault_and_a_bad_one_the_senders() -> None:
+    """The shell lowers a peer's score by `blame`, not by the wording of the reason."""
+    m, _ = started_validator(me=1)
+    b = block(time=T0 + 10, txs=(TX,))
+    with pytest.raises(InvalidMessage) as ahead:
+        m.on_decided_block(block(height=2), certificate(block(height=2), K[:3]), T0 + 30)
+    assert ahead.value.blame is Blame.NOBODY
+    with pytest.raises(InvalidMessage) as short:
+        m.on_decided_block(b, certificate(b, K[:2]), T0 + 30)
+    assert short.value.blame is Blame.SENDER
+
+
 def test_next_height_messages_are_kept_until_we_get_there() -> None:
     m, _ = started_validator(me=3)
     b = block(time=T0 + 10, txs=(TX,))
@@ -310,19 +325,19 @@ def test_rebroadcast_resends_our_messages_and_the_last_certificate_to_a_laggard(
     m, _ = started_validator(me=1)
     b = block(time=T0 + 10, txs=(TX,))
     m.on_message(proposal(K[0], b), T0 + 20)
-    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 250)
+    out = m.on_timeout(RebroadcastTimer(), T0 + 250)
     assert broadcasts(out) == []  # first tick: we made progress since the start
-    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 500)
+    out = m.on_timeout(RebroadcastTimer(), T0 + 500)
     assert vote(K[1], 1, 0, Step.PREVOTE, block_id(b)) in broadcasts(out)  # stuck for an interval
-    assert any(isinstance(a, ScheduleTimeout) and a.timeout.kind is TimeoutKind.REBROADCAST for a in out)
+    assert any(isinstance(a, ScheduleTimeout) and isinstance(a.timeout, RebroadcastTimer) for a in out)
     m.on_decided_block(b, certificate(b, K[:3]), T0 + 600)
-    m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 750)
-    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1000)
+    m.on_timeout(RebroadcastTimer(), T0 + 750)
+    out = m.on_timeout(RebroadcastTimer(), T0 + 1000)
     assert broadcasts(out) == []  # idle, and nobody showed it is behind: nothing to re-send
     m.on_message(vote(K[3], 1, 0, Step.PREVOTE, block_id(b)), T0 + 1100)  # validator 3 is still at height 1
-    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1250)
+    out = m.on_timeout(RebroadcastTimer(), T0 + 1250)
     assert {v.signature for v in broadcasts(out)} == set(certificate(b, K[:3]).signatures)
-    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1500)
+    out = m.on_timeout(RebroadcastTimer(), T0 + 1500)
     assert broadcasts(out) == []  # once per sign of a laggard
 
 
@@ -333,8 +348,8 @@ def test_a_forged_message_of_the_previous_height_is_rejected() -> None:
     forged = dataclasses.replace(vote(K[3], 1, 0, Step.PREVOTE, block_id(b)), round=1)
     with pytest.raises(InvalidMessage):
         m.on_message(forged, T0 + 700)
-    out = m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 750)
-    out += m.on_timeout(Timeout(TimeoutKind.REBROADCAST, 0, 0), T0 + 1000)
+    out = m.on_timeout(RebroadcastTimer(), T0 + 750)
+    out += m.on_timeout(RebroadcastTimer(), T0 + 1000)
     assert broadcasts(out) == []
 
 
@@ -344,7 +359,7 @@ def test_no_block_while_nothing_waits_then_an_empty_block_at_the_deadline() -> N
     m = machine(me=0, app=app)
     out = m.start(T0 + 10)
     assert not m.started and not broadcasts(out)
-    wait = [t for t in timeouts(out) if t.timeout.kind is TimeoutKind.WAIT]
+    wait = [t for t in timeouts(out) if isinstance(t.timeout, WaitTimer)]
     assert wait and wait[0].at == T0 + 1000
     out = m.on_timeout(wait[0].timeout, T0 + 1000)
     sent = broadcasts(out)
@@ -379,7 +394,7 @@ def test_a_restarted_validator_keeps_its_lock_and_never_signs_twice() -> None:
 
 def test_a_follower_decides_from_gossip_without_voting() -> None:
     follower = Tendermint(
-        chain_id=CHAIN, validators=validator_set(4), app=KVApp(), config=CONFIG, tip=genesis_tip(GENESIS_HASH, T0)
+        chain_id=CHAIN, validators=validator_set(4), app=KVApp(), config=CONFIG, params=PARAMS, tip=genesis_tip(GENESIS_HASH, T0)
     )
     follower.start(T0)
     assert follower.me is None

@@ -22,6 +22,7 @@ import trio
 from node.config import NodeConfig
 from node.keys import KEY_FILE, write_key
 from node.node import Node, run_node
+from protocols.chain_params import ChainParams
 from protocols.crypto import Keypair
 from protocols.genesis import NRLC_PER_RLC, Allocation, Category, Genesis, Validator
 from protocols.ledger.transactions import Transaction, Transfer, TxBody
@@ -105,7 +106,7 @@ class Cluster:
             ),
             categories=CATEGORIES,
             attestation_authorities=(),
-            empty_block_interval_ms=EMPTY_BLOCK_INTERVAL_MS,
+            params=ChainParams(empty_block_interval_ms=EMPTY_BLOCK_INTERVAL_MS),
         )
         self.changed = (
             trio.Event()

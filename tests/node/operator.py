@@ -25,6 +25,7 @@ from node.control import (
     TxSubmitted,
 )
 from node.keys import KEY_FILE, write_key
+from protocols.chain_params import ChainParams
 from protocols.crypto import Keypair
 from protocols.genesis import NRLC_PER_RLC, Allocation, Category, Genesis, Validator, genesis_to_json
 from protocols.ledger.transactions import Transfer
@@ -98,7 +99,7 @@ def write_solo_genesis(path: Path, keypair: Keypair, chain_id: str) -> Genesis:
         allocations=(Allocation(keypair.address, 1_000 * NRLC_PER_RLC),),
         categories=(Category(0, "XS", 5_000),),
         attestation_authorities=(),
-        empty_block_interval_ms=1_000,
+        params=ChainParams(empty_block_interval_ms=1_000),
     )
     path.write_text(genesis_to_json(genesis))
     return genesis

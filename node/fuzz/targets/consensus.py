@@ -25,7 +25,7 @@ from protocols.consensus.messages import (
 from protocols.crypto import sign
 from protocols.encoding import DecodeError, encode
 from protocols.fuzz.byzantine import BYZANTINE, CHAIN, CORRECT, KEYS, ByzantineCluster
-from protocols.sim.scenario import SIM_CONSENSUS
+from protocols.sim.scenario import SIM_PARAMS
 
 # A schedule longer than this is cut: a few heights' worth of steps, and each input stays fast.
 MAX_STEPS = 300
@@ -121,7 +121,7 @@ class _Run:
         if variant == "duplicate-txs":
             block = replace(block, txs=(b"set d 1", b"set d 1"))
         elif variant == "too-many-txs":
-            block = replace(block, txs=tuple(f"set m {i}".encode() for i in range(SIM_CONSENSUS.max_block_txs + 1)))
+            block = replace(block, txs=tuple(f"set m {i}".encode() for i in range(SIM_PARAMS.max_block_txs + 1)))
         elif variant == "bad-tx":
             block = replace(block, txs=(b"not a kv transaction",))
         elif variant == "no-previous-commit":
