@@ -149,16 +149,16 @@ def parse_genesis(text: str) -> Genesis:
     reader = _Reader(doc, "genesis", GENESIS_KEYS)
     try:
         genesis = Genesis(
-            chain_id=reader.str("chain_id"),
-            genesis_time_ms=reader.int("genesis_time_ms"),
+            chain_id=reader.text("chain_id"),
+            genesis_time_ms=reader.integer("genesis_time_ms"),
             validators=tuple(
-                Validator(public_key=v.hex("public_key", 32), name=v.str("name")) for v in reader.list("validators", ("name", "public_key"))
+                Validator(public_key=v.hex("public_key", 32), name=v.text("name")) for v in reader.list("validators", ("name", "public_key"))
             ),
             allocations=tuple(
-                Allocation(address=a.address("address"), amount=a.int("amount")) for a in reader.list("allocations", ("address", "amount"))
+                Allocation(address=a.address("address"), amount=a.integer("amount")) for a in reader.list("allocations", ("address", "amount"))
             ),
             categories=tuple(
-                Category(id=c.int("id"), name=c.str("name"), work_clock_time_ref_ms=c.int("work_clock_time_ref_ms"))
+                Category(id=c.integer("id"), name=c.text("name"), work_clock_time_ref_ms=c.integer("work_clock_time_ref_ms"))
                 for c in reader.list("categories", ("id", "name", "work_clock_time_ref_ms"))
             ),
             attestation_authorities=tuple(
@@ -180,11 +180,11 @@ def _chain_params(reader: _Reader) -> ChainParams:
     values: dict[str, int] = {}
     if "chain_params" in reader.doc:
         params = _Reader(reader.doc["chain_params"], "genesis.chain_params", CHAIN_PARAM_KEYS)
-        values = {key: params.int(key) for key in CHAIN_PARAM_KEYS if key in params.doc}
+        values = {key: params.integer(key) for key in CHAIN_PARAM_KEYS if key in params.doc}
     if LEGACY_INTERVAL_KEY in reader.doc:
         if LEGACY_INTERVAL_KEY in values:
             raise GenesisError(f"genesis.{LEGACY_INTERVAL_KEY} is given twice: keep only chain_params.{LEGACY_INTERVAL_KEY}")
-        values[LEGACY_INTERVAL_KEY] = reader.int(LEGACY_INTERVAL_KEY)
+        values[LEGACY_INTERVAL_KEY] = reader.integer(LEGACY_INTERVAL_KEY)
     return ChainParams(**values)
 
 
@@ -217,13 +217,13 @@ class _Reader:
             raise GenesisError(f"{self.where}.{key} is missing")
         return self.doc[key]
 
-    def str(self, key: str) -> str:
+    def text(self, key: str) -> str:
         value = self._get(key)
         if not isinstance(value, str):
             raise GenesisError(f"{self.where}.{key} must be a string")
         return value
 
-    def int(self, key: str) -> int:
+    def integer(self, key: str) -> int:
         value = self._get(key)
         if type(value) is not int or not 0 <= value <= UINT64_MAX:
             raise GenesisError(f"{self.where}.{key} must be an integer from 0 to 2^64-1, got {value!r}")
@@ -233,7 +233,7 @@ class _Reader:
         return _hex_value(self._get(key), f"{self.where}.{key}", length)
 
     def address(self, key: str) -> bytes:
-        text = self.str(key)
+        text = self.text(key)
         try:
             return parse_address(text)
         except ValueError as exc:

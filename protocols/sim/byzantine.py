@@ -42,7 +42,7 @@ class ByzantineSender:
             bogus = self._vote(msg.height, msg.round, msg.step, self._rng.randbytes(32))
             later = min(MAX_ROUND, msg.round + self._rng.randrange(1, 4))
             ahead = self._vote(msg.height, later, msg.step, self._rng.randbytes(32))
-            out = [(p, bogus) for p in peers] + [(p, ahead) for p in peers]
+            out = [(p, vote) for vote in (bogus, ahead) for p in peers]
         return out
 
     def _split(self, a: Proposal | Vote, b: Proposal | Vote, peers: list[int]) -> Outgoing:

@@ -34,6 +34,7 @@ from protocols.consensus.actions import (
     RecordEvidence,
     RequestSync,
     ScheduleTimeout,
+    Timer,
 )
 from protocols.consensus.blocks import ChainTip, genesis_tip, verify_certificate
 from protocols.consensus.mempool import Mempool
@@ -196,8 +197,10 @@ class Simulation:
     def _local(self, node: SimNode) -> int:
         return self.now + node.skew
 
-    def _on_deliver(self, payload: object) -> None:
-        to, data = payload  # type: ignore[misc]
+    # Each `_on_KIND` takes the payload `_push` queued with that kind (dispatched by name in `run`).
+
+    def _on_deliver(self, payload: tuple[int, bytes]) -> None:
+        to, data = payload
         node = self.nodes[to]
         if not node.alive:
             return
@@ -225,13 +228,13 @@ class Simulation:
             if p != node.index:
                 self._send(node.index, p, data)
 
-    def _on_timeout(self, payload: object) -> None:
-        index, epoch, timeout = payload  # type: ignore[misc]
+    def _on_timeout(self, payload: tuple[int, int, Timer]) -> None:
+        index, epoch, timeout = payload
         node = self.nodes[index]
         if node.alive and node.epoch == epoch:
             self._perform(node, node.machine.on_timeout(timeout, self._local(node)))
 
-    def _on_client(self, batch: object) -> None:
+    def _on_client(self, batch: int) -> None:
         sc = self.scenario
         txs = []
         for _ in range(sc.txs_per_batch):
@@ -241,7 +244,7 @@ class Simulation:
                 txs.append(f"set k{c} {c}".encode())
             else:  # a compare-and-set that is often stale: conflicts, evictions, invalid blocks
                 txs.append(f"cas c{c % 3} {self.rng.randrange(3)} {self.rng.randrange(3)}".encode())
-        if sc.timer_every and int(batch) % sc.timer_every == 0:  # type: ignore[call-overload]
+        if sc.timer_every and batch % sc.timer_every == 0:
             txs.append(f"timer t{batch} {self.now + self.rng.randrange(100, 2000)}".encode())
         for node in self.nodes:
             if not node.alive:
@@ -252,22 +255,22 @@ class Simulation:
                     added = True
             if added:
                 self._perform(node, node.machine.on_txs_available(self._local(node)))
-        self._push(self.now + sc.tx_interval, "client", int(batch) + 1)  # type: ignore[call-overload]
+        self._push(self.now + sc.tx_interval, "client", batch + 1)
 
-    def _on_crash(self, index: object) -> None:
-        node = self.nodes[int(index)]  # type: ignore[call-overload]
+    def _on_crash(self, index: int) -> None:
+        node = self.nodes[index]
         node.alive = False
         node.epoch += 1
 
-    def _on_restart(self, index: object) -> None:
-        node = self.nodes[int(index)]  # type: ignore[call-overload]
+    def _on_restart(self, index: int) -> None:
+        node = self.nodes[index]
         node.alive = True
         node.mempool = Mempool(node.app)
         node.machine = self._new_machine(node.keypair, node.app, node.mempool, node.tip, list(node.wal.values()))
         self._perform(node, node.machine.start(self._local(node)))
 
-    def _on_sync(self, payload: object) -> None:
-        to, blocks = payload  # type: ignore[misc]
+    def _on_sync(self, payload: tuple[int, list[tuple[Block, Certificate]]]) -> None:
+        to, blocks = payload
         node = self.nodes[to]
         if not node.alive:
             return
