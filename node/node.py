@@ -12,7 +12,6 @@ import itertools
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -71,6 +70,7 @@ from node.metrics import CountingMempool, NodeMetrics, NodeReadings
 from node.net.config import BatchConfig, HostConfig
 from node.net.host import P2PHost, open_host
 from node.net.streams import RequestRejected, StreamLimits
+from node.outbox import Outbox
 from node.requester import explain_request, fetch_result, find_order, start_run, task_report
 from node.roles.authority import AuthorityRole
 from node.roles.base import Role
@@ -119,14 +119,6 @@ BLOB_DIR = "blobs"
 PEER_RECORD_EARLY_S = (2.0, 4.0, 8.0, 16.0)
 PEER_RECORD_S = 30.0
 STORE_FILE = "node.db"
-# Gossip loses messages: our own orders are announced again at this interval until the ledger consumes
-# them, our pending transactions first after it and then at doubling intervals up to REANNOUNCE_MAX_S
-# (DESIGN.md section 8).
-REANNOUNCE_S = 3.0
-REANNOUNCE_MAX_S = 60.0
-# At most this many of our pending transactions go out again per round: every receiver decodes and checks
-# each one, so re-sending a whole backlog at once costs the network more than the loss it repairs.
-REANNOUNCE_MAX_TXS = 200
 # A proposal carries its block through gossip, and every validator re-checks it. On the 2-core devnet a
 # 1,000-transfer (190 KB) proposal took six rounds (90 s) to decide under load, while blocks of a few
 # hundred transfers decide in round 0: many small blocks beat few large ones here.
@@ -168,24 +160,6 @@ def make_role(name: str, config: NodeConfig) -> Role:
     if name == "authority":
         return AuthorityRole()
     return PassiveRole(name)
-
-
-@dataclass
-class PendingTx:
-    """One of our transactions not yet in a block, and when to gossip it again.
-
-    The interval doubles with each re-announcement: a transaction still pending after several is waiting for
-    a chain that is slow, not for a lost message, and re-sending a backlog at a fixed pace is what keeps an
-    overloaded network overloaded (a 30-node devnet on 2 cores never recovered from a burst that way)."""
-
-    nonce: int
-    data: bytes
-    announce_at: float  # trio clock
-    interval: float = REANNOUNCE_S
-
-    def backoff(self, now: float) -> None:
-        self.interval = min(2 * self.interval, REANNOUNCE_MAX_S)
-        self.announce_at = now + self.interval
 
 
 class Node:
@@ -242,11 +216,8 @@ class Node:
         )
         self.driver.on_evidence = self._report_equivocation
         self._reported_offences: set[bytes] = set()
-        self._own_orders: dict[bytes, Order] = {}
-        # Ours, not yet committed, by tx id.
-        self._pending_txs: dict[bytes, PendingTx] = {}
-        self._rejected_txs: dict[bytes, str] = {}
         self.admission = Admission(ADMISSION_BACKLOG_S, ADMISSION_FLOOR_TXS, ADMISSION_WINDOW_S)
+        self.outbox = Outbox(keypair, self.topics, host, self.mempool, self.admission, self.ledger_view, self.driver.wake)
         self._block_events: trio.MemorySendChannel[tuple[int, CommittedBlock]] | None = None
         for order, _ in store.load_orders():
             self.order_book.add(order)
@@ -283,40 +254,16 @@ class Node:
             return None
         return (index - self.validators.proposer_index(self.height + 1, 0)) % self.validators.n
 
-    def _next_nonce(self) -> int:
-        """After the committed nonce and after every transaction of ours still pending. Taking the maximum
-        (not committed + pending count) stays right in the moment between a block's commit and the
-        cleaning of `_pending_txs`, when a just-committed transaction would otherwise count twice."""
-        committed = self.ledger_view().account(self.keypair.address).nonce
-        return max([committed, *(pending.nonce + 1 for pending in self._pending_txs.values())])
-
     async def submit(self, body: TxBody) -> Transaction:
-        """Sign, admit and gossip one transaction of ours. Raises ValueError with the reason it was refused."""
-        overloaded = self.admission.refuse(len(self.mempool), trio.current_time())
-        if overloaded is not None:
-            raise ValueError(overloaded)
-        # The submitter is owed the state's verdict now, which needs every transaction before theirs checked.
-        self.mempool.recheck_all()
-        self._forget_dropped()
-        tx = sign(self.keypair, self.genesis.chain_id, Transaction(self._next_nonce(), body))
-        data = encode(tx)
-        reason = self.mempool.add(data)
-        if reason is not None:
-            raise ValueError(reason)
-        self._pending_txs[tx.tx_id] = PendingTx(tx.nonce, data, trio.current_time() + REANNOUNCE_S)
-        await self.host.publish_item(self.topics.txs, data)
-        self.driver.wake()
-        log.info("event=tx-submitted tx=%s kind=%s nonce=%d", tx.tx_id.hex()[:16], type(body).__name__, tx.nonce)
-        return tx
+        return await self.outbox.submit(body)
 
     async def publish_order(self, order: Order) -> Order:
         signed = sign(self.keypair, self.genesis.chain_id, order)
         reason = self._order_refusal(signed) or self.order_book.add(signed)
         if reason not in (None, "duplicate"):
             raise ValueError(reason)
-        self._own_orders[signed.payload_digest] = signed
         self.store.save_orders([(signed, wall_ms())])
-        await self.host.publish_item(self.topics.orders, encode(signed))
+        await self.outbox.announce_order(signed)
         log.info("event=order-published kind=%s hash=%s", type(order).__name__, signed.payload_digest.hex()[:16])
         return signed
 
@@ -455,31 +402,18 @@ class Node:
     async def _on_commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
         self.admission.on_commit(len(block.txs), trio.current_time())
         self.metrics.block_committed(block.time, certificate.round, wall_ms())
-        for data in block.txs:
-            self._pending_txs.pop(self.app.decode(data).tx_id, None)
-        self._forget_dropped()
         view = LedgerMarketView(self.ledger_view(), self.app.ledger.rules.categories)
         before = {o.payload_digest for o in self.order_book.orders()}
         self.order_book.prune(view)
         spent = before - {o.payload_digest for o in self.order_book.orders()}
         if spent:
             self.store.delete_orders(spent)
-            for order_hash in spent:
-                self._own_orders.pop(order_hash, None)
+        self.outbox.committed((self.app.decode(data).tx_id for data in block.txs), spent)
         if self._block_events is not None:
             try:
                 self._block_events.send_nowait((block.height, committed))
             except trio.WouldBlock:
                 log.warning("event=roles-lagging height=%d", block.height)
-
-    def _forget_dropped(self) -> None:
-        """Our pending transactions that a block made invalid (evicted by a mempool re-check) will never
-        commit: say so to whoever asks. The re-check runs after the commit, in slices, so this is also done
-        before answering about a transaction and before a submit picks the next nonce."""
-        for tx_id, pending in list(self._pending_txs.items()):
-            if pending.data not in self.mempool:
-                self._pending_txs.pop(tx_id)
-                self._rejected_txs[tx_id] = "dropped from the mempool: no longer valid"
 
     async def _run_roles(self, receive: trio.MemoryReceiveChannel[tuple[int, CommittedBlock]]) -> None:
         """Roles see blocks in order and a tick every ROLE_TICK_S, one call at a time."""
@@ -501,18 +435,6 @@ class Node:
             await call
         except Exception:  # a role's bug must not stop the node or the other roles
             log.exception("event=role-failed role=%s", role)
-
-    async def _reannounce(self) -> None:
-        """Gossip is lossy: re-send our live orders and our pending transactions until the ledger has them."""
-        while True:
-            await trio.sleep(REANNOUNCE_S)
-            for order in list(self._own_orders.values()):
-                await self.host.publish_item(self.topics.orders, encode(order))
-            now = trio.current_time()
-            due = [pending for pending in self._pending_txs.values() if pending.announce_at <= now]
-            for pending in due[:REANNOUNCE_MAX_TXS]:
-                pending.backoff(now)
-                await self.host.publish_item(self.topics.txs, pending.data)
 
     # --- control API ----------------------------------------------------------------------------------
 
@@ -551,10 +473,7 @@ class Node:
             result = self.store.tx_result(request.tx_id)
             if result is not None:
                 return TxResultInfo(result.height, result.code, result.created)
-            self._forget_dropped()
-            if request.tx_id in self._pending_txs:
-                return TxResultInfo(0, "pending", b"")
-            return TxResultInfo(0, self._rejected_txs.get(request.tx_id, "unknown transaction"), b"")
+            return TxResultInfo(0, self.outbox.status(request.tx_id), b"")
         if isinstance(request, OrderbookRequest):
             return queries.filter_orders(self.order_book, self.ledger_view(), request)
         if isinstance(request, OrderRequest):
@@ -662,7 +581,7 @@ class Node:
             nursery.start_soon(self._run_roles, receive)
             for role in self.roles:
                 nursery.start_soon(role.run, self)
-            nursery.start_soon(self._reannounce)
+            nursery.start_soon(self.outbox.run)
             log.info(
                 "event=node-ready address=0x%s height=%d validator=%s roles=%s",
                 self.keypair.address.hex(), self.height, self.is_validator, ",".join(self.config.roles),
