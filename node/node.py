@@ -8,7 +8,6 @@ all of it; the store is consistent at every commit, so nothing decided is lost.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -63,7 +62,7 @@ from node.control import (
 )
 from node.datadir import lock_data_dir
 from node.deploy import deploy_app, deploy_dataset
-from node.directory import MAX_ADDRESSES, PEERS_PROTOCOL, Directory, PeerRecord, reach
+from node.directory import PEERS_PROTOCOL, Directory, reach
 from node.http.server import serve_http
 from node.keys import load_or_create_key
 from node.metrics import CountingMempool, NodeMetrics, NodeReadings
@@ -80,30 +79,27 @@ from node.roles.provider import ProviderRole
 from node.roles.worker import CertifyError, WorkerRole
 from node.storage import Store
 from node.sync import MAX_FRAME_BYTES, SYNC_PROTOCOL, answer
+from node.topic_handlers import BlockTopic, ConsensusTopic, OrderTopic, PeerRecordTopic, TopicHandlers, TxTopic
 from node.topics import Topics
 from protocols.chain import CommittedBlock, LedgerApplication
-from protocols.consensus.blocks import genesis_tip, verify_certificate
+from protocols.consensus.blocks import genesis_tip
 from protocols.consensus.config import ConsensusConfig
 from protocols.consensus.evidence import offender
 from protocols.consensus.mempool import Mempool
 from protocols.consensus.messages import (
     Block,
     Certificate,
-    DecidedBlock,
     DuplicateVoteEvidence,
-    block_id,
-    decode_message,
 )
 from protocols.consensus.tendermint import Tendermint
 from protocols.consensus.validators import ValidatorSet
-from protocols.crypto import Keypair, address_of, sign
-from protocols.encoding import DecodeError, decode, encode
+from protocols.crypto import Keypair, address_of
+from protocols.encoding import DecodeError
 from protocols.ledger.evidence import offence_key
 from protocols.ledger.ledger import Ledger, genesis_state
 from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import EQUIVOCATION, LedgerState, StateView
 from protocols.ledger.transactions import RecordEquivocation, Transaction, TxBody
-from protocols.matching import order_violations
 from protocols.orderbook import OrderBook
 from protocols.orders import Order
 
@@ -112,12 +108,6 @@ RoleT = TypeVar("RoleT")
 
 ADDRESS_FILE = "node.addr"
 BLOB_DIR = "blobs"
-# Our peer record goes out at start, again after each of these delays (nodes started together hear of
-# each other within seconds), then every PEER_RECORD_S for nodes that joined since (gossip has no history).
-# Every record reaches every node: at one per node per 5 s, a 30-node devnet spent a third of its idle CPU
-# on them.
-PEER_RECORD_EARLY_S = (2.0, 4.0, 8.0, 16.0)
-PEER_RECORD_S = 30.0
 STORE_FILE = "node.db"
 # A proposal carries its block through gossip, and every validator re-checks it. On the 2-core devnet a
 # 1,000-transfer (190 KB) proposal took six rounds (90 s) to decide under load, while blocks of a few
@@ -206,21 +196,29 @@ class Node:
         consensus_host = host
         if config.byzantine is not None and self.is_validator:
             consensus_host = ByzantineHost(host, config.byzantine, keypair, self.genesis.chain_id, self.topics.consensus)
-        # Validators also push their consensus messages to each other over streams (see consensus_link.py);
-        # a Byzantine test node misbehaves on gossip only, so it gets no honest second channel.
-        use_links = self.is_validator and config.byzantine is None
-        self.links = ConsensusLinks(host, self.validate_consensus, self.on_consensus) if use_links else None
         self.driver = ConsensusDriver(
             machine, self.app, store, consensus_host, self.topics.consensus, self.topics.blocks, self._on_commit,
-            push=self.links.send if self.links is not None else None,
         )
         self.driver.on_evidence = self._report_equivocation
         self._reported_offences: set[bytes] = set()
         self.admission = Admission(ADMISSION_BACKLOG_S, ADMISSION_FLOOR_TXS, ADMISSION_WINDOW_S)
         self.outbox = Outbox(keypair, self.topics, host, self.mempool, self.admission, self.ledger_view, self.driver.wake)
         self._block_events: trio.MemorySendChannel[tuple[int, CommittedBlock]] | None = None
-        for order, _ in store.load_orders():
-            self.order_book.add(order)
+        self.gossip = TopicHandlers(
+            consensus=ConsensusTopic(self.validators, self.verifier, self.driver.on_consensus_gossip),
+            blocks=BlockTopic(self.validators, self.verifier, self.driver.on_block_gossip),
+            txs=TxTopic(self.mempool, self.app.decode, self.verifier, self.driver.wake),
+            orders=OrderTopic(
+                self.order_book, store, self._market_view, self.verifier, self._caught_up, keypair, self.outbox,
+            ),
+            peers=PeerRecordTopic(self.directory, keypair, self.genesis.chain_id, host, self.topics.peers),
+        )
+        # Validators also push their consensus messages to each other over streams (see consensus_link.py);
+        # a Byzantine test node misbehaves on gossip only, so it gets no honest second channel.
+        self.links: ConsensusLinks | None = None
+        if self.is_validator and config.byzantine is None:
+            self.links = ConsensusLinks(host, self.gossip.consensus.validate, self.gossip.consensus.handle)
+            self.driver.push = self.links.send
         self.metrics.watch(NodeReadings(
             height=lambda: self.height, peers=lambda: len(self.host.connected_peers()), mempool=lambda: len(self.mempool),
             orders=lambda: len(self.order_book), state=lambda: self.app.ledger.state, gossip=self.host.subscription_stats,
@@ -248,6 +246,13 @@ class Node:
     def ledger_view(self) -> StateView:
         return self.app.ledger.state.view()
 
+    def _caught_up(self) -> bool:
+        """Whether start-up catch-up is over (`run` opens the roles' block channel right after it)."""
+        return self._block_events is not None
+
+    def _market_view(self) -> LedgerMarketView:
+        return LedgerMarketView(self.ledger_view(), self.app.ledger.rules.categories)
+
     def proposer_rank(self) -> int | None:
         index = self.validators.index_of(self.keypair.public_key)
         if index is None:
@@ -258,102 +263,9 @@ class Node:
         return await self.outbox.submit(body)
 
     async def publish_order(self, order: Order) -> Order:
-        signed = sign(self.keypair, self.genesis.chain_id, order)
-        reason = self._order_refusal(signed) or self.order_book.add(signed)
-        if reason not in (None, "duplicate"):
-            raise ValueError(reason)
-        self.store.save_orders([(signed, wall_ms())])
-        await self.outbox.announce_order(signed)
-        log.info("event=order-published kind=%s hash=%s", type(order).__name__, signed.payload_digest.hex()[:16])
-        return signed
+        return await self.gossip.orders.publish(order)
 
-    # --- gossip handlers ------------------------------------------------------------------------------
-
-    def validate_tx(self, peer: str, data: bytes) -> str | None:
-        if data in self.mempool:
-            return None  # a re-announcement of what we already checked: skip decoding it again
-        try:
-            tx = self.app.decode(data)
-        except DecodeError as exc:
-            return f"undecodable transaction: {exc.reason}"
-        return None if self.verifier.verify(tx) else "bad transaction signature"
-
-    async def on_tx(self, peer: str, data: bytes) -> None:
-        if self.mempool.add(data) is None:
-            self.driver.wake()
-
-    def validate_order(self, peer: str, data: bytes) -> str | None:
-        try:
-            order = decode(Order, data)
-        except DecodeError as exc:
-            return f"undecodable order: {exc.reason}"
-        return self._order_refusal(order, judge_unknown_assets=self._caught_up)
-
-    @property
-    def _caught_up(self) -> bool:
-        """Whether start-up catch-up is over (`run` opens the roles' block channel right after it)."""
-        return self._block_events is not None
-
-    def _order_refusal(self, order: Order, judge_unknown_assets: bool = True) -> str | None:
-        """Why the ledger already rules `order` out (its signature, its asset's owner, its category), or
-        None: such an order is neither admitted to a book nor relayed. While the node is still catching
-        up, an asset it does not know yet may well be registered in a block it has not seen: an order for
-        it is then passed on (not admitted: `on_order` asks again), since a rejection would count against
-        honest relays, and a node syncing a long chain would end up banning all of them."""
-        view = LedgerMarketView(self.ledger_view(), self.app.ledger.rules.categories)
-        found = order_violations(order, view, self.verifier)
-        if not judge_unknown_assets:
-            found = [v for v in found if not v.code.endswith("-not-registered")]
-        return f"{found[0].code}: {found[0].detail}" if found else None
-
-    async def on_order(self, peer: str, data: bytes) -> None:
-        order = decode(Order, data)
-        if self._order_refusal(order) is not None:
-            return  # passed on while we caught up, for an asset still unknown here: its owner announces it again
-        view = self.ledger_view()
-        if view.consumed(order.payload_digest) >= order.volume:
-            return  # an old announcement of a spent order
-        if self.order_book.add(order) is None:
-            self.store.save_orders([(order, wall_ms())])
-
-    def validate_consensus(self, peer: str, data: bytes) -> str | None:
-        try:
-            message = decode_message(data)
-        except DecodeError as exc:
-            return f"undecodable consensus message: {exc.reason}"
-        if self.validators.index_of(message.signature.public_key) is None:
-            return "consensus message not signed by a validator"
-        if not self.verifier.verify(message):  # cached: consensus checks it again for free
-            return "consensus message with a bad signature"
-        return None
-
-    async def on_consensus(self, peer: str, data: bytes) -> None:
-        await self.driver.on_consensus_gossip(peer, decode_message(data))
-
-    def validate_block(self, peer: str, data: bytes) -> str | None:
-        try:
-            decided = decode(DecidedBlock, data)
-        except DecodeError as exc:
-            return f"undecodable block: {exc.reason}"
-        block, certificate = decided.block, decided.certificate
-        return verify_certificate(certificate, block.height, block_id(block), self.validators, self.verifier)
-
-    async def on_block(self, peer: str, data: bytes) -> None:
-        await self.driver.on_block_gossip(peer, decode(DecidedBlock, data))
-
-    def validate_peer_record(self, peer: str, data: bytes) -> str | None:
-        return self.directory.check(data)
-
-    async def on_peer_record(self, peer: str, data: bytes) -> None:
-        self.directory.learn(data)
-
-    async def _announce_peer_record(self) -> None:
-        sequence = wall_ms()
-        for delay in itertools.chain(PEER_RECORD_EARLY_S, itertools.repeat(PEER_RECORD_S)):
-            record = sign(self.keypair, self.genesis.chain_id, PeerRecord(tuple(self.host.addrs[:MAX_ADDRESSES]), sequence))
-            self.directory.learn(encode(record))
-            await self.host.publish(self.topics.peers, encode(record))
-            await trio.sleep(delay)
+    # --- background work ----------------------------------------------------------------------------
 
     async def _link_validators(self) -> None:
         """Stay connected to every other validator and gossip with it as a direct peer, so consensus
@@ -402,12 +314,7 @@ class Node:
     async def _on_commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
         self.admission.on_commit(len(block.txs), trio.current_time())
         self.metrics.block_committed(block.time, certificate.round, wall_ms())
-        view = LedgerMarketView(self.ledger_view(), self.app.ledger.rules.categories)
-        before = {o.payload_digest for o in self.order_book.orders()}
-        self.order_book.prune(view)
-        spent = before - {o.payload_digest for o in self.order_book.orders()}
-        if spent:
-            self.store.delete_orders(spent)
+        spent = self.gossip.orders.prune()
         self.outbox.committed((self.app.decode(data).tx_id for data in block.txs), spent)
         if self._block_events is not None:
             try:
@@ -546,19 +453,19 @@ class Node:
     # --- running --------------------------------------------------------------------------------------
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        gossip = self.gossip
         async with trio.open_nursery() as nursery:
             if self.is_validator:
                 # Followers take decided blocks with their certificates from the blocks topic (and sync),
                 # and never see the votes: each vote then costs 3 gossip hops among 4 managers instead of
                 # a relay through every node of the network.
-                await self.host.subscribe(self.topics.consensus, self.validate_consensus, self.on_consensus)
+                await self.host.subscribe(self.topics.consensus, gossip.consensus.validate, gossip.consensus.handle)
                 if self.links is not None:  # none for a Byzantine test node (see __init__)
                     await nursery.start(self.links.run)
                 nursery.start_soon(self._link_validators)
-            await self.host.subscribe(self.topics.blocks, self.validate_block, self.on_block)
-            await self.host.subscribe(self.topics.txs, self.validate_tx, self.on_tx, batched=True)
-            await self.host.subscribe(self.topics.orders, self.validate_order, self.on_order, batched=True)
-            await self.host.subscribe(self.topics.peers, self.validate_peer_record, self.on_peer_record)
+            for topic, handler in ((self.topics.blocks, gossip.blocks), (self.topics.txs, gossip.txs),
+                                   (self.topics.orders, gossip.orders), (self.topics.peers, gossip.peers)):
+                await self.host.subscribe(topic, handler.validate, handler.handle, batched=handler.batched)
             self.host.set_request_handler(SYNC_PROTOCOL, self.serve_sync, StreamLimits(max_frame_bytes=MAX_FRAME_BYTES))
             self.host.set_request_handler(BLOB_PROTOCOL, self.blobs.serve, BLOB_LIMITS)
             self.host.set_request_handler(PEERS_PROTOCOL, self.directory.serve)
@@ -566,7 +473,7 @@ class Node:
             for role in self.roles:
                 for protocol, handler in role.request_handlers(self).items():
                     self.host.set_request_handler(protocol, handler)
-            nursery.start_soon(self._announce_peer_record)
+            nursery.start_soon(gossip.peers.announce)
             await nursery.start(serve, socket_path(self.config.data_dir), self.handle_control)
             if self.config.http is not None:
                 self.http_url = await nursery.start(serve_http, self, self.config.http)
