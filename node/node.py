@@ -12,11 +12,9 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
 import trio
 
-from node import queries
 from node.admission import Admission
 from node.blobs import BLOB_PROTOCOL, RESULT_PROTOCOL, BlobStore
 from node.blobs import LIMITS as BLOB_LIMITS
@@ -26,42 +24,11 @@ from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver, wall_ms
 from node.consensus_link import ConsensusLinks
 from node.control import (
-    AccountInfo,
-    AccountRequest,
-    AssetListRequest,
-    BlocksRequest,
-    CertifyPlatformRequest,
-    ControlRejected,
-    DealInfo,
-    DealListRequest,
-    DealRequest,
-    DeployAppRequest,
-    DeployDatasetRequest,
-    ExplainRequest,
-    FetchResultRequest,
-    NodeStatus,
-    OrderbookRequest,
-    OrderPublished,
-    OrderRequest,
-    PlatformCertified,
-    PublishOrderRequest,
-    ReplicatesQuery,
-    RunRequest,
-    StatusRequest,
-    SubmitRequest,
-    TaskInfo,
-    TaskListRequest,
-    TaskRequest,
-    TxLookupRequest,
-    TxResultInfo,
-    TxResultRequest,
-    TxSubmitted,
-    ValidatorsRequest,
     serve,
     socket_path,
 )
+from node.control_handlers import handle_control
 from node.datadir import lock_data_dir
-from node.deploy import deploy_app, deploy_dataset
 from node.directory import PEERS_PROTOCOL, Directory, reach
 from node.http.server import serve_http
 from node.keys import load_or_create_key
@@ -70,13 +37,12 @@ from node.net.config import BatchConfig, HostConfig
 from node.net.host import P2PHost, open_host
 from node.net.streams import RequestRejected, StreamLimits
 from node.outbox import Outbox
-from node.requester import explain_request, fetch_result, find_order, start_run, task_report
 from node.roles.authority import AuthorityRole
 from node.roles.base import Role
 from node.roles.manager import ManagerRole
 from node.roles.passive import PassiveRole
 from node.roles.provider import ProviderRole
-from node.roles.worker import CertifyError, WorkerRole
+from node.roles.worker import WorkerRole
 from node.storage import Store
 from node.sync import MAX_FRAME_BYTES, SYNC_PROTOCOL, answer
 from node.topic_handlers import BlockTopic, ConsensusTopic, OrderTopic, PeerRecordTopic, TopicHandlers, TxTopic
@@ -98,13 +64,12 @@ from protocols.encoding import DecodeError
 from protocols.ledger.evidence import offence_key
 from protocols.ledger.ledger import Ledger, genesis_state
 from protocols.ledger.market import LedgerMarketView
-from protocols.ledger.state import EQUIVOCATION, LedgerState, StateView
+from protocols.ledger.state import LedgerState, StateView
 from protocols.ledger.transactions import RecordEquivocation, Transaction, TxBody
 from protocols.orderbook import OrderBook
 from protocols.orders import Order
 
 log = logging.getLogger(__name__)
-RoleT = TypeVar("RoleT")
 
 ADDRESS_FILE = "node.addr"
 BLOB_DIR = "blobs"
@@ -346,109 +311,7 @@ class Node:
     # --- control API ----------------------------------------------------------------------------------
 
     async def handle_control(self, request: object) -> object:
-        if isinstance(request, StatusRequest):
-            tip = self.driver.machine.tip
-            return NodeStatus(
-                peer_id=self.host.peer_id,
-                address=self.keypair.address,
-                roles=tuple(self.config.roles),
-                listen_addrs=tuple(self.host.addrs),
-                height=tip.height,
-                tip_hash=tip.block_id,
-                tip_time=tip.time,
-                peers=len(self.host.connected_peers()),
-                mempool=len(self.mempool),
-                orders=len(self.order_book),
-                validator=self.is_validator,
-                notes=tuple(note[:1024] for role in self.roles for note in role.notes(self)),
-                equivocations=sum(1 for _ in self.app.ledger.state.items_with_prefix(EQUIVOCATION)),
-                http=self.http_url,
-            )
-        if isinstance(request, AccountRequest):
-            address = request.address or self.keypair.address
-            if len(address) != 20:
-                raise ControlRejected("an address is 20 bytes")
-            account = self.ledger_view().account(address)
-            return AccountInfo(address, account.balance, account.frozen, account.nonce, account.score)
-        if isinstance(request, SubmitRequest):
-            try:
-                tx = await self.submit(request.body)
-            except ValueError as exc:
-                raise ControlRejected(f"transaction refused: {exc}") from None
-            return TxSubmitted(tx.tx_id, tx.nonce)
-        if isinstance(request, TxResultRequest):
-            result = self.store.tx_result(request.tx_id)
-            if result is not None:
-                return TxResultInfo(result.height, result.code, result.created)
-            return TxResultInfo(0, self.outbox.status(request.tx_id), b"")
-        if isinstance(request, OrderbookRequest):
-            return queries.filter_orders(self.order_book, self.ledger_view(), request)
-        if isinstance(request, OrderRequest):
-            return queries.orders_with_remaining([find_order(self, request.order_id)], self.ledger_view())
-        if isinstance(request, DealListRequest):
-            return queries.list_deals(self.app.ledger.state, request.account or self.keypair.address)
-        if isinstance(request, TaskListRequest):
-            return queries.list_tasks(self.app.ledger.state, request.account or self.keypair.address, request.role)
-        if isinstance(request, AssetListRequest):
-            owner = queries.owner_or_everyone(request.owner, request.everyone, self.keypair.address)
-            return queries.list_assets(self.app.ledger.state, request.kind, owner, request.address)
-        if isinstance(request, BlocksRequest):
-            return queries.block_summaries(
-                self.store, self.app.decode, self.height, request.top, request.count, request.with_txs
-            )
-        if isinstance(request, TxLookupRequest):
-            return queries.tx_detail(self.store, self.app.decode, request.tx_id)
-        if isinstance(request, ValidatorsRequest):
-            evidence = (
-                f"validator 0x{e.first.signature.public_key.hex()} signed two different votes at height "
-                f"{e.first.height} round {e.first.round} step {e.first.step}" for e in self.driver.evidence
-            )
-            return queries.validators(self.genesis, self.store, self.height, evidence)
-        if isinstance(request, PublishOrderRequest):
-            try:
-                signed = await self.publish_order(request.order)
-            except ValueError as exc:
-                raise ControlRejected(f"order refused: {exc}") from None
-            return OrderPublished(signed.payload_digest)
-        if isinstance(request, DealRequest):
-            return DealInfo(request.deal_id, self.ledger_view().deal(request.deal_id), self.height)
-        if isinstance(request, TaskRequest):
-            view = self.ledger_view()
-            task = view.task(request.task_id)
-            if task is None:
-                return TaskInfo(request.task_id, None, self.height)
-            contributions = tuple(
-                c for w in task.contributors if (c := view.contribution(request.task_id, w)) is not None
-            )
-            return TaskInfo(request.task_id, task, self.height, view.deal(task.deal_id), contributions)
-        if isinstance(request, DeployAppRequest):
-            return await deploy_app(self, request)
-        if isinstance(request, DeployDatasetRequest):
-            return await deploy_dataset(self, request, self._role(ProviderRole).keys)
-        if isinstance(request, RunRequest):
-            return await start_run(self, request)
-        if isinstance(request, FetchResultRequest):
-            return await fetch_result(self, request.task_id)
-        if isinstance(request, ReplicatesQuery):
-            return await task_report(self, request)
-        if isinstance(request, ExplainRequest):
-            return explain_request(self, request)
-        if isinstance(request, CertifyPlatformRequest):
-            worker = self._role(WorkerRole)
-            try:
-                grant = await worker.certify(self, request.authority or None)
-            except CertifyError as exc:
-                raise ControlRejected(f"not certified: {exc}") from None
-            return PlatformCertified(
-                grant.certificate.platform_public_key, address_of(grant.certificate.signature.public_key), grant.policy
-            )
-        raise ControlRejected(f"unsupported request {type(request).__name__}")
-
-    def _role(self, kind: type[RoleT]) -> RoleT:
-        for role in self.roles:
-            if isinstance(role, kind):
-                return role
-        raise ControlRejected(f"this node does not have the {kind.name} role (start it with --role {kind.name})")
+        return await handle_control(self, request)
 
     # --- running --------------------------------------------------------------------------------------
 
