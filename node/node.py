@@ -23,49 +23,35 @@ from node.chain_check import ChainCheck
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver, wall_ms
 from node.consensus_link import ConsensusLinks
-from node.control import (
-    serve,
-    socket_path,
-)
+from node.control import serve, socket_path
 from node.control_handlers import handle_control
 from node.datadir import lock_data_dir
-from node.directory import PEERS_PROTOCOL, Directory, reach
+from node.directory import PEERS_PROTOCOL, Directory
+from node.evidence_reporter import EvidenceReporter
 from node.http.server import serve_http
 from node.keys import load_or_create_key
 from node.metrics import CountingMempool, NodeMetrics, NodeReadings
 from node.net.config import BatchConfig, HostConfig
 from node.net.host import P2PHost, open_host
-from node.net.streams import RequestRejected, StreamLimits
+from node.net.streams import StreamLimits
 from node.outbox import Outbox
-from node.roles.authority import AuthorityRole
-from node.roles.base import Role
-from node.roles.manager import ManagerRole
-from node.roles.passive import PassiveRole
-from node.roles.provider import ProviderRole
-from node.roles.worker import WorkerRole
+from node.restore import restore_ledger
+from node.roles.runner import RoleRunner, make_role
 from node.storage import Store
-from node.sync import MAX_FRAME_BYTES, SYNC_PROTOCOL, answer
+from node.sync import MAX_FRAME_BYTES, SYNC_PROTOCOL, sync_handler
 from node.topic_handlers import BlockTopic, ConsensusTopic, OrderTopic, PeerRecordTopic, TopicHandlers, TxTopic
 from node.topics import Topics
-from protocols.chain import CommittedBlock, LedgerApplication
-from protocols.consensus.blocks import genesis_tip
+from node.validator_links import link_validators
+from protocols.chain import CommittedBlock
 from protocols.consensus.config import ConsensusConfig
-from protocols.consensus.evidence import offender
 from protocols.consensus.mempool import Mempool
-from protocols.consensus.messages import (
-    Block,
-    Certificate,
-    DuplicateVoteEvidence,
-)
+from protocols.consensus.messages import Block, Certificate
 from protocols.consensus.tendermint import Tendermint
 from protocols.consensus.validators import ValidatorSet
-from protocols.crypto import Keypair, address_of
-from protocols.encoding import DecodeError
-from protocols.ledger.evidence import offence_key
-from protocols.ledger.ledger import Ledger, genesis_state
+from protocols.crypto import Keypair
 from protocols.ledger.market import LedgerMarketView
-from protocols.ledger.state import LedgerState, StateView
-from protocols.ledger.transactions import RecordEquivocation, Transaction, TxBody
+from protocols.ledger.state import StateView
+from protocols.ledger.transactions import Transaction, TxBody
 from protocols.orderbook import OrderBook
 from protocols.orders import Order
 
@@ -88,11 +74,6 @@ GOSSIP_BATCH_S = 0.05
 # message costs the network ~100 ms of CPU: six senders in a burst at one batch per 50 ms each asked for
 # 12 cores, the managers starved, and the chain stopped. A lone transaction still leaves after 50 ms.
 GOSSIP_MIN_INTERVAL_S = 0.25
-# How often a validator checks that it is connected to every other validator it knows an address of.
-# Only validators are on the consensus topic, so their votes must not depend on a path through followers.
-VALIDATOR_LINK_S = 2.0
-# How often roles get a tick for time-driven work (a manager's matching turn).
-ROLE_TICK_S = 0.25
 # At start a node asks peers for missed blocks for at most this long before its roles begin.
 CATCH_UP_S = 10.0
 # Admission control of local submissions (node/admission.py): a transaction admitted should commit within
@@ -105,18 +86,6 @@ ADMISSION_WINDOW_S = 30.0
 ADMISSION_FLOOR_TXS = 2 * MAX_BLOCK_TXS
 
 
-def make_role(name: str, config: NodeConfig) -> Role:
-    if name == "manager":
-        return ManagerRole()
-    if name == "provider":
-        return ProviderRole(config.data_dir)
-    if name == "worker":
-        return WorkerRole(config.data_dir, config.manager, config.dishonest)
-    if name == "authority":
-        return AuthorityRole()
-    return PassiveRole(name)
-
-
 class Node:
     """Everything one node holds; the methods below are the roles' NodeAPI and the control handlers."""
 
@@ -127,18 +96,16 @@ class Node:
         self.store = store
         self.host = host
         self.topics = Topics(self.genesis.chain_id)
-        ledger = Ledger.from_genesis(self.genesis)
-        self.verifier = ledger.rules.signatures  # one cache: gossip checks and the ledger verify each tx once
+        self.app, tip = restore_ledger(self.genesis, store)
+        self.verifier = self.app.ledger.rules.signatures  # one cache: gossip checks and the ledger verify each tx once
         self.order_book = OrderBook(self.verifier)
         self.roles = [make_role(r, config) for r in config.roles]
+        self.role_runner = RoleRunner(self.roles)
         self.data_dir = config.data_dir
         self.blobs = BlobStore(config.data_dir / BLOB_DIR)
         self.directory = Directory(self.verifier)
         self.validators = ValidatorSet([v.public_key for v in self.genesis.validators])
         self.is_validator = self.validators.index_of(keypair.public_key) is not None
-        ledger.state = self._load_state()
-        tip = store.tip() or genesis_tip(self.genesis.genesis_hash, self.genesis.genesis_time_ms)
-        self.app = LedgerApplication(ledger, last_block_time=tip.time)
         self.metrics = NodeMetrics()
         self.mempool: Mempool = CountingMempool(self.app, rejections=self.metrics.mempool_rejections)
         self.http_url = ""  # the explorer's base URL once it serves (config.http)
@@ -164,17 +131,17 @@ class Node:
         self.driver = ConsensusDriver(
             machine, self.app, store, consensus_host, self.topics.consensus, self.topics.blocks, self._on_commit,
         )
-        self.driver.on_evidence = self._report_equivocation
-        self._reported_offences: set[bytes] = set()
         self.admission = Admission(ADMISSION_BACKLOG_S, ADMISSION_FLOOR_TXS, ADMISSION_WINDOW_S)
         self.outbox = Outbox(keypair, self.topics, host, self.mempool, self.admission, self.ledger_view, self.driver.wake)
-        self._block_events: trio.MemorySendChannel[tuple[int, CommittedBlock]] | None = None
+        self.driver.on_evidence = EvidenceReporter(self.outbox.submit, self.ledger_view).report
+        self.serve_sync = sync_handler(store)
         self.gossip = TopicHandlers(
             consensus=ConsensusTopic(self.validators, self.verifier, self.driver.on_consensus_gossip),
             blocks=BlockTopic(self.validators, self.verifier, self.driver.on_block_gossip),
             txs=TxTopic(self.mempool, self.app.decode, self.verifier, self.driver.wake),
             orders=OrderTopic(
-                self.order_book, store, self._market_view, self.verifier, self._caught_up, keypair, self.outbox,
+                self.order_book, store, self._market_view, self.verifier, lambda: self.role_runner.opened, keypair,
+                self.outbox,
             ),
             peers=PeerRecordTopic(self.directory, keypair, self.genesis.chain_id, host, self.topics.peers),
         )
@@ -190,14 +157,6 @@ class Node:
             host=self.host.counters, topic_name=lambda topic: topic.rsplit("/", 1)[-1],
         ))
 
-    def _load_state(self) -> LedgerState:
-        stored = dict(self.store.load_state())
-        if stored or self.store.tip() is not None:
-            return LedgerState(stored)
-        state = genesis_state(self.genesis)
-        self.store.write_genesis_state(state.items())
-        return state
-
     # --- NodeAPI ------------------------------------------------------------------------------------
 
     @property
@@ -210,10 +169,6 @@ class Node:
 
     def ledger_view(self) -> StateView:
         return self.app.ledger.state.view()
-
-    def _caught_up(self) -> bool:
-        """Whether start-up catch-up is over (`run` opens the roles' block channel right after it)."""
-        return self._block_events is not None
 
     def _market_view(self) -> LedgerMarketView:
         return LedgerMarketView(self.ledger_view(), self.app.ledger.rules.categories)
@@ -230,50 +185,6 @@ class Node:
     async def publish_order(self, order: Order) -> Order:
         return await self.gossip.orders.publish(order)
 
-    # --- background work ----------------------------------------------------------------------------
-
-    async def _link_validators(self) -> None:
-        """Stay connected to every other validator and gossip with it as a direct peer, so consensus
-        messages go straight between validators."""
-        others = [address_of(key) for key in self.validators.keys if key != self.keypair.public_key]
-        linked: set[bytes] = set()
-        while True:
-            for account in others:
-                peer = await reach(self.host, self.directory, account)
-                if peer is not None:
-                    self.host.keep_direct(peer)
-                    if self.links is not None:
-                        self.links.link(peer)
-                if peer is not None and account not in linked:
-                    log.info("event=validator-linked validator=0x%s peer=%s", account.hex(), peer)
-                    linked.add(account)
-                elif peer is None and account in linked:
-                    log.warning("event=validator-unreachable validator=0x%s", account.hex())
-                    linked.discard(account)
-            await trio.sleep(VALIDATOR_LINK_S)
-
-    async def serve_sync(self, peer: str, request: bytes) -> bytes:
-        try:
-            return answer(self.store, request)
-        except DecodeError as exc:
-            raise RequestRejected(f"malformed sync request: {exc.reason}") from None
-
-    async def _report_equivocation(self, evidence: DuplicateVoteEvidence) -> None:
-        """Put the proof of a validator's equivocation on the ledger, once per offence from this node (the
-        other validators saw it too and may report it first: the ledger records one, refuses the rest)."""
-        vote = evidence.first
-        key = offence_key(offender(evidence), vote.height, vote.round, vote.step)
-        if key in self._reported_offences or self.ledger_view().get(key) is not None:
-            return
-        self._reported_offences.add(key)
-        try:
-            tx = await self.submit(RecordEquivocation(evidence))
-        except ValueError as exc:  # refused by our mempool: already recorded, or reported by us before
-            log.info("event=evidence-not-submitted reason=%r", str(exc))
-            return
-        log.warning("event=evidence-submitted validator=%s height=%d round=%d step=%d tx=%s",
-                    offender(evidence).hex()[:16], vote.height, vote.round, vote.step, tx.tx_id.hex()[:16])
-
     # --- after each block -----------------------------------------------------------------------------
 
     async def _on_commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
@@ -281,32 +192,7 @@ class Node:
         self.metrics.block_committed(block.time, certificate.round, wall_ms())
         spent = self.gossip.orders.prune()
         self.outbox.committed((self.app.decode(data).tx_id for data in block.txs), spent)
-        if self._block_events is not None:
-            try:
-                self._block_events.send_nowait((block.height, committed))
-            except trio.WouldBlock:
-                log.warning("event=roles-lagging height=%d", block.height)
-
-    async def _run_roles(self, receive: trio.MemoryReceiveChannel[tuple[int, CommittedBlock]]) -> None:
-        """Roles see blocks in order and a tick every ROLE_TICK_S, one call at a time."""
-        for role in self.roles:
-            await role.start(self)
-        while True:
-            event = None
-            with trio.move_on_after(ROLE_TICK_S):  # only the wait: a role's work is never cut short
-                event = await receive.receive()
-            if event is not None:
-                height, committed = event
-                for role in self.roles:
-                    await self._guarded(role.name, role.on_block(self, height, committed))
-            for role in self.roles:
-                await self._guarded(role.name, role.tick(self, trio.current_time()))
-
-    async def _guarded(self, role: str, call: Awaitable[None]) -> None:
-        try:
-            await call
-        except Exception:  # a role's bug must not stop the node or the other roles
-            log.exception("event=role-failed role=%s", role)
+        self.role_runner.committed(block.height, committed)
 
     # --- control API ----------------------------------------------------------------------------------
 
@@ -325,7 +211,7 @@ class Node:
                 await self.host.subscribe(self.topics.consensus, gossip.consensus.validate, gossip.consensus.handle)
                 if self.links is not None:  # none for a Byzantine test node (see __init__)
                     await nursery.start(self.links.run)
-                nursery.start_soon(self._link_validators)
+                nursery.start_soon(link_validators, self.host, self.directory, self.validators, self.keypair.public_key, self.links)
             for topic, handler in ((self.topics.blocks, gossip.blocks), (self.topics.txs, gossip.txs),
                                    (self.topics.orders, gossip.orders), (self.topics.peers, gossip.peers)):
                 await self.host.subscribe(topic, handler.validate, handler.handle, batched=handler.batched)
@@ -346,9 +232,8 @@ class Node:
             # and a restarted node that had missed blocks sat out CATCH_UP_S before voting again.
             await nursery.start(self.driver.run)
             await self.driver.catch_up(CATCH_UP_S if self.config.join else 0)
-            send, receive = trio.open_memory_channel[tuple[int, CommittedBlock]](1000)
-            self._block_events = send
-            nursery.start_soon(self._run_roles, receive)
+            self.role_runner.open()  # caught up: from now on the roles see every block
+            nursery.start_soon(self.role_runner.run, self)
             for role in self.roles:
                 nursery.start_soon(role.run, self)
             nursery.start_soon(self.outbox.run)
