@@ -87,7 +87,9 @@ ADMISSION_FLOOR_TXS = 2 * MAX_BLOCK_TXS
 
 
 class Node:
-    """Everything one node holds; the methods below are the roles' NodeAPI and the control handlers."""
+    """One node as a composition: the ledger and consensus (driver), the gossip topics' handlers, the outbox
+    for what we send, the control answers (node/control_handlers.py) and the role plugins (node/roles/).
+    Its own methods are the roles' NodeAPI and the bookkeeping after each block; `run` starts the rest."""
 
     def __init__(self, config: NodeConfig, keypair: Keypair, store: Store, host: P2PHost) -> None:
         self.config = config
@@ -188,6 +190,8 @@ class Node:
     # --- after each block -----------------------------------------------------------------------------
 
     async def _on_commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
+        """Tell each part what a stored block changed: admission its commit rate, the book its spent orders,
+        the outbox its committed transactions, the roles the block (they act on the state it left)."""
         self.admission.on_commit(len(block.txs), trio.current_time())
         self.metrics.block_committed(block.time, certificate.round, wall_ms())
         spent = self.gossip.orders.prune()
