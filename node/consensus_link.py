@@ -43,7 +43,6 @@ LINK_QUEUE = 256
 REOPEN_S = 1.0
 
 
-
 class _Link:
     def __init__(self, peer: str) -> None:
         self.peer = peer

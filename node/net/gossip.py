@@ -181,7 +181,7 @@ async def run_subscription(sub: Subscription, libp2p_subscription: Any, self_id:
     async def work() -> None:
         async for origin, data, validated in receive:
             values = validated if validated is not None else sub.check(origin, data)
-            if isinstance(values, Rejected):  # only our own message can get here (others are validated)
+            if isinstance(values, Rejected):  # our own (never validated), or one whose values were forgotten
                 log.error("event=undeliverable-message topic=%s origin=%s reason=%r", sub.topic, origin, values.reason)
                 continue
             for value in values:
