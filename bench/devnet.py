@@ -101,7 +101,7 @@ LATENCY_GAP_S = 0.15  # one transfer every 150 ms: a steady trickle, each usuall
 COMMIT_TIMEOUT_S = 30.0  # a transaction not committed this long after the last submit is reported lost
 # The burst is lost, not slow, if no sender's nonce moved for this long.
 BURST_STALL_S = 45.0
-# Retries of a refused submit. "bad-nonce": node/node.py picks the nonce as committed nonce plus pending
+# Retries of a refused submit. "bad-nonce": node/outbox.py picks the nonce as committed nonce plus pending
 # count, and for a moment after each commit the ledger already has the block while the pending list does
 # not (see the report); "mempool-full": the node's pool holds 10,000; "node-overloaded": the pool holds more
 # than about half a minute of blocks at the measured rate (node/admission.py).

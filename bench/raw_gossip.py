@@ -45,8 +45,8 @@ DRAIN_S = 3.0
 START_TIMEOUT_S = 60.0
 
 
-def accept(origin: str, data: bytes) -> str | None:
-    return None
+def accept(origin: str, data: bytes) -> bytes:
+    return data
 
 
 async def child(index: int, workdir: Path, samples: int, gap: float) -> None:

@@ -217,7 +217,7 @@ class ConsensusDriver:
             elif isinstance(action, ScheduleTimeout):
                 self._schedule(action.timeout, action.at)
             elif isinstance(action, Commit):
-                await self._commit(action.block, action.certificate)
+                await self._commit(action.block, action.certificate, action.result)
             elif isinstance(action, RequestSync):
                 self._note_height(max(action.from_height, self.height + 1))
             elif isinstance(action, RecordEvidence):
@@ -242,9 +242,7 @@ class ConsensusDriver:
         except ValueError as exc:  # over the gossip size limit: peers get the block by sync instead
             log.error("event=consensus-publish-failed reason=%r", str(exc))
 
-    async def _commit(self, block: Block, certificate: Certificate) -> None:
-        committed = self.app.committed.popleft()
-        assert committed.time == block.time, "Commit actions come in the order the blocks were applied"
+    async def _commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
         tx_ids = [self.app.decode(tx).tx_id for tx in block.txs]
         self.store.commit_block(block, certificate, committed, tx_ids)
         self._last_commit_at = trio.current_time()

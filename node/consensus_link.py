@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
 from node.net.config import MAX_GOSSIP_BYTES
 from node.net.framing import FramedStream, FrameError, StreamClosed
+from node.net.gossip import GossipHandler, Rejected, Validator
 from node.net.host import P2PHost
 from node.net.streams import RequestError, StreamLimits
 
@@ -41,9 +42,6 @@ LINK_QUEUE = 256
 # again on the next message, but not sooner than this: a peer that is down must not cost a dial per vote.
 REOPEN_S = 1.0
 
-Validate = Callable[[str, bytes], "str | None"]
-Deliver = Callable[[str, bytes], Awaitable[None]]
-
 
 class _Link:
     def __init__(self, peer: str) -> None:
@@ -57,7 +55,9 @@ class _Link:
 class ConsensusLinks:
     """Outbound links to the validators we are connected to, and the inbound side of theirs."""
 
-    def __init__(self, host: P2PHost, validate: Validate, deliver: Deliver) -> None:
+    def __init__(self, host: P2PHost, validate: Validator[Any], deliver: GossipHandler[Any]) -> None:
+        """`validate` and `deliver` are the consensus topic's validator and handler: a frame is checked and
+        decoded once, like a gossiped message."""
         self.host = host
         self._validate = validate
         self._deliver = deliver
@@ -120,9 +120,9 @@ class ConsensusLinks:
                 data = await stream.receive(timeout_s=math.inf)  # an idle chain sends nothing for a long time
             except StreamClosed:
                 return
-            reason = self._validate(stream.peer_id, data)
-            if reason is not None:
-                self.host.penalise(stream.peer_id, f"invalid message on {CONSENSUS_PROTOCOL}: {reason}")
+            verdict = self._validate(stream.peer_id, data)
+            if isinstance(verdict, Rejected):
+                self.host.penalise(stream.peer_id, f"invalid message on {CONSENSUS_PROTOCOL}: {verdict.reason}")
                 continue
-            await self._deliver(stream.peer_id, data)
+            await self._deliver(stream.peer_id, verdict)
             self.delivered += 1

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import trio
 
+from node.net.gossip import Rejected
 from node.net.host import P2PHost
 from node.net.identity import public_key_of
 from node.net.streams import RequestError, RequestRejected
@@ -70,24 +71,25 @@ class Directory:
         self._records: dict[bytes, PeerRecord] = {}  # account address -> latest record
         self._asked: dict[bytes, float] = {}  # account -> when we last asked peers for it (trio clock)
 
-    def check(self, data: bytes) -> str | None:
-        """A gossip validator: None if `data` is a record its subject signed."""
+    def check(self, data: bytes) -> PeerRecord | Rejected:
+        """The gossip validator of peer records: the record, if its subject signed it and every address
+        names the signer's peer id."""
         try:
             record = decode(PeerRecord, data)
         except DecodeError as exc:
-            return f"undecodable peer record: {exc.reason}"
+            return Rejected(f"undecodable peer record: {exc.reason}")
         if not record.addresses or not self.verifier.verify(record):
-            return "peer record without addresses or with a bad signature"
+            return Rejected("peer record without addresses or with a bad signature")
         for address in record.addresses:
             try:
                 if public_key_of(peer_id_in(address)) != record.signature.public_key:
-                    return "peer record names a peer id of another key"
+                    return Rejected("peer record names a peer id of another key")
             except ValueError as exc:
-                return f"peer record address: {exc}"
-        return None
+                return Rejected(f"peer record address: {exc}")
+        return record
 
-    def learn(self, data: bytes) -> None:
-        record = decode(PeerRecord, data)
+    def learn(self, record: PeerRecord) -> None:
+        """Keep `record` (checked) if it is the newest of its signer's."""
         account = address_of(record.signature.public_key)
         known = self._records.get(account)
         if known is None or record.sequence > known.sequence:
@@ -125,9 +127,9 @@ class Directory:
             except (RequestError, DecodeError):
                 continue
             for record in answer.records:
-                data = encode(record)
-                if self.check(data) is None and address_of(record.signature.public_key) == account:
-                    self.learn(data)
+                checked = self.check(encode(record))
+                if not isinstance(checked, Rejected) and address_of(checked.signature.public_key) == account:
+                    self.learn(checked)
                     return
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+from node.net.streams import RequestHandler, RequestRejected
 from node.storage import Store
 from protocols.consensus.messages import DecidedBlock
-from protocols.encoding import U64, MaxLen, Range, decode, encode, wire
+from protocols.encoding import U64, DecodeError, MaxLen, Range, decode, encode, wire
 
 SYNC_PROTOCOL = "/pocnet/sync/1"
 # A response frame stays well under the stream's frame limit; blocks are at most ~900 KB each, so a
@@ -56,6 +57,18 @@ def answer(store: Store, request_bytes: bytes) -> bytes:
         size += item_size
         height += 1
     return encode(SyncResponse(tuple(blocks), tip_height))
+
+
+def sync_handler(store: Store) -> RequestHandler:
+    """The `/pocnet/sync/1` request handler over `store`: a malformed request is refused with the reason."""
+
+    async def serve_sync(peer: str, request: bytes) -> bytes:
+        try:
+            return answer(store, request)
+        except DecodeError as exc:
+            raise RequestRejected(f"malformed sync request: {exc.reason}") from None
+
+    return serve_sync
 
 
 def parse_response(data: bytes) -> SyncResponse:

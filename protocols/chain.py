@@ -12,7 +12,7 @@ no failed transactions, and proposers drop conflicting ones before proposing.
 from __future__ import annotations
 
 import heapq
-from collections import ChainMap, OrderedDict, deque
+from collections import ChainMap, OrderedDict
 from dataclasses import dataclass
 
 from protocols.chain_params import MAX_TX_BYTES
@@ -67,9 +67,6 @@ class LedgerApplication:
         self._mempool_state = _Overlay(ledger.state)
         self._deadlines: list[int] = []
         self._validated: tuple[tuple[bytes, ...], int, tuple[TxOutcome, ...], Writes] | None = None
-        # Blocks applied by consensus and not yet collected by the shell, oldest first: one consensus step
-        # may decide several heights (a restarted validator with buffered messages of the next one).
-        self.committed: deque[CommittedBlock] = deque()
         self._decoded: OrderedDict[bytes, Transaction] = OrderedDict()
         self.track_deadlines(task for _, task in ledger.state.items_with_prefix(TASK))
 
@@ -104,19 +101,14 @@ class LedgerApplication:
         result = self._dry_run(txs, block_time)
         return result if isinstance(result, str) else None
 
-    def commit_block(self, txs: tuple[bytes, ...], block_time: int) -> None:
-        """Consensus applies decided blocks through this; the shell then persists them from `committed`."""
-        self.committed.append(self.commit(txs, block_time))
-
     def next_deadline(self) -> int | None:
         while self._deadlines and self._deadlines[0] <= self.last_block_time:
             heapq.heappop(self._deadlines)
         return self._deadlines[0] if self._deadlines else None
 
-    # --- beyond the protocol ---------------------------------------------------------------------
-
-    def commit(self, txs: tuple[bytes, ...], block_time: int) -> CommittedBlock:
-        """Apply a decided block; return what it did (the node stores the writes and reports outcomes)."""
+    def commit_block(self, txs: tuple[bytes, ...], block_time: int) -> CommittedBlock:
+        """Apply a decided block; return what it did (consensus hands it to the node in the block's
+        `Commit` action; the node stores the writes and reports the outcomes)."""
         result = self._dry_run(txs, block_time)
         if isinstance(result, str):
             # Consensus only decides blocks that validated; reaching here means the state diverged.
@@ -128,6 +120,8 @@ class LedgerApplication:
         self._validated = None
         self.track_deadlines(v for k, v in writes.items() if k.startswith(TASK))
         return CommittedBlock(block_time, outcomes, writes)
+
+    # --- beyond the protocol ---------------------------------------------------------------------
 
     def track_deadlines(self, tasks: object) -> None:
         """Remember the deadlines of open tasks, each a time at which an empty block is worth making."""

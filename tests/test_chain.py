@@ -53,7 +53,7 @@ def test_commit_applies_the_block_and_resets_the_mempool_view(market: Market) ->
     tx = transfer(market, "w1")
     digest = app.state_digest()
     assert app.validate_block_txs((tx,), market.now + 5) is None
-    committed = app.commit((tx,), market.now + 5)
+    committed = app.commit_block((tx,), market.now + 5)
     assert committed.outcomes[0].ok and committed.writes
     assert app.state_digest() != digest
     assert app.last_block_time == market.now + 5
@@ -66,13 +66,13 @@ def test_deadlines_of_open_tasks_ask_for_empty_blocks(market: Market) -> None:
     assert app.next_deadline() is None
     body = MatchOrders(market.app_order(), market.dataset_order(), market.pool_order(), market.request_order())
     deal_tx = encode(market.signed("requester", body))
-    committed = app.commit((deal_tx,), market.now + 1)
+    committed = app.commit_block((deal_tx,), market.now + 1)
     deal_id = committed.outcomes[0].created
     init = encode(market.signed("w1", InitializeTask(deal_id, 0)))
-    app.commit((init,), market.now + 2)
+    app.commit_block((init,), market.now + 2)
     start = market.deal(deal_id).start_time
     assert app.next_deadline() == start + 7 * T_MS
-    app.commit((), start + 7 * T_MS)
+    app.commit_block((), start + 7 * T_MS)
     assert app.next_deadline() == start + 10 * T_MS
     assert market.task(market.task_id(deal_id)).status == TaskStatus.ACTIVE
 

@@ -5,7 +5,7 @@ multi-frame stream protocols, peer penalties, bounded shutdown. Start at `host.o
 from node.net.batching import BatchError, pack_batch, unpack_batch
 from node.net.config import BatchConfig, GossipConfig, HostConfig
 from node.net.framing import FramedStream, FrameError, FrameTimeout, FrameTooLarge, StreamClosed
-from node.net.gossip import SubscriptionStats
+from node.net.gossip import Rejected, SubscriptionStats
 from node.net.host import P2PHost, open_host
 from node.net.identity import PeerId, peer_id_of_seed, public_key_of
 from node.net.streams import RemoteError, RequestError, RequestRejected, StreamLimits
@@ -21,6 +21,7 @@ __all__ = [
     "HostConfig",
     "P2PHost",
     "PeerId",
+    "Rejected",
     "RemoteError",
     "RequestError",
     "RequestRejected",

@@ -7,15 +7,19 @@ What py-libp2p does and why we wrap it (reference/py-libp2p.md):
   is logged and the next message goes on; neither touches other subscriptions.
 - A topic validator runs inside the relay path, before the message is forwarded: a rejected message is
   neither delivered nor relayed, and GossipSub counts it against the forwarder (P4 score). Our validator
-  returns a reason instead of a bool, so the rejection is logged and reported with its cause.
+  returns `Rejected(reason)` instead of False, so the rejection is logged and reported with its cause.
+- A validator that accepts returns the value it decoded, and the handler receives that value: each message
+  is decoded once. py-libp2p passes the handler's side only the raw message, so the values wait in the
+  subscription, by message id, between the validator and the pump that takes the message off its queue.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import trio
 from libp2p.peer.id import ID
@@ -29,9 +33,24 @@ log = logging.getLogger(__name__)
 SUBSCRIPTION_BUFFER = 1_024
 # Bounds on a received batch: the publisher's limits (config.BATCH_MAX_ITEMS) with room to spare.
 MAX_BATCH_ITEMS = 4_096
+# Validated messages whose decoded values wait for the pump. py-libp2p queues at most 32 messages between
+# its validators and our pump and drops the rest after validating them; the oldest values are forgotten
+# beyond this, and a message whose values are gone is validated again by the worker.
+MAX_AWAITING_DELIVERY = 256
 
-Validator = Callable[[str, bytes], "str | None"]
-GossipHandler = Callable[[str, bytes], Awaitable[None]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A validator's verdict on an invalid item: why (logged, and counted against the forwarder)."""
+
+    reason: str
+
+
+# `validator(origin, item)` returns the item's decoded value, or Rejected; `handler(origin, value)` gets it.
+Validator = Callable[[str, bytes], "T | Rejected"]
+GossipHandler = Callable[[str, T], Awaitable[None]]
 InvalidReport = Callable[[str, str, str], None]  # (forwarder peer id, topic, reason)
 
 
@@ -50,15 +69,17 @@ MAX_REMEMBERED_REJECTIONS = 32
 
 
 @dataclass
-class Subscription:
+class Subscription(Generic[T]):
     topic: str
-    validator: Validator
-    handler: GossipHandler
+    validator: Validator[T]
+    handler: GossipHandler[T]
     batched: bool
     max_message_bytes: int
     max_item_bytes: int
     deliver_own: bool
     stats: SubscriptionStats = field(default_factory=SubscriptionStats)
+    # Decoded values of validated messages, by message id, until the pump takes the message.
+    awaiting: OrderedDict[tuple[bytes, bytes], list[T]] = field(default_factory=OrderedDict)
 
     def items(self, data: bytes) -> list[bytes]:
         """The payloads in one gossip message (a batch has several). Raises BatchError."""
@@ -66,21 +87,40 @@ class Subscription:
             return [data]
         return unpack_batch(data, MAX_BATCH_ITEMS, self.max_item_bytes)
 
-    def check(self, origin: str, data: bytes) -> str | None:
-        """Why the message is invalid, or None. Never raises: a validator bug rejects, it does not crash."""
+    def check(self, origin: str, data: bytes) -> list[T] | Rejected:
+        """The message's decoded items, or why it is invalid. Never raises: a validator bug rejects, it
+        does not crash."""
         if len(data) > self.max_message_bytes:
-            return f"message of {len(data)} bytes exceeds the limit of {self.max_message_bytes}"
+            return Rejected(f"message of {len(data)} bytes exceeds the limit of {self.max_message_bytes}")
+        values = []
         try:
             for item in self.items(data):
-                reason = self.validator(origin, item)
-                if reason is not None:
-                    return str(reason)
+                verdict = self.validator(origin, item)
+                if isinstance(verdict, Rejected):
+                    return verdict
+                values.append(verdict)
         except BatchError as exc:
-            return str(exc)
+            return Rejected(str(exc))
         except Exception as exc:
             log.exception("event=validator-failed topic=%s origin=%s", self.topic, origin)
-            return f"validator raised {type(exc).__name__}"
-        return None
+            return Rejected(f"validator raised {type(exc).__name__}")
+        return values
+
+    def hold(self, msg: Any, values: list[T]) -> None:
+        """Keep a validated message's values for the handler (see MAX_AWAITING_DELIVERY)."""
+        self.awaiting[message_id(msg)] = values
+        if len(self.awaiting) > MAX_AWAITING_DELIVERY:
+            self.awaiting.popitem(last=False)
+
+    def take(self, msg: Any) -> list[T] | None:
+        """The values the validator decoded from `msg`, or None if it did not run (our own message, or a
+        message py-libp2p let through on an earlier verdict) or they were forgotten."""
+        return self.awaiting.pop(message_id(msg), None)
+
+
+def message_id(msg: Any) -> tuple[bytes, bytes]:
+    """py-libp2p's own message identity (its default msg_id: origin and sequence number)."""
+    return (msg.from_id, msg.seqno)
 
 
 def origin_of(msg: Any) -> str:
@@ -100,9 +140,11 @@ def make_libp2p_validator(sub: Subscription, self_id: ID, report: InvalidReport)
         if forwarder == self_id:
             return True
         origin = origin_of(msg)
-        reason = sub.check(origin, msg.data)
-        if reason is None:
+        verdict = sub.check(origin, msg.data)
+        if not isinstance(verdict, Rejected):
+            sub.hold(msg, verdict)
             return True
+        reason = verdict.reason
         sub.stats.rejected += 1
         sub.stats.last_rejection = reason
         sub.stats.rejections.append((forwarder.to_base58(), reason))
@@ -115,17 +157,18 @@ def make_libp2p_validator(sub: Subscription, self_id: ID, report: InvalidReport)
 
 async def run_subscription(sub: Subscription, libp2p_subscription: Any, self_id: ID) -> None:
     """Pump and worker for one subscription; runs until cancelled."""
-    send, receive = trio.open_memory_channel[tuple[str, bytes]](SUBSCRIPTION_BUFFER)
+    send, receive = trio.open_memory_channel[tuple[str, bytes, "list[T] | None"]](SUBSCRIPTION_BUFFER)
     self_b58 = self_id.to_base58()
 
     async def pump() -> None:
         while True:
             msg = await libp2p_subscription.get()
             origin = origin_of(msg)
+            values = sub.take(msg)
             if origin == self_b58 and not sub.deliver_own:
                 continue
             try:
-                send.send_nowait((origin, msg.data))
+                send.send_nowait((origin, msg.data, values))
             except trio.WouldBlock:
                 sub.stats.dropped += 1
                 log.warning(
@@ -136,15 +179,14 @@ async def run_subscription(sub: Subscription, libp2p_subscription: Any, self_id:
                 )
 
     async def work() -> None:
-        async for origin, data in receive:
-            try:
-                items = sub.items(data)
-            except BatchError as exc:  # only our own malformed batch can get here (others are validated)
-                log.error("event=undeliverable-batch topic=%s origin=%s reason=%r", sub.topic, origin, str(exc))
+        async for origin, data, validated in receive:
+            values = validated if validated is not None else sub.check(origin, data)
+            if isinstance(values, Rejected):  # our own (never validated), or one whose values were forgotten
+                log.error("event=undeliverable-message topic=%s origin=%s reason=%r", sub.topic, origin, values.reason)
                 continue
-            for item in items:
+            for value in values:
                 try:
-                    await sub.handler(origin, item)
+                    await sub.handler(origin, value)
                     sub.stats.delivered += 1
                 except Exception:
                     sub.stats.handler_errors += 1

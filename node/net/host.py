@@ -207,9 +207,9 @@ class P2PHost:
         batched: bool = False,
         deliver_own: bool = False,
     ) -> SubscriptionStats:
-        """Receive `topic`: `validator(origin, item) -> None | reason` runs before a message is relayed (a
-        reason rejects it: not delivered, not relayed, the forwarder penalised); then `await handler(origin,
-        item)` runs in this subscription's own task. `origin` is the publisher's peer id. With `batched`,
+        """Receive `topic`: `validator(origin, item) -> value | Rejected(reason)` runs before a message is
+        relayed (a rejection: not delivered, not relayed, the forwarder penalised); then `await handler(origin,
+        value)` runs in this subscription's own task, with the value the validator decoded. `origin` is the publisher's peer id. With `batched`,
         each message is a batch (`publish_item`) and both run once per item; one invalid item rejects the
         whole batch. Our own messages are not delivered unless `deliver_own`. Returns live counters."""
         if topic in self._subscriptions:

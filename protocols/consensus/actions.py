@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from protocols.consensus.messages import Block, Certificate, DuplicateVoteEvidence, Proposal, Vote
 
@@ -55,16 +56,23 @@ class ScheduleTimeout:
     at: int
 
 
-@dataclass(frozen=True)
-class Commit:
-    """`block` is decided, with `certificate` as proof; the application has already applied it.
+ResultT = TypeVar("ResultT")
 
-    The shell stores both (a follower or a lagging validator will ask for them over sync) before it
-    acts on anything later, so that a restart never forgets a decision.
+
+@dataclass(frozen=True)
+class Commit(Generic[ResultT]):
+    """`block` is decided, with `certificate` as proof; the application has already applied it, and
+    `result` is what its `commit_block` returned (the ledger's outcomes and state writes).
+
+    The shell stores all three (a follower or a lagging validator will ask for the block and certificate
+    over sync) before it acts on anything later, so that a restart never forgets a decision. The result
+    travels in the action, not beside it: one consensus step may decide several heights, and each
+    Commit then carries its own block's result.
     """
 
     block: Block
     certificate: Certificate
+    result: ResultT
 
 
 @dataclass(frozen=True)
@@ -82,4 +90,4 @@ class RequestSync:
     from_height: int
 
 
-Action = Broadcast | ScheduleTimeout | Commit | RecordEvidence | RequestSync
+Action = Broadcast | ScheduleTimeout | Commit[Any] | RecordEvidence | RequestSync

@@ -32,8 +32,11 @@ class Application(Protocol):
         """
         ...
 
-    def commit_block(self, txs: tuple[bytes, ...], block_time: int) -> None:
-        """Apply a decided block for real. Only called with txs that `validate_block_txs` accepted."""
+    def commit_block(self, txs: tuple[bytes, ...], block_time: int) -> object:
+        """Apply a decided block for real. Only called with txs that `validate_block_txs` accepted.
+
+        What it returns (the ledger: outcomes and state writes to persist) goes to the shell untouched,
+        in the block's `Commit` action."""
         ...
 
     def next_deadline(self) -> int | None:

@@ -611,10 +611,10 @@ class Tendermint:
 
     def _decide(self, block: Block, certificate: Certificate) -> None:
         """Lines 51-54: decision[h] = v, apply it, h += 1, reset locks, then start the next height."""
-        self.app.commit_block(block.txs, block.time)
+        result = self.app.commit_block(block.txs, block.time)
         if self.mempool is not None:
             self.mempool.update(block.txs)
-        self._out.append(Commit(block, certificate))
+        self._out.append(Commit(block, certificate, result))
         log.debug("decided height=%d round=%d txs=%d", block.height, certificate.round, len(block.txs))
         buffered = [m for queue in self._log.buffer.values() for m in queue if m.height == block.height + 1]
         self._reset_height(ChainTip(block.height, block_id(block), block.time, certificate))

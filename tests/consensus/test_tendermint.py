@@ -91,6 +91,20 @@ def test_a_height_from_proposal_to_commit() -> None:
     assert len(m.mempool) == 0
 
 
+def test_a_commit_carries_what_the_application_returned_for_its_block() -> None:
+    """The shell persists the block's result from the Commit action itself (no side queue to pop)."""
+    m, _ = started_validator(me=1)
+    apply_block = m.app.commit_block
+    m.app.commit_block = lambda txs, time: (apply_block(txs, time), ("result of", txs))[1]  # type: ignore[method-assign]
+    b = block(time=T0 + 10, txs=(TX,))
+    bid = block_id(b)
+    m.on_message(proposal(K[0], b), T0 + 20)
+    for i, k in enumerate((K[0], K[2], K[3])):
+        m.on_message(vote(k, 1, 0, Step.PREVOTE, bid), T0 + 21 + i)
+    out = [a for i, k in enumerate((K[0], K[2], K[3])) for a in m.on_message(vote(k, 1, 0, Step.PRECOMMIT, bid), T0 + 30 + i)]
+    assert [a.result for a in out if isinstance(a, Commit)] == [("result of", (TX,))]
+
+
 def test_lines_57_61_65_timeouts_and_growing_durations() -> None:
     m, _ = started_validator(me=3)
     out = m.on_timeout(Timeout(TimeoutKind.PROPOSE, 1, 0), T0 + 400)

@@ -62,7 +62,7 @@ async def open_listener(
         async def record(origin: str, data: bytes, topic: str = topic) -> None:
             listener.received.append((topic, origin, data))
 
-        await host.subscribe(topic, lambda origin, data: None, record)
+        await host.subscribe(topic, lambda origin, data: data, record)
     await cluster.wait_until(
         lambda: all(host.mesh_peers(t) for t in topics_of(join)),
         "the listener's gossip mesh",

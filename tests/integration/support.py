@@ -266,9 +266,9 @@ class Cluster:
 
         def committed_everywhere() -> bool:
             # Also wait until `via` has dropped it from its pending list: between storing a block and running
-            # its commit hook, `Node.submit` would pick a nonce too high (test_hostile_peers.py::
+            # its commit hook, `Outbox.submit` would pick a nonce too high (test_hostile_peers.py::
             # test_submit_right_after_a_commit_gets_the_right_nonce).
-            pending = tx.tx_id in self[via]._pending_txs
+            pending = self[via].outbox.is_pending(tx.tx_id)
             return not pending and all(
                 self[n].store.tx_result(tx.tx_id) is not None for n in names
             )

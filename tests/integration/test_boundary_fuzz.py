@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
 import trio.lowlevel
 
 from node.fuzz.mutators import mutate_bytes
 from node.fuzz.targets.network import send_garbage
-from node.net import RemoteError, RequestError
+from node.net import Rejected, RemoteError, RequestError
 from node.net.batching import pack_batch
 from node.net.framing import encode_uvarint
 from node.node import Node
 from node.sync import SYNC_PROTOCOL, SyncRequest, parse_response
+from node.topic_handlers import TopicHandler
 from protocols.consensus.messages import Block, DecidedBlock, Proposal, Step, Vote
 from protocols.crypto import ZERO_ADDRESS, sign
 from protocols.encoding import encode
@@ -79,18 +80,9 @@ def valid_samples(cluster: Cluster, node: Node) -> dict[str, list[bytes]]:
     }
 
 
-def handlers(
-    node: Node,
-) -> dict[
-    str,
-    tuple[Callable[[str, bytes], str | None], Callable[[str, bytes], Awaitable[None]]],
-]:
-    return {
-        "consensus": (node.validate_consensus, node.on_consensus),
-        "txs": (node.validate_tx, node.on_tx),
-        "orders": (node.validate_order, node.on_order),
-        "blocks": (node.validate_block, node.on_block),
-    }
+def handlers(node: Node) -> dict[str, TopicHandler[Any]]:
+    gossip = node.gossip
+    return {"consensus": gossip.consensus, "txs": gossip.txs, "orders": gossip.orders, "blocks": gossip.blocks}
 
 
 async def test_mutated_gossip_is_rejected_and_the_node_stays_live(
@@ -112,12 +104,10 @@ async def test_mutated_gossip_is_rejected_and_the_node_stays_live(
     for _ in range(DIRECT_MESSAGES):
         kind = rng.choice(kinds)
         data = mutate_bytes(rng, rng.choice(samples[kind]))
-        validate, handle = checks[kind]
-        if (
-            validate(peer_id, data) is None
-        ):  # a validator never raises: it returns a reason
+        verdict = checks[kind].validate(peer_id, data)  # a validator never raises: it rejects
+        if not isinstance(verdict, Rejected):
             accepted += 1
-            await handle(peer_id, data)
+            await checks[kind].handle(peer_id, verdict)
         await trio.lowlevel.checkpoint()
     assert accepted < DIRECT_MESSAGES // 2, (
         "most mutations must be rejected at the validator"

@@ -8,12 +8,12 @@ from contextlib import AsyncExitStack
 import trio
 
 from node.consensus_link import ConsensusLinks
-from node.net import open_host
+from node.net import Rejected, open_host
 from tests.net.support import config, wait_until
 
 
-def accept_votes(peer: str, data: bytes) -> str | None:
-    return None if data.startswith(b"vote") else "not a vote"
+def accept_votes(peer: str, data: bytes) -> bytes | Rejected:
+    return data if data.startswith(b"vote") else Rejected("not a vote")
 
 
 async def test_messages_go_over_the_link_and_garbage_is_refused() -> None:

@@ -6,6 +6,7 @@ from contextlib import AsyncExitStack
 
 import trio
 
+from node.net import Rejected
 from tests.net.support import TOPIC, accept, start_line, wait_for_line_mesh, wait_until
 
 
@@ -34,8 +35,8 @@ async def test_rejected_message_is_not_relayed_and_is_reported() -> None:
         a, b, c = await start_line(stack, 3, prefix="reject")
         seen_by_c: list[bytes] = []
 
-        def b_validator(origin: str, data: bytes) -> str | None:
-            return "poisoned" if data.startswith(b"bad") else None
+        def b_validator(origin: str, data: bytes) -> bytes | Rejected:
+            return Rejected("poisoned") if data.startswith(b"bad") else data
 
         async def c_handler(origin: str, data: bytes) -> None:
             seen_by_c.append(data)
@@ -71,8 +72,8 @@ async def test_batched_burst_delivers_every_item() -> None:
         async def ignore(origin: str, item: bytes) -> None:
             pass
 
-        def small_items_only(origin: str, item: bytes) -> str | None:
-            return None if len(item) == 4 else f"item of {len(item)} bytes"
+        def small_items_only(origin: str, item: bytes) -> bytes | Rejected:
+            return item if len(item) == 4 else Rejected(f"item of {len(item)} bytes")
 
         await hosts[0].subscribe(TOPIC, small_items_only, ignore, batched=True)
         await hosts[1].subscribe(TOPIC, small_items_only, ignore, batched=True)

@@ -276,7 +276,7 @@ async def test_a_batch_is_handled_item_by_item_with_other_tasks_in_between() -> 
     async def handler(origin: str, item: bytes) -> None:
         order.append(item.decode())  # never waits, like the transaction handler
 
-    sub = Subscription("t", lambda o, d: None, handler, True, 1 << 20, 1 << 10, False)
+    sub = Subscription("t", lambda o, d: d, handler, True, 1 << 20, 1 << 10, False)
     messages: trio.MemorySendChannel[object]
     messages, incoming = trio.open_memory_channel[object](1)
     libp2p_subscription = SimpleNamespace(get=incoming.receive)
@@ -289,7 +289,7 @@ async def test_a_batch_is_handled_item_by_item_with_other_tasks_in_between() -> 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_subscription, sub, libp2p_subscription, me)
         nursery.start_soon(vote)
-        await messages.send(SimpleNamespace(from_id=other.to_bytes(), data=pack_batch([b"tx1", b"tx2", b"tx3", b"tx4"])))
+        await messages.send(SimpleNamespace(from_id=other.to_bytes(), seqno=b"1", data=pack_batch([b"tx1", b"tx2", b"tx3", b"tx4"])))
         while len(order) < 5:
             await trio.sleep(0)
         nursery.cancel_scope.cancel()
@@ -307,3 +307,37 @@ def test_a_connection_refused_during_shutdown_logs_one_line_without_a_traceback(
         swarm.warning("[ADDCONN_FAIL] add_conn failed", exc_info=True)
     record = next(r for r in caplog.records if "ADDCONN_FAIL" in r.getMessage())
     assert record.exc_info is None and "Traceback" not in caplog.text
+
+
+async def test_the_handler_gets_what_the_validator_decoded_and_nothing_is_decoded_twice() -> None:
+    """The validator runs in py-libp2p's relay path, the handler later in the subscription's task: the
+    decoded values travel between them by message id, so each item is decoded once. A message the validator
+    never saw (py-libp2p let it through on an earlier verdict) is validated by the worker instead."""
+    from node.net.gossip import Subscription, make_libp2p_validator, run_subscription
+
+    me, other = ID(b"\x00\x01me"), ID(b"\x00\x01other")
+    decoded: list[bytes] = []
+    handled: list[tuple[str, int]] = []
+
+    def decode_number(origin: str, item: bytes) -> int:
+        decoded.append(item)
+        return int(item)
+
+    async def handler(origin: str, value: int) -> None:
+        handled.append((origin, value))
+
+    sub = Subscription("t", decode_number, handler, True, 1 << 20, 1 << 10, False)
+    relay_check = make_libp2p_validator(sub, me, lambda forwarder, topic, reason: None)
+    validated = SimpleNamespace(from_id=other.to_bytes(), seqno=b"1", data=pack_batch([b"1", b"2"]))
+    unseen = SimpleNamespace(from_id=other.to_bytes(), seqno=b"2", data=pack_batch([b"3"]))
+    assert relay_check(other, validated)
+    messages, incoming = trio.open_memory_channel[object](2)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_subscription, sub, SimpleNamespace(get=incoming.receive), me)
+        await messages.send(validated)
+        await messages.send(unseen)
+        while len(handled) < 3:
+            await trio.sleep(0)
+        nursery.cancel_scope.cancel()
+    assert handled == [(other.to_base58(), 1), (other.to_base58(), 2), (other.to_base58(), 3)]
+    assert decoded == [b"1", b"2", b"3"] and not sub.awaiting

@@ -80,3 +80,22 @@ async def test_a_client_that_vanishes_mid_call_does_not_stop_the_server(tmp_path
         info = await trio.to_thread.run_sync(client.call, AccountRequest(b"\x03" * 20))
         assert info.address == b"\x03" * 20
         nursery.cancel_scope.cancel()
+
+
+def test_every_request_type_has_one_entry_in_the_handler_table() -> None:
+    from typing import get_args
+
+    from node.control import ControlRequest
+    from node.control_handlers import HANDLERS
+
+    assert set(HANDLERS) == set(get_args(ControlRequest))
+
+
+async def test_a_request_type_without_a_handler_is_refused_by_name() -> None:
+    from node.control_handlers import handle_control
+
+    class Unheard:
+        pass
+
+    with pytest.raises(ControlRejected, match="unsupported request Unheard"):
+        await handle_control(None, Unheard())  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ def test_committed_block_and_state_survive_a_reopen(tmp_path: Path) -> None:
     store.bind_genesis(b"g" * 32)
     store.write_genesis_state(market.ledger.state.items())
     block, cert = decided(1, (encode(tx),), market.now + 1)
-    committed = app.commit(block.txs, block.time)
+    committed = app.commit_block(block.txs, block.time)
     store.commit_block(block, cert, committed, [tx.tx_id])
     store.close()
 
@@ -66,7 +66,7 @@ def test_failed_block_write_leaves_nothing(tmp_path: Path) -> None:
     market = Market.create()
     store = Store(tmp_path / "node.db")
     block, cert = decided(1, (), 5)
-    committed = LedgerApplication(Ledger(market.ledger.rules, LedgerState()), 0).commit((), 5)
+    committed = LedgerApplication(Ledger(market.ledger.rules, LedgerState()), 0).commit_block((), 5)
     store.commit_block(block, cert, committed, [])
     with pytest.raises(sqlite3.IntegrityError):
         store.commit_block(block, cert, committed, [])  # same height twice: the insert fails

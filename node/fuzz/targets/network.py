@@ -28,6 +28,7 @@ from node.net import (
     GossipConfig,
     HostConfig,
     P2PHost,
+    Rejected,
     RemoteError,
     RequestError,
     open_host,
@@ -268,10 +269,10 @@ class _Harness:
     def _invalid(self, kind: str, data: bytes) -> bool:
         """Does the node's own validator reject this message? (What it must then penalise.)"""
         node = self.node
-        validate = {"txs": node.validate_tx, "raw-txs-batch": node.validate_tx, "signed-tx": node.validate_tx,
-                    "orders": node.validate_order, "consensus": node.validate_consensus,
-                    "signed-vote": node.validate_consensus, "blocks": node.validate_block,
-                    "peers": node.validate_peer_record}[kind]
+        gossip = node.gossip
+        validate = {"txs": gossip.txs, "raw-txs-batch": gossip.txs, "signed-tx": gossip.txs, "orders": gossip.orders,
+                    "consensus": gossip.consensus, "signed-vote": gossip.consensus, "blocks": gossip.blocks,
+                    "peers": gossip.peers}[kind].validate
         if kind in ("txs", "raw-txs-batch", "signed-tx", "orders"):
             from node.net.batching import BatchError, unpack_batch
             from node.net.gossip import MAX_BATCH_ITEMS
@@ -280,8 +281,8 @@ class _Harness:
                 items = unpack_batch(data, MAX_BATCH_ITEMS, len(data))
             except BatchError:
                 return True
-            return any(validate("fuzz", item) is not None for item in items)
-        return validate("fuzz", data) is not None
+            return any(isinstance(validate("fuzz", item), Rejected) for item in items)
+        return isinstance(validate("fuzz", data), Rejected)
 
     async def publish(self, attacker: _Attacker, kind: str, topic: str, message: bytes) -> str:
         node = self.node

@@ -33,7 +33,7 @@ from node.fuzz.trio_thread import TrioThread
 from node.net import RequestError, RequestRejected
 from node.net.batching import pack_batch
 from node.net.counters import HostCounters
-from node.net.gossip import MAX_BATCH_ITEMS, Subscription
+from node.net.gossip import MAX_BATCH_ITEMS, Rejected, Subscription
 from node.node import STORE_FILE, Node
 from node.storage import Store
 from node.sync import SyncResponse
@@ -131,17 +131,13 @@ class _Harness:
             return "malformed step"
         kind, arg, tree = STEP_KINDS[step[0] % len(STEP_KINDS)], step[1], step[2]
         peer = f"fuzz-peer-{arg % PEERS}"
-        node = self.node
         if kind in ("consensus", "blocks", "peers"):
-            topics = {"consensus": (node.validate_consensus, node.on_consensus), "blocks": (node.validate_block, node.on_block),
-                      "peers": (node.validate_peer_record, node.on_peer_record)}
-            return await self.gossip(kind, *topics[kind], False, peer, _bytes(tree))
+            return await self.gossip(kind, peer, _bytes(tree))
         if kind in ("txs", "orders"):
             items = [_bytes(t) for t in tree] if isinstance(tree, list) else [_bytes(tree)]
-            validate, handle = (node.validate_tx, node.on_tx) if kind == "txs" else (node.validate_order, node.on_order)
-            return await self.gossip(kind, validate, handle, True, peer, pack_batch(items))
+            return await self.gossip(kind, peer, pack_batch(items))
         if kind == "raw-txs-batch":
-            return await self.gossip("txs", node.validate_tx, node.on_tx, True, peer, _bytes(tree))
+            return await self.gossip("txs", peer, _bytes(tree))
         if kind == "sync":
             return await self.sync(peer, _bytes(tree))
         if kind == "control":
@@ -154,20 +150,22 @@ class _Harness:
         node = self.node
         return (node.app.state_digest(), len(node.mempool), len(node.order_book), node.driver.machine.snapshot(), node.height)
 
-    async def gossip(self, topic: str, validate: Any, handle: Any, batched: bool, peer: str, data: bytes) -> str:
-        """What a subscription does with a message (node/net/gossip.py): the validator on every item
-        (before relay), then, if all pass, the handler on each; then the node's tasks run until idle."""
-        sub = Subscription(topic, validate, handle, batched, MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, False)
+    async def gossip(self, topic: str, peer: str, data: bytes) -> str:
+        """What a subscription does with a message (node/net/gossip.py): the topic's validator on every item
+        (before relay), then, if all pass, its handler on each decoded value; then the node's tasks run
+        until idle. `topic` names the handler in `Node.gossip`."""
+        handler = getattr(self.node.gossip, topic)
+        sub = Subscription(topic, handler.validate, handler.handle, handler.batched, MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, False)
         before = self.state()
-        reason = sub.check(peer, data)
-        if reason is not None:
+        values = sub.check(peer, data)
+        if isinstance(values, Rejected):
+            reason = values.reason
             require(not reason.startswith("validator raised"), f"{topic} validator raised: {reason}")
             require(self.state() == before, f"a rejected {topic} message changed the node ({reason})")
             return feature(topic, "rejected", reason.split(":")[0])
-        items = sub.items(data)
-        require(len(items) <= MAX_BATCH_ITEMS, f"{len(items)} items in one batch")
-        for item in items:
-            await handle(peer, item)  # a handler that raises is a finding: the subscription would only log it
+        require(len(values) <= MAX_BATCH_ITEMS, f"{len(values)} items in one batch")
+        for value in values:
+            await handler.handle(peer, value)  # a handler that raises is a finding: the subscription would only log it
         await trio.testing.wait_all_tasks_blocked()
         return feature(topic, "accepted")
 
@@ -213,7 +211,7 @@ class _Harness:
         except DecodeError:
             return "signed-vote undecodable"
         signed = sign(VALIDATOR_KEYS[1 + arg % 3], make_genesis().chain_id, message)
-        return await self.gossip("consensus", self.node.validate_consensus, self.node.on_consensus, False, peer, encode(signed))
+        return await self.gossip("consensus", peer, encode(signed))
 
     async def signed_tx(self, peer: str, data: bytes) -> str:
         """A transaction body from the input, signed by the funded client with the nonce the node expects."""
@@ -224,7 +222,7 @@ class _Harness:
             return "signed-tx undecodable"
         nonce = node.ledger_view().account(CLIENT.address).nonce
         tx = sign(CLIENT, node.genesis.chain_id, Transaction(nonce, body))
-        return await self.gossip("txs", node.validate_tx, node.on_tx, True, peer, pack_batch([encode(tx)]))
+        return await self.gossip("txs", peer, pack_batch([encode(tx)]))
 
 
 class NodeTarget(Target):

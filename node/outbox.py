@@ -1,0 +1,158 @@
+"""What this node sends on its own account, until the ledger has it: our transactions (signed with the next
+nonce, admitted, gossiped, then re-announced with back-off while pending) and our orders (re-announced until
+consumed or expired). Gossip is lossy (DESIGN.md section 8); this is the part of the node that repairs the
+loss for what we originate. Relaying what others send is the topic handlers' job (node/topic_handlers/).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import trio
+
+from node.admission import Admission
+from node.net.host import P2PHost
+from node.topics import Topics
+from protocols.consensus.mempool import Mempool
+from protocols.crypto import Keypair, sign
+from protocols.encoding import encode
+from protocols.ledger.state import StateView
+from protocols.ledger.transactions import Transaction, TxBody
+from protocols.orders import Order
+
+log = logging.getLogger(__name__)
+
+# Gossip loses messages: our own orders are announced again at this interval until the ledger consumes
+# them, our pending transactions first after it and then at doubling intervals up to REANNOUNCE_MAX_S
+# (DESIGN.md section 8).
+REANNOUNCE_S = 3.0
+REANNOUNCE_MAX_S = 60.0
+# At most this many of our pending transactions go out again per round: every receiver decodes and checks
+# each one, so re-sending a whole backlog at once costs the network more than the loss it repairs.
+REANNOUNCE_MAX_TXS = 200
+PENDING = "pending"
+UNKNOWN = "unknown transaction"
+DROPPED = "dropped from the mempool: no longer valid"
+
+
+@dataclass
+class PendingTx:
+    """One of our transactions not yet in a block, and when to gossip it again.
+
+    The interval doubles with each re-announcement: a transaction still pending after several is waiting for
+    a chain that is slow, not for a lost message, and re-sending a backlog at a fixed pace is what keeps an
+    overloaded network overloaded (a 30-node devnet on 2 cores never recovered from a burst that way)."""
+
+    nonce: int
+    data: bytes
+    announce_at: float  # trio clock
+    interval: float = REANNOUNCE_S
+
+    def backoff(self, now: float) -> None:
+        self.interval = min(2 * self.interval, REANNOUNCE_MAX_S)
+        self.announce_at = now + self.interval
+
+
+class Outbox:
+    """Our transactions and orders on their way to the ledger.
+
+    Inputs: `submit` and `announce_order` (the roles and the control API), `committed` after each block,
+    `run` in the node's nursery for the re-announcements. `status` answers what became of a transaction
+    we sent. The mempool is shared with consensus: a transaction of ours that a block made invalid is evicted
+    there by a re-check, and the outbox learns it by looking (`forget_dropped`)."""
+
+    def __init__(
+        self,
+        keypair: Keypair,
+        topics: Topics,
+        host: P2PHost,
+        mempool: Mempool,
+        admission: Admission,
+        ledger_view: Callable[[], StateView],
+        wake: Callable[[], None],
+    ) -> None:
+        """`wake` tells consensus that the mempool has something new (a waiting height may start)."""
+        self._keypair = keypair
+        self._topics = topics
+        self._host = host
+        self._mempool = mempool
+        self._admission = admission
+        self._ledger_view = ledger_view
+        self._wake = wake
+        self._own_orders: dict[bytes, Order] = {}
+        # Ours, not yet committed, by tx id.
+        self._pending_txs: dict[bytes, PendingTx] = {}
+        self._rejected_txs: dict[bytes, str] = {}
+
+    def _next_nonce(self) -> int:
+        """After the committed nonce and after every transaction of ours still pending. Taking the maximum
+        (not committed + pending count) stays right in the moment between a block's commit and the
+        cleaning of `_pending_txs`, when a just-committed transaction would otherwise count twice."""
+        committed = self._ledger_view().account(self._keypair.address).nonce
+        return max([committed, *(pending.nonce + 1 for pending in self._pending_txs.values())])
+
+    async def submit(self, body: TxBody) -> Transaction:
+        """Sign, admit and gossip one transaction of ours. Raises ValueError with the reason it was refused."""
+        overloaded = self._admission.refuse(len(self._mempool), trio.current_time())
+        if overloaded is not None:
+            raise ValueError(overloaded)
+        # The submitter is owed the state's verdict now, which needs every transaction before theirs checked.
+        self._mempool.recheck_all()
+        self.forget_dropped()
+        tx = sign(self._keypair, self._topics.chain_id, Transaction(self._next_nonce(), body))
+        data = encode(tx)
+        reason = self._mempool.add(data)
+        if reason is not None:
+            raise ValueError(reason)
+        self._pending_txs[tx.tx_id] = PendingTx(tx.nonce, data, trio.current_time() + REANNOUNCE_S)
+        await self._host.publish_item(self._topics.txs, data)
+        self._wake()
+        log.info("event=tx-submitted tx=%s kind=%s nonce=%d", tx.tx_id.hex()[:16], type(body).__name__, tx.nonce)
+        return tx
+
+    def is_pending(self, tx_id: bytes) -> bool:
+        return tx_id in self._pending_txs
+
+    def status(self, tx_id: bytes) -> str:
+        """What became of a transaction not (yet) in a block: PENDING, the reason it never will be, or UNKNOWN
+        (not ours, or older than this process)."""
+        self.forget_dropped()
+        if tx_id in self._pending_txs:
+            return PENDING
+        return self._rejected_txs.get(tx_id, UNKNOWN)
+
+    async def announce_order(self, order: Order) -> None:
+        """Gossip a signed order of ours now and again every REANNOUNCE_S until `committed` says it is spent."""
+        self._own_orders[order.payload_digest] = order
+        await self._host.publish_item(self._topics.orders, encode(order))
+
+    def committed(self, tx_ids: Iterable[bytes], spent_orders: Iterable[bytes]) -> None:
+        """After a block: its transactions and the orders it used up need no more announcing."""
+        for tx_id in tx_ids:
+            self._pending_txs.pop(tx_id, None)
+        self.forget_dropped()
+        for order_hash in spent_orders:
+            self._own_orders.pop(order_hash, None)
+
+    def forget_dropped(self) -> None:
+        """Our pending transactions that a block made invalid (evicted by a mempool re-check) will never
+        commit: say so to whoever asks. The re-check runs after the commit, in slices, so this is also done
+        before answering about a transaction and before a submit picks the next nonce."""
+        for tx_id, pending in list(self._pending_txs.items()):
+            if pending.data not in self._mempool:
+                self._pending_txs.pop(tx_id)
+                self._rejected_txs[tx_id] = DROPPED
+
+    async def run(self) -> None:
+        """Gossip is lossy: re-send our live orders and our pending transactions until the ledger has them."""
+        while True:
+            await trio.sleep(REANNOUNCE_S)
+            for order in list(self._own_orders.values()):
+                await self._host.publish_item(self._topics.orders, encode(order))
+            now = trio.current_time()
+            due = [pending for pending in self._pending_txs.values() if pending.announce_at <= now]
+            for pending in due[:REANNOUNCE_MAX_TXS]:
+                pending.backoff(now)
+                await self._host.publish_item(self._topics.txs, pending.data)
