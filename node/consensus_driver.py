@@ -32,6 +32,7 @@ from node.sync import (
     SyncRequest,
     parse_response,
 )
+from node.trio_compat import TaskStatus
 from protocols.chain import CommittedBlock, LedgerApplication
 from protocols.consensus.actions import (
     Action,
@@ -171,7 +172,7 @@ class ConsensusDriver:
 
     # --- the loop -------------------------------------------------------------------------------------
 
-    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._timer_loop)
             nursery.start_soon(self._sync_loop)

@@ -26,6 +26,7 @@ from node.net.framing import FramedStream, FrameError, StreamClosed
 from node.net.gossip import GossipHandler, Rejected, Validator
 from node.net.host import P2PHost
 from node.net.streams import RequestError, StreamLimits
+from node.trio_compat import TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class ConsensusLinks:
         self._nursery: trio.Nursery | None = None
         self.delivered = 0
 
-    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve inbound links and hold the writer tasks; runs until cancelled."""
         self.host.set_stream_handler(CONSENSUS_PROTOCOL, self.serve, LIMITS)
         async with trio.open_nursery() as nursery:

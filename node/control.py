@@ -18,6 +18,7 @@ from typing import Annotated
 
 import trio
 
+from node.trio_compat import TaskStatus
 from node.work_messages import ReplicateInfo
 from protocols.crypto import Address
 from protocols.encoding import U64, UINT64_MAX, Bytes32, DecodeError, MaxLen, Range, decode, encode, wire
@@ -502,7 +503,7 @@ def socket_path(data_dir: Path) -> Path:
     return data_dir / SOCKET_NAME
 
 
-async def serve(path: Path, handle: Handler, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve(path: Path, handle: Handler, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve requests on a Unix socket until cancelled; one task per connection."""
     path.unlink(missing_ok=True)
     listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import cast
 
 import trio
 
@@ -41,6 +42,7 @@ from node.storage import Store
 from node.sync import MAX_FRAME_BYTES, SYNC_PROTOCOL, sync_handler
 from node.topic_handlers import BlockTopic, ConsensusTopic, OrderTopic, PeerRecordTopic, TopicHandlers, TxTopic
 from node.topics import Topics
+from node.trio_compat import TaskStatus
 from node.validator_links import link_validators
 from protocols.chain import CommittedBlock
 from protocols.consensus.config import ConsensusConfig
@@ -53,7 +55,7 @@ from protocols.ledger.market import LedgerMarketView
 from protocols.ledger.state import StateView
 from protocols.ledger.transactions import Transaction, TxBody
 from protocols.orderbook import OrderBook
-from protocols.orders import Order
+from protocols.orders import OrderT
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,10 @@ class Node:
         )
         consensus_host = host
         if config.byzantine is not None and self.is_validator:
-            consensus_host = ByzantineHost(host, config.byzantine, keypair, self.genesis.chain_id, self.topics.consensus)
+            # A stand-in: every attribute but `publish` is the real host's.
+            consensus_host = cast(
+                P2PHost, ByzantineHost(host, config.byzantine, keypair, self.genesis.chain_id, self.topics.consensus)
+            )
         self.driver = ConsensusDriver(
             machine, self.app, store, consensus_host, self.topics.consensus, self.topics.blocks, self._on_commit,
         )
@@ -179,7 +184,7 @@ class Node:
     async def submit(self, body: TxBody) -> Transaction:
         return await self.outbox.submit(body)
 
-    async def publish_order(self, order: Order) -> Order:
+    async def publish_order(self, order: OrderT) -> OrderT:
         return await self.gossip.orders.publish(order)
 
     # --- after each block -----------------------------------------------------------------------------
@@ -200,7 +205,7 @@ class Node:
 
     # --- running --------------------------------------------------------------------------------------
 
-    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         gossip = self.gossip
         async with trio.open_nursery() as nursery:
             if self.is_validator:
@@ -219,8 +224,8 @@ class Node:
             self.host.set_request_handler(PEERS_PROTOCOL, self.directory.serve)
             self.host.set_request_handler(RESULT_PROTOCOL, self.blobs.serve, BLOB_LIMITS)
             for role in self.roles:
-                for protocol, handler in role.request_handlers(self).items():
-                    self.host.set_request_handler(protocol, handler)
+                for protocol, answer in role.request_handlers(self).items():
+                    self.host.set_request_handler(protocol, answer)
             nursery.start_soon(gossip.peers.announce)
             await nursery.start(serve, socket_path(self.config.data_dir), self.handle_control)
             if self.config.http is not None:

@@ -112,7 +112,7 @@ class RequestOrder(SignedMixin):
 
 Order = AppOrder | DatasetOrder | WorkerpoolOrder | RequestOrder
 # One kind of order, for functions that give back the kind they were given (signing, publishing).
-OrderT = TypeVar("OrderT", AppOrder, DatasetOrder, WorkerpoolOrder, RequestOrder)
+OrderT = TypeVar("OrderT", bound=Order)
 
 
 def order_asset(order: Order) -> bytes:

@@ -157,7 +157,7 @@ def make_libp2p_validator(sub: Subscription, self_id: ID, report: InvalidReport)
 
 async def run_subscription(sub: Subscription, libp2p_subscription: Any, self_id: ID) -> None:
     """Pump and worker for one subscription; runs until cancelled."""
-    send, receive = trio.open_memory_channel[tuple[str, bytes, "list[T] | None"]](SUBSCRIPTION_BUFFER)
+    send, receive = trio.open_memory_channel[tuple[str, bytes, "list[Any] | None"]](SUBSCRIPTION_BUFFER)
     self_b58 = self_id.to_base58()
 
     async def pump() -> None:

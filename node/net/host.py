@@ -177,7 +177,8 @@ class P2PHost:
             reason,
         )
         try:
-            self._gossipsub.scorer.penalize_behavior(parse_peer_id(peer_id), points)
+            if self._gossipsub.scorer is not None:
+                self._gossipsub.scorer.penalize_behavior(parse_peer_id(peer_id), points)
         except Exception as exc:
             log.debug("event=gossip-penalty-failed peer=%s error=%r", peer_id, exc)
         if banned and not was_banned:
@@ -219,8 +220,10 @@ class P2PHost:
         max_bytes = self.config.gossip.max_message_bytes
         sub = Subscription(topic, validator, handler, batched, max_bytes, max_bytes, deliver_own)
         self._subscriptions[topic] = sub
-        validator = make_libp2p_validator(sub, self._self_id, self._report_invalid)
-        self._pubsub.set_topic_validator(topic, gate_validator(validator, self._self_id, self.is_banned, self._drop), False)
+        libp2p_validator = make_libp2p_validator(sub, self._self_id, self._report_invalid)
+        self._pubsub.set_topic_validator(
+            topic, gate_validator(libp2p_validator, self._self_id, self.is_banned, self._drop), False
+        )
         libp2p_subscription = await self._pubsub.subscribe(topic)
         self._nursery.start_soon(run_subscription, sub, libp2p_subscription, self._self_id)
         return sub.stats

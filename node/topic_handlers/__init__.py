@@ -17,6 +17,8 @@ from node.topic_handlers.orders import OrderTopic
 from node.topic_handlers.peers import PeerRecordTopic
 from node.topic_handlers.txs import TxTopic
 
+__all__ = ["BlockTopic", "ConsensusTopic", "OrderTopic", "PeerRecordTopic", "TopicHandler", "TopicHandlers", "TxTopic"]
+
 T = TypeVar("T")
 
 

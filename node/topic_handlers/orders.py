@@ -16,7 +16,7 @@ from protocols.encoding import DecodeError, decode
 from protocols.ledger.market import LedgerMarketView
 from protocols.matching import order_violations
 from protocols.orderbook import OrderBook
-from protocols.orders import Order
+from protocols.orders import Order, OrderT
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class OrderTopic:
         if self._book.add(order) is None:
             self._store.save_orders([(order, wall_ms())])
 
-    async def publish(self, order: Order) -> Order:
+    async def publish(self, order: OrderT) -> OrderT:
         """Sign `order`, admit it to our book and the store, and hand it to the outbox for gossip until spent.
         Raises ValueError with the reason the ledger rules it out."""
         signed = sign(self._keypair, self._verifier.chain_id, order)

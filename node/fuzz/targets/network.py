@@ -36,7 +36,9 @@ from node.net import (
 from node.net.batching import pack_batch
 from node.node import Node, run_node
 from node.sync import SYNC_PROTOCOL, SyncResponse
+from node.topic_handlers import TopicHandler
 from node.topics import Topics
+from node.trio_compat import TaskStatus
 from protocols.consensus.messages import ConsensusMessage
 from protocols.crypto import Keypair, sign
 from protocols.encoding import DecodeError, decode, encode
@@ -179,7 +181,7 @@ class _Harness:
 
     # --- the attacker ----------------------------------------------------------------------------
 
-    async def _run_attacker(self, keypair: Keypair, task_status: trio.TaskStatus[_Attacker]) -> None:
+    async def _run_attacker(self, keypair: Keypair, task_status: TaskStatus[_Attacker]) -> None:
         done = trio.Event()
         async with open_host(peer_config(self.node.host.addrs[0], keypair)) as host:
             task_status.started(_Attacker(host, done))
@@ -270,9 +272,10 @@ class _Harness:
         """Does the node's own validator reject this message? (What it must then penalise.)"""
         node = self.node
         gossip = node.gossip
-        validate = {"txs": gossip.txs, "raw-txs-batch": gossip.txs, "signed-tx": gossip.txs, "orders": gossip.orders,
+        handlers: dict[str, TopicHandler[Any]] = {"txs": gossip.txs, "raw-txs-batch": gossip.txs, "signed-tx": gossip.txs, "orders": gossip.orders,
                     "consensus": gossip.consensus, "signed-vote": gossip.consensus, "blocks": gossip.blocks,
-                    "peers": gossip.peers}[kind].validate
+                    "peers": gossip.peers}
+        validate = handlers[kind].validate
         if kind in ("txs", "raw-txs-batch", "signed-tx", "orders"):
             from node.net.batching import BatchError, unpack_batch
             from node.net.gossip import MAX_BATCH_ITEMS
