@@ -9,6 +9,7 @@ from protocols.encoding import encode
 from protocols.ledger.records import TaskStatus
 from protocols.ledger.transactions import InitializeTask, MatchOrders, Transfer
 from tests.support import RLC, T_MS, Market
+from tests.test_ledger_poco import contribute_and_finalize
 
 
 @pytest.fixture
@@ -75,3 +76,17 @@ def test_deadlines_of_open_tasks_ask_for_empty_blocks(market: Market) -> None:
     app.commit((), start + 7 * T_MS)
     assert app.next_deadline() == start + 10 * T_MS
     assert market.task(market.task_id(deal_id)).status == TaskStatus.ACTIVE
+
+
+def test_a_completed_tasks_deadlines_ask_for_no_empty_block_on_any_node(market: Market) -> None:
+    """Whether an empty block is valid depends on the state only: a node that watched a task end and a node
+    started since (which loads only the open tasks) agree, else the restarted node rejects a certified empty
+    block while syncing and never catches up (the chaos runner with app runs found this)."""
+    task_id = market.start_task(trust=1)
+    live = app_of(market)  # tracks the open task's deadlines
+    assert live.next_deadline() == market.task(task_id).contribution_deadline
+    done = encode(market.signed("w1", contribute_and_finalize(market, "w1", task_id, b"\x01" * 32)))
+    live.commit((done,), market.now + 1)
+    assert market.task(task_id).status == TaskStatus.COMPLETED
+    restarted = LedgerApplication(market.ledger, last_block_time=live.last_block_time)
+    assert live.next_deadline() == restarted.next_deadline() is None
