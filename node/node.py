@@ -250,6 +250,7 @@ class Node:
         self._block_events: trio.MemorySendChannel[tuple[int, CommittedBlock]] | None = None
         for order, _ in store.load_orders():
             self.order_book.add(order)
+        self._restore_outbox()
         self.metrics.watch(NodeReadings(
             height=lambda: self.height, peers=lambda: len(self.host.connected_peers()), mempool=lambda: len(self.mempool),
             orders=lambda: len(self.order_book), state=lambda: self.app.ledger.state, gossip=self.host.subscription_stats,
@@ -303,6 +304,7 @@ class Node:
         reason = self.mempool.add(data)
         if reason is not None:
             raise ValueError(reason)
+        self.store.save_outbox(tx.tx_id, data)  # before anyone hears of it: a restart must not lose it
         self._pending_txs[tx.tx_id] = PendingTx(tx.nonce, data, trio.current_time() + REANNOUNCE_S)
         await self.host.publish_item(self.topics.txs, data)
         self.driver.wake()
@@ -480,6 +482,26 @@ class Node:
             if pending.data not in self.mempool:
                 self._pending_txs.pop(tx_id)
                 self._rejected_txs[tx_id] = "dropped from the mempool: no longer valid"
+                self.store.delete_outbox([tx_id])
+
+    def _restore_outbox(self) -> None:
+        """Our transactions accepted before a restart and not committed since: back into the mempool and
+        the re-announce queue (due at once). Before, a node killed right after accepting a transaction lost
+        it, answered "unknown transaction" about it, and signed its next one with the same nonce."""
+        now = trio.current_time()
+        for data in self.store.load_outbox():
+            tx = self.app.decode(data)
+            if self.store.tx_result(tx.tx_id) is not None:
+                self.store.delete_outbox([tx.tx_id])
+                continue
+            reason = self.mempool.add(data)
+            if reason is None:
+                self._pending_txs[tx.tx_id] = PendingTx(tx.nonce, data, now)
+            else:
+                self._rejected_txs[tx.tx_id] = f"dropped after a restart: {reason}"
+                self.store.delete_outbox([tx.tx_id])
+        if self._pending_txs:
+            log.info("event=outbox-restored txs=%d", len(self._pending_txs))
 
     async def _run_roles(self, receive: trio.MemoryReceiveChannel[tuple[int, CommittedBlock]]) -> None:
         """Roles see blocks in order and a tick every ROLE_TICK_S, one call at a time."""

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS tx_results (
     code TEXT NOT NULL, created BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (hash BLOB PRIMARY KEY, order_bytes BLOB NOT NULL, seen_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS signed_messages (height INTEGER NOT NULL, message BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (tx_id BLOB PRIMARY KEY, tx BLOB NOT NULL);
 """
 
 
@@ -120,6 +121,7 @@ class Store:
                 ],
             )
             self.db.execute("DELETE FROM signed_messages WHERE height <= ?", (block.height,))
+            self.db.executemany("DELETE FROM outbox WHERE tx_id = ?", [(tx_id,) for tx_id in tx_ids])
 
     def write_genesis_state(self, entries: Iterable[tuple[bytes, Any]]) -> None:
         """The state before block 1, written once when a data directory is new (a block 0 of sorts)."""
@@ -165,6 +167,25 @@ class Store:
     def delete_orders(self, hashes: Iterable[bytes]) -> None:
         with self._tx():
             self.db.executemany("DELETE FROM orders WHERE hash = ?", [(h,) for h in hashes])
+
+    # --- the outbox: our transactions not yet committed -------------------------------------------------
+
+    def save_outbox(self, tx_id: bytes, tx: bytes) -> None:
+        """A transaction of ours, kept until a block commits it (`commit_block` removes it) or it is dropped:
+        a node restarted after accepting it re-admits and re-announces it instead of losing it and signing
+        another transaction with its nonce. Best effort: on a full disk the transaction is kept in memory
+        only, as before the outbox, and the next block's commit stops the node with the operator's message
+        (tests/node/test_operator_mistakes.py)."""
+        try:
+            self.db.execute("INSERT OR REPLACE INTO outbox VALUES (?, ?)", (tx_id, tx))
+        except sqlite3.DatabaseError as exc:
+            log.warning("event=outbox-not-saved tx=%s error=%r", tx_id.hex()[:16], str(exc))
+
+    def delete_outbox(self, tx_ids: Iterable[bytes]) -> None:
+        self.db.executemany("DELETE FROM outbox WHERE tx_id = ?", [(tx_id,) for tx_id in tx_ids])
+
+    def load_outbox(self) -> list[bytes]:
+        return [bytes(row[0]) for row in self.db.execute("SELECT tx FROM outbox")]
 
     def load_orders(self) -> list[tuple[Order, int]]:
         rows = self.db.execute("SELECT order_bytes, seen_ms FROM orders ORDER BY seen_ms")
