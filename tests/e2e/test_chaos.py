@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from devnet.chaos import FAULT_KINDS, Report, check_invariants, make_schedule, unavailable
+from devnet.chaos import FAULT_KINDS, Report, Submitted, account_for, check_invariants, make_schedule, unavailable
 from devnet.network import Devnet
 from node.storage import Store
-from protocols.encoding import encode
-from protocols.ledger.records import Account
-from protocols.ledger.state import ACCOUNT
+from protocols.encoding import decode, encode
+from protocols.ledger.records import Account, Task, TaskStatus
+from protocols.ledger.state import ACCOUNT, TASK
 
 MANAGERS = [f"manager-{i}" for i in range(4)]
 FOLLOWERS = ["follower-0", "follower-1"]
@@ -78,6 +80,11 @@ def test_a_short_seeded_chaos_run_keeps_every_invariant(tmp_path: Path, seed: in
     assert "chaos: every invariant holds" in result.stdout
     assert ("fault kind partition skipped:" in result.stdout) != NETNS
     assert "committed transactions in the chain:" in result.stdout
+    assert re.search(rf"^summary seed={seed} .* lost=0 .* invariants=yes$", result.stdout, re.M), result.stdout
+    assert re.search(r"^transactions: \d+ submitted, .* 0 lost$", result.stdout, re.M), result.stdout
+    deals = re.search(r"^deals: (\d+), tasks: (\d+): (\d+) completed, (\d+) failed", result.stdout, re.M)
+    assert deals and int(deals[1]) > 0, "the requester ran no app: " + result.stdout
+    assert int(deals[3]) + int(deals[4]) == int(deals[2])
 
     # The checker is not vacuous: a fork and a changed balance in one store are caught.
     devnet = Devnet(root)
@@ -96,6 +103,42 @@ def test_a_short_seeded_chaos_run_keeps_every_invariant(tmp_path: Path, seed: in
     store = Store(victim)
     assert store.block_hashes()[0][1] == b"\x00" * 32  # the store is readable, only wrong
     store.close()
+
+    # ...and so is a task left open in the reference store (the first node's).
+    db = sqlite3.connect(devnet.node_dir(nodes[0].name) / "node.db")
+    with db:
+        key, value = next((k, v) for k, v in db.execute("SELECT key, value FROM state") if bytes(k).startswith(TASK))
+        task = decode(Task, bytes(value))
+        db.execute("UPDATE state SET value = ? WHERE key = ?", (encode(replace(task, status=TaskStatus.ACTIVE)), key))
+    db.close()
+    report = Report()
+    check_invariants(devnet, nodes, {}, (0.0, 0.0), 60.0, report)
+    assert any("ACTIVE, neither completed nor failed" in v for v in report.violations), report.violations
+
+
+def test_every_submitted_transaction_is_accounted_for() -> None:
+    signer = b"\x01" * 20
+
+    def tx(n: int) -> Submitted:
+        return Submitted(bytes([n]) * 32, "follower-0", signer, n)
+
+    committed = {tx(0).tx_id: 1}
+    unresolved = {
+        tx(1): "pending",  # reported pending, but found in a block: committed
+        tx(2): "pending",  # still in its node's mempool
+        tx(3): "dropped from the mempool: no longer valid",
+        tx(4): "unknown transaction",  # forgotten by its node: lost, and its nonce was taken
+        tx(5): "its node did not answer (timed out)",  # lost
+    }
+    block_txs = {1: {tx(0).tx_id}, 2: {tx(1).tx_id, b"\x09" * 32}}
+    nonces = {(signer, 0): tx(0).tx_id, (signer, 1): tx(1).tx_id, (signer, 4): b"\x09" * 32}
+    report = Report()
+    figure = account_for(committed, unresolved, block_txs, nonces, report)
+    assert figure == ("transactions: 6 submitted, 2 committed (1 found in the chain only), 1 rejected "
+                      "(1 x dropped from the mempool: no longer valid), 1 pending in their node's mempool at the end, "
+                      "2 lost")
+    assert len(report.violations) == 1 and "2 submitted transaction(s) lost" in report.violations[0]
+    assert f"nonce 4: unknown transaction, its nonce taken by 0x{'09' * 8}" in report.violations[0]
 
 
 @pytest.mark.slow
