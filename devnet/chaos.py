@@ -348,7 +348,7 @@ class ChaosRun:
         refusals = ", ".join(f"{n} x {reason}" for reason, n in sorted(apps.refused.items())) or "none"
         report.figures.append(f"apps: {len(apps.tasks)} runs requested by {REQUESTER} (refused: {refusals})")
         check_invariants(self.devnet, self.nodes, committed, (workload.started, workload.stopped), self.max_gap_s, report,
-                         unresolved)
+                         unresolved, len(workload.submitted))
         return report
 
     # --- faults ------------------------------------------------------------------------------------
@@ -562,7 +562,7 @@ class ChaosRun:
 
 def check_invariants(devnet: Devnet, nodes: list[NodeSpec], committed: dict[bytes, int],
                      window: tuple[float, float], max_gap_s: float, report: Report,
-                     unresolved: dict[Submitted, str] | None = None) -> None:
+                     unresolved: dict[Submitted, str] | None = None, submitted: int | None = None) -> None:
     """Read every (stopped) node's store and check the invariants; appends to `report`. `committed` are the
     transactions their node reported committed (id -> height), `unresolved` the others with what their
     node said (`ChaosRun._outcomes`): each is accounted for by `account_for`."""
@@ -632,7 +632,7 @@ def check_invariants(devnet: Devnet, nodes: list[NodeSpec], committed: dict[byte
         f"supply: {genesis.total_supply} nRLC on every node: "
         f"{'yes' if not any('supply' in v for v in report.violations) else 'NO'}",
         f"committed transactions in the chain: {len(committed) - len(missing)}/{len(committed)}",
-        account_for(committed, unresolved or {}, block_txs, nonces, report),
+        account_for(committed, unresolved or {}, block_txs, nonces, report, submitted),
         deal_figures,
         f"equivocations recorded on the ledger: {equivocations}",
         f"longest gap between blocks during the workload: {gap_s:.2f} s (bound {max_gap_s:.0f} s)",
@@ -640,7 +640,7 @@ def check_invariants(devnet: Devnet, nodes: list[NodeSpec], committed: dict[byte
 
 
 def account_for(committed: dict[bytes, int], unresolved: dict[Submitted, str], block_txs: dict[int, set[bytes]],
-                nonces: dict[tuple[bytes, int], bytes], report: Report) -> str:
+                nonces: dict[tuple[bytes, int], bytes], report: Report, submitted: int | None = None) -> str:
     """Every submitted transaction is committed, rejected with a reason, or still pending in its node's
     mempool; one in none of these is lost (a violation). A transaction its node did not report committed is
     still looked for in the chain, and its nonce too: the account's nonce taken by another transaction (a
@@ -665,11 +665,15 @@ def account_for(committed: dict[bytes, int], unresolved: dict[Submitted, str], b
     if lost:
         report.violations.append(f"{len(lost)} submitted transaction(s) lost (not committed, rejected or pending): "
                                  + "; ".join(lost[:10]))
-    total = len(committed) + len(unresolved)
+    # A node that signs the same body with the same nonce twice (its first try dropped) makes the same id
+    # twice: `submitted` counts submissions, `committed` ids.
+    total = submitted if submitted is not None else len(committed) + len(unresolved)
     report.summary.update(submitted=total, committed=len(committed) + late, rejected=sum(rejected.values()),
                           pending=pending, lost=len(lost))
     reasons = "; ".join(f"{n} x {reason}" for reason, n in sorted(rejected.items()))
-    return (f"transactions: {total} submitted, {len(committed) + late} committed"
+    twice = total - len(committed) - len(unresolved)
+    return (f"transactions: {total} submitted{f' ({twice} the same as an earlier one, signed again)' if twice else ''}, "
+            f"{len(committed) + late} committed"
             f"{f' ({late} found in the chain only)' if late else ''}, {sum(rejected.values())} rejected"
             f"{f' ({reasons})' if reasons else ''}, {pending} pending in their node's mempool at the end, "
             f"{len(lost)} lost")

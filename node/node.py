@@ -482,24 +482,28 @@ class Node:
             if pending.data not in self.mempool:
                 self._pending_txs.pop(tx_id)
                 self._rejected_txs[tx_id] = "dropped from the mempool: no longer valid"
-                self.store.delete_outbox([tx_id])
+                self.store.reject_outbox(tx_id, self._rejected_txs[tx_id])
 
     def _restore_outbox(self) -> None:
         """Our transactions accepted before a restart and not committed since: back into the mempool and
-        the re-announce queue (due at once). Before, a node killed right after accepting a transaction lost
-        it, answered "unknown transaction" about it, and signed its next one with the same nonce."""
+        the re-announce queue (due at once); those dropped before it keep their reason. Before, a node
+        killed right after accepting a transaction lost it, answered "unknown transaction" about it, and
+        signed its next one with the same nonce."""
         now = trio.current_time()
-        for data in self.store.load_outbox():
+        for tx_id, data, dropped in self.store.load_outbox():
+            if dropped is not None:
+                self._rejected_txs[tx_id] = dropped
+                continue
             tx = self.app.decode(data)
-            if self.store.tx_result(tx.tx_id) is not None:
-                self.store.delete_outbox([tx.tx_id])
+            if self.store.tx_result(tx_id) is not None:
+                self.store.delete_outbox([tx_id])
                 continue
             reason = self.mempool.add(data)
             if reason is None:
-                self._pending_txs[tx.tx_id] = PendingTx(tx.nonce, data, now)
+                self._pending_txs[tx_id] = PendingTx(tx.nonce, data, now)
             else:
-                self._rejected_txs[tx.tx_id] = f"dropped after a restart: {reason}"
-                self.store.delete_outbox([tx.tx_id])
+                self._rejected_txs[tx_id] = f"dropped after a restart: {reason}"
+                self.store.reject_outbox(tx_id, self._rejected_txs[tx_id])
         if self._pending_txs:
             log.info("event=outbox-restored txs=%d", len(self._pending_txs))
 
