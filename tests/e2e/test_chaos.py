@@ -17,12 +17,23 @@ from pathlib import Path
 
 import pytest
 
-from devnet.chaos import FAULT_KINDS, Report, Submitted, account_for, check_invariants, make_schedule, unavailable
+from devnet.chaos import (
+    FAULT_KINDS,
+    Report,
+    Submitted,
+    account_for,
+    check_deals,
+    check_invariants,
+    make_schedule,
+    unavailable,
+)
 from devnet.network import Devnet
 from node.storage import Store
 from protocols.encoding import decode, encode
 from protocols.ledger.records import Account, Task, TaskStatus
-from protocols.ledger.state import ACCOUNT, TASK
+from protocols.ledger.state import ACCOUNT, TASK, LedgerState
+from protocols.ledger.transactions import Claim, ContributeAndFinalize
+from tests.support import Market
 
 MANAGERS = [f"manager-{i}" for i in range(4)]
 FOLLOWERS = ["follower-0", "follower-1"]
@@ -168,3 +179,40 @@ def test_a_netns_devnet_runs_off_loopback_and_down_removes_everything(tmp_path: 
 
 def namespaces() -> list[str]:
     return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.splitlines()
+
+
+def test_the_deal_check_wants_each_failed_task_claimed_after_its_final_deadline_and_refunded() -> None:
+    market = Market.create()
+    done = market.start_task(trust=1)
+    market.ok("w1", ContributeAndFinalize(done, b"\x01" * 32, b"where", *contribution_proof(market, done)))
+    failed = market.start_task(trust=1)
+    task = market.task(failed)
+    market.now = task.final_deadline
+    market.ok("requester", Claim(task.deal_id, task.index))
+    claims = {failed: [(market.addr("requester"), task.final_deadline)]}
+
+    report = Report()
+    figure = check_deals(market.ledger.state, claims, report)
+    assert report.violations == []
+    assert figure == ("deals: 2, tasks: 2: 1 completed, 1 failed and refunded by claim after the final deadline "
+                      "(0 claimed by the pool, 1 by the requester), 0 neither")
+
+    early = {failed: [(market.addr("manager"), task.final_deadline - 1)]}  # the ledger would refuse it: the check too
+    report = Report()
+    check_deals(market.ledger.state, early, report)
+    assert report.violations == [f"deal 0x{task.deal_id.hex()[:16]} task 0: FAILED without a claim in a block at or "
+                                 "after its final deadline"]
+
+    requester = market.account("requester")
+    state = LedgerState(dict(market.ledger.state.items()))
+    state.apply_writes({ACCOUNT + market.addr("requester"): replace(requester, frozen=requester.frozen + 1)})
+    report = Report()
+    check_deals(state, claims, report)
+    assert len(report.violations) == 1 and "escrow not refunded" in report.violations[0]
+
+
+def contribution_proof(market: Market, task_id: bytes) -> tuple[bytes, bytes, bytes]:
+    """What ContributeAndFinalize takes after the digest and result location: the enclave's challenge, its
+    attestation and the pool's authorization (as tests/test_ledger_poco.py builds them)."""
+    c = market.contribution("w1", task_id, b"\x01" * 32)
+    return c.enclave_challenge, c.attestation, c.authorization
