@@ -499,7 +499,11 @@ class ChaosRun:
         else:
             report.violations.append(f"{REQUESTER}'s request orders were neither matched nor cancelled "
                                      f"within {CONVERGE_TIMEOUT_S:.0f} s")
-        deals: DealList = requester.call(DealListRequest(b""))
+        try:
+            deals: DealList = requester.call(DealListRequest(b""))
+        except (ControlRejected, ConnectionError, OSError) as exc:
+            report.violations.append(f"{REQUESTER} did not list its deals after healing: {exc}")
+            return
         tasks = {task_id_for(d.deal_id, i): (d.deal_id, i, d.deal) for d in deals.deals if d.deal.requester == me
                  for i in range(d.deal.bot_first, d.deal.bot_first + d.deal.bot_size)}
         last = max((deal.final_deadline for _, _, deal in tasks.values()), default=0) / 1000
