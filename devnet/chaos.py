@@ -5,25 +5,32 @@ Like CometBFT's e2e runner, in three parts:
 - `make_schedule(seed, ...)` is a pure function: the same seed, duration, fault kinds and node names give
   the same list of `Fault`s. Faults on managers never overlap, so at most one manager (f = 1 of n = 4; the
   runner refuses fewer than 4 managers for manager faults) is faulty at any time.
-- `ChaosRun` starts a devnet (managers and followers), runs a steady workload of transfers through the
-  nodes' control sockets, and applies the faults on time: `kill` (SIGKILL, relaunched after the fault's
-  duration: a crash), `restart` (SIGTERM, relaunched after the fault's duration: an operator's
-  restart), `pause` (SIGSTOP, then SIGCONT: a node that hangs). `partition` and `loss` need iptables and are skipped with a message when it
-  is missing; `twins` and `byzantine` are not implemented yet and are skipped with a message.
-- After the schedule every fault is healed and the workload stops; the runner waits for the nodes to agree
-  on a height, stops them, and `check_invariants` reads every node's store: the same block hash at every
-  height on every node, the same state digest, the genesis supply on every node, every transaction a node
-  reported committed in the chain at that height, every deal settled (its tasks COMPLETED, or FAILED and
-  refunded), the longest gap between blocks while the workload ran (a quorum was up all along, since
-  at most f managers are ever faulty), and that a probe transfer commits once every fault is healed. The
-  exit status is 0 only if every invariant holds.
-
-The workload is transfers only: app runs are not yet scriptable by the chaos runner, so the deal check
-holds vacuously unless something else made deals.
+- `ChaosRun` starts a devnet (managers, followers, a provider and two workers in manager-0's pool,
+  certified by the devnet's authority and funded by the genesis) and runs two workloads through the nodes'
+  control sockets: transfers through random nodes, and app runs (`AppWorkload`: follower-0 runs the
+  word-count iApp over the provider's encrypted dataset, as the demo does, two runs at a time). It applies
+  the faults on time: `kill` (SIGKILL, relaunched after the fault's duration: a crash), `restart`
+  (SIGTERM, relaunched: an operator's restart), `pause` (SIGSTOP, then SIGCONT: a node that hangs),
+  `partition` and `loss` (netns only: the node's bridge port down, or 10% of its packets dropped),
+  `twins` (a second process with a manager's key) and `byzantine` (the manager restarted misbehaving in
+  consensus, node/byzantine.py). Faults target any node; twins and byzantine only managers.
+- After the schedule every fault is healed and the workloads stop. The requester cancels its request
+  orders that never matched and waits for every task of its deals to end, claiming itself one the pool has
+  not claimed CLAIM_GRACE_S after its final deadline; transactions still pending get PENDING_GRACE_S to
+  commit. The runner waits for the nodes to agree on a height, stops them, and `check_invariants` reads
+  every node's store: the same block hash at every height on every node, the same state digest, the
+  genesis supply on every node, every transaction a node reported committed in the chain at that height,
+  every submitted transaction accounted for (`account_for`: committed, rejected with its reason, or
+  pending in its node's mempool; none lost), every deal settled (`check_deals`: each task COMPLETED, or
+  FAILED by a claim in a block at or after its final deadline, and no requester escrow left frozen), the
+  longest gap between blocks while the workload ran (a quorum was up all along, since at most f managers
+  are ever faulty), and that a probe transfer commits once every fault is healed. The exit status is 0
+  only if every invariant holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -35,15 +42,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devnet.netns import NetnsDevnet, devnet_at
-from devnet.network import JOIN_FANOUT, Devnet, DevnetError, NodeSpec, _alive
-from node.control import ControlClient, ControlRejected, SubmitRequest, TxResultInfo, TxResultRequest, TxSubmitted
+from devnet.network import DEVNET_CATEGORIES, JOIN_FANOUT, Devnet, DevnetError, NodeSpec, _alive
+from devnet.network_demo import Participant
+from devnet.scenario import Market, open_market, request_task
+from node.control import (
+    ControlClient,
+    ControlRejected,
+    DealList,
+    DealListRequest,
+    OrderbookRequest,
+    SubmitRequest,
+    TaskInfo,
+    TaskRequest,
+    TxResultInfo,
+    TxResultRequest,
+    TxSubmitted,
+)
 from node.keys import KEY_FILE
 from node.storage import Store
 from protocols.chain import decode_tx
 from protocols.genesis import parse_genesis
-from protocols.ledger.records import TaskStatus
-from protocols.ledger.state import ACCOUNT, DEAL, EQUIVOCATION, TASK, LedgerState
-from protocols.ledger.transactions import Transfer
+from protocols.ledger.ledger import OK
+from protocols.ledger.records import FINAL_DEADLINE_RATIO, TaskStatus
+from protocols.ledger.state import ACCOUNT, DEAL, EQUIVOCATION, TASK, LedgerState, StateView
+from protocols.ledger.transactions import CancelOrder, Claim, Transfer
 from protocols.matching import task_id_for
 
 log = logging.getLogger(__name__)
@@ -74,6 +96,33 @@ MANAGER_FAULTS = ("twins", "byzantine")
 # votes for unknown blocks, chosen per message.
 BYZANTINE_MODE = "chaos"
 TWIN_SUFFIX = "-twin"
+# App runs: the requester (follower-0) runs the word-count iApp over the provider's encrypted dataset in
+# manager-0's pool (devnet/scenario.py, as the demo and the e2e tests do), trust 1, category 0: the
+# devnet's XS, T = 5 s, so a task that cannot complete fails and is claimable 10T = 50 s after its deal,
+# which fits a run of a few minutes. Two workers, at most two runs unsettled at a time, a new one at most
+# every APP_INTERVAL_S: a steady trickle of deals that costs the 2-core machine little beside the nodes.
+APP_WORKERS = 2
+APPS_IN_FLIGHT = 2
+APP_INTERVAL_S = 3.0
+APP_TRUST = 1
+# A run counts as in flight until its task ends, or for at most its final deadline (10T) and a little: a
+# request that never matched, or a task the pool will claim, no longer holds the requester back.
+APP_RUN_LIFETIME_S = FINAL_DEADLINE_RATIO * DEVNET_CATEGORIES[0].work_clock_time_ref_ms / 1000 + 10.0
+PROVIDER = "provider-0"
+REQUESTER = "follower-0"
+# After the workload: how long past a task's final deadline the runner waits for the pool's claim before
+# the requester claims it itself (`pocnet task claim`); the pool's scheduler claims on its next tick.
+CLAIM_GRACE_S = 15.0
+# After the workload, how long transactions still pending get to commit: the longest re-announce back-off of
+# a node (node/node.py REANNOUNCE_MAX_S is 60 s) and a little.
+PENDING_GRACE_S = 70.0
+PENDING = "pending"
+UNKNOWN = "unknown transaction"  # what a node answers about a transaction it never had, or forgot
+NO_ANSWER = "its node did not answer"
+# How often the runner re-sends a cancel or a claim that has not taken effect (it may have been lost).
+RESUBMIT_S = 5.0
+# Waiting for the market to open (app and dataset registered, the pool's order in the requester's book).
+MARKET_TIMEOUT_S = 90.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +170,16 @@ def unavailable(kind: str, netns: bool) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """A transaction a node accepted: its id, the node, the node's account and the nonce it signed with."""
+
+    tx_id: bytes
+    via: str
+    signer: bytes
+    nonce: int
+
+
 @dataclass
 class Workload:
     """Transfers through random live nodes, recorded as (tx id, node) pairs."""
@@ -128,7 +187,7 @@ class Workload:
     devnet: Devnet
     nodes: list[NodeSpec]
     seed: int
-    submitted: list[tuple[bytes, str]] = field(default_factory=list)
+    submitted: list[Submitted] = field(default_factory=list)
     refused: int = 0
     started: float = 0.0
     stopped: float = 0.0
@@ -147,11 +206,54 @@ class Workload:
                 self.refused += 1  # the node is down, paused or busy: the workload goes on elsewhere
                 continue
             if isinstance(answer, TxSubmitted):
-                self.submitted.append((answer.tx_id, via.name))
+                self.submitted.append(Submitted(answer.tx_id, via.name, self.devnet.address_of(via.name), answer.nonce))
         self.stopped = time.time()
 
     def stop(self) -> None:
         self._stop.set()
+
+
+@dataclass
+class AppWorkload:
+    """The requester runs the app while fewer than APPS_IN_FLIGHT of its runs are unsettled; a run the
+    node refuses (no pool order in its book while the pool has no ready worker, its node down...) is
+    counted with its reason, and tried again later."""
+
+    requester: Participant
+    market: Market
+    tasks: list[bytes] = field(default_factory=list)  # the single task of each run requested
+    refused: dict[str, int] = field(default_factory=dict)  # reason -> count
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        in_flight: dict[bytes, float] = {}  # task -> when requested (monotonic s)
+        while not self._stop.wait(APP_INTERVAL_S):
+            try:
+                for task_id, requested in list(in_flight.items()):
+                    if time.monotonic() - requested > APP_RUN_LIFETIME_S or self._ended(task_id):
+                        del in_flight[task_id]
+                if len(in_flight) >= APPS_IN_FLIGHT:
+                    continue
+                task_id = request_task(self.requester, self.market, APP_TRUST)
+            except (ControlRejected, ConnectionError, OSError) as exc:
+                reason = _reason(exc)
+                self.refused[reason] = self.refused.get(reason, 0) + 1
+                continue
+            self.tasks.append(task_id)
+            in_flight[task_id] = time.monotonic()
+
+    def _ended(self, task_id: bytes) -> bool:
+        info: TaskInfo = self.requester.call(TaskRequest(task_id))
+        return info.task is not None and info.task.status >= TaskStatus.COMPLETED
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _reason(exc: Exception) -> str:
+    """A refusal's reason without the ids and amounts that make each one different."""
+    text = str(exc) if isinstance(exc, ControlRejected) else f"node unreachable ({type(exc).__name__})"
+    return text.split(" 0x")[0].split(":")[0][:80]
 
 
 @dataclass
@@ -160,10 +262,15 @@ class Report:
 
     figures: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    # The run in one line of key=value pairs, for tables of many runs (`summary_line`).
+    summary: dict[str, object] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.violations
+
+    def summary_line(self) -> str:
+        return "summary " + " ".join(f"{k}={v}" for k, v in {**self.summary, "invariants": "yes" if self.ok else "NO"}.items())
 
 
 class ChaosRun:
@@ -192,19 +299,29 @@ class ChaosRun:
                 usable.append(kind)
             else:
                 report.figures.append(f"fault kind {kind} skipped: {reason}")
-        self.nodes = self.devnet.create(self.n_managers, self.n_followers)
+        extra = [NodeSpec(PROVIDER, "provider"), *(NodeSpec(f"worker-{i}", "worker") for i in range(APP_WORKERS))]
+        self.nodes = self.devnet.create(self.n_managers, max(self.n_followers, 1), extra=extra)
         managers = [n.name for n in self.nodes if n.roles == "manager"]
         followers = [n.name for n in self.nodes if n.roles != "manager"]
         schedule = make_schedule(self.seed, self.duration_s, tuple(usable), managers, followers)
         report.figures.append(f"seed {self.seed}, {self.duration_s:.0f} s, {len(managers)} managers, "
-                              f"{len(followers)} followers, {len(schedule)} faults")
+                              f"{len(followers)} other nodes ({', '.join(followers)}), {len(schedule)} faults: "
+                              f"{' '.join(f'{f.kind}:{f.target}' for f in schedule) or 'none'}")
         report.figures += ["  " + fault.describe() for fault in schedule]
+        report.summary.update(seed=self.seed, duration_s=f"{self.duration_s:.0f}", netns="yes" if self.netns else "no",
+                              faults=",".join(f"{f.kind}:{f.target}" for f in schedule) or "none")
         try:
-            self.devnet.start(self.nodes)
+            self.devnet.start(self.nodes)  # certifies the workers; every node is funded by the genesis
             self.devnet.wait_for_height(self.nodes, 1, CONVERGE_TIMEOUT_S)
+            requester = Participant(self.devnet, self._node(REQUESTER), CONTROL_TIMEOUT_S)
+            market = open_market(Participant(self.devnet, self._node(PROVIDER)),
+                                 Participant(self.devnet, self.nodes[0]), [requester])
             workload = Workload(self.devnet, self.nodes, self.seed)
-            thread = threading.Thread(target=workload.run, name="chaos-workload", daemon=True)
-            thread.start()
+            apps = AppWorkload(requester, market)
+            threads = [threading.Thread(target=workload.run, name="chaos-workload", daemon=True),
+                       threading.Thread(target=apps.run, name="chaos-apps", daemon=True)]
+            for thread in threads:
+                thread.start()
             began = time.monotonic()
             try:
                 self._apply(schedule, began)
@@ -212,18 +329,26 @@ class ChaosRun:
             finally:
                 self._heal_all()
                 workload.stop()
-                thread.join()
+                apps.stop()
+                for thread in threads:
+                    thread.join()
             self._probe_liveness(report)
+            self._settle_deals(requester, report)
             height = self._converge(report)
-            committed = self._committed(workload)
+            committed, unresolved = self._outcomes(workload)
         finally:
             self._heal_all()
             self.devnet.stop(self.nodes)
             if isinstance(self.devnet, NetnsDevnet):
                 self.devnet.remove_network()
         report.figures.append(f"workload: {len(workload.submitted)} transfers submitted ({workload.refused} refused "
-                              f"by nodes that were down), {len(committed)} reported committed; final height {height}")
-        check_invariants(self.devnet, self.nodes, committed, (workload.started, workload.stopped), self.max_gap_s, report)
+                              f"by nodes that were down); final height {height}")
+        report.summary.update(height=height, refused_by_down_nodes=workload.refused, app_runs=len(apps.tasks),
+                              app_runs_refused=sum(apps.refused.values()))
+        refusals = ", ".join(f"{n} x {reason}" for reason, n in sorted(apps.refused.items())) or "none"
+        report.figures.append(f"apps: {len(apps.tasks)} runs requested by {REQUESTER} (refused: {refusals})")
+        check_invariants(self.devnet, self.nodes, committed, (workload.started, workload.stopped), self.max_gap_s, report,
+                         unresolved, len(workload.submitted))
         return report
 
     # --- faults ------------------------------------------------------------------------------------
@@ -354,6 +479,51 @@ class ChaosRun:
             return
         report.violations.append(f"after healing, the chain did not commit a transfer within {CONVERGE_TIMEOUT_S:.0f} s")
 
+    def _settle_deals(self, requester: Participant, report: Report) -> None:
+        """What a requester does at the end: cancel its request orders that never matched, then wait for
+        every task of its deals to end; one still open CLAIM_GRACE_S past its final deadline (the pool's
+        manager was down then, say) it claims itself, as `pocnet task claim` would."""
+        me = requester.address
+        deadline = time.monotonic() + CONVERGE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                open_orders = requester.call(OrderbookRequest("request", requester=me)).orders
+                if not open_orders:
+                    break
+                for order in open_orders:
+                    with contextlib.suppress(ControlRejected):  # matched meanwhile, or already cancelled
+                        requester.call(SubmitRequest(CancelOrder(order)))
+            except (ConnectionError, OSError):
+                pass
+            time.sleep(RESUBMIT_S)
+        else:
+            report.violations.append(f"{REQUESTER}'s request orders were neither matched nor cancelled "
+                                     f"within {CONVERGE_TIMEOUT_S:.0f} s")
+        try:
+            deals: DealList = requester.call(DealListRequest(b""))
+        except (ControlRejected, ConnectionError, OSError) as exc:
+            report.violations.append(f"{REQUESTER} did not list its deals after healing: {exc}")
+            return
+        tasks = {task_id_for(d.deal_id, i): (d.deal_id, i, d.deal) for d in deals.deals if d.deal.requester == me
+                 for i in range(d.deal.bot_first, d.deal.bot_first + d.deal.bot_size)}
+        last = max((deal.final_deadline for _, _, deal in tasks.values()), default=0) / 1000
+        deadline = time.monotonic() + max(0.0, last + CLAIM_GRACE_S - time.time()) + CONVERGE_TIMEOUT_S
+        claimed: dict[bytes, float] = {}
+        while tasks and time.monotonic() < deadline:
+            for task_id, (deal_id, index, deal) in list(tasks.items()):
+                with contextlib.suppress(ControlRejected, ConnectionError, OSError):
+                    info: TaskInfo = requester.call(TaskRequest(task_id))
+                    if info.task is not None and info.task.status >= TaskStatus.COMPLETED:
+                        del tasks[task_id]
+                    elif (time.time() * 1000 > deal.final_deadline + CLAIM_GRACE_S * 1000
+                          and time.monotonic() - claimed.get(task_id, -RESUBMIT_S) >= RESUBMIT_S):
+                        claimed[task_id] = time.monotonic()
+                        requester.call(SubmitRequest(Claim(deal_id, index)))
+            time.sleep(POLL_S * 5)
+        if tasks:
+            report.violations.append(f"{len(tasks)} task(s) of {REQUESTER}'s deals neither completed nor failed "
+                                     f"{CONVERGE_TIMEOUT_S:.0f} s after their final deadline")
+
     def _converge(self, report: Report) -> int:
         """Until every node reports the same height (the highest any has); returns it."""
         deadline = time.monotonic() + CONVERGE_TIMEOUT_S
@@ -366,28 +536,48 @@ class ChaosRun:
         report.violations.append(f"the nodes did not agree on a height within {CONVERGE_TIMEOUT_S:.0f} s: {heights}")
         return max(heights.values(), default=0)
 
-    def _committed(self, workload: Workload) -> dict[bytes, int]:
-        """Transactions the node they were submitted to reports committed, with their heights."""
-        found: dict[bytes, int] = {}
-        for tx_id, via in workload.submitted:
-            try:
-                answer = ControlClient(self.devnet.node_dir(via), CONTROL_TIMEOUT_S).call(TxResultRequest(tx_id))
-            except (ControlRejected, ConnectionError, OSError):
-                continue
-            if isinstance(answer, TxResultInfo) and answer.height:
-                found[tx_id] = answer.height
-        return found
+    def _outcomes(self, workload: Workload) -> tuple[dict[bytes, int], dict[Submitted, str]]:
+        """What the node each transaction was submitted to says of it: committed (with its height), or else
+        its answer ("pending", a rejection reason, or "unknown transaction" from a node that forgot it).
+        Transactions still pending get PENDING_GRACE_S to commit (a node cut off by a partition re-announces
+        its backlog with a back-off of up to a minute)."""
+        committed: dict[bytes, int] = {}
+        unresolved: dict[Submitted, str] = {}
+        deadline = time.monotonic() + PENDING_GRACE_S
+        todo = list(workload.submitted)
+        while todo:
+            for tx in todo:
+                try:
+                    answer = ControlClient(self.devnet.node_dir(tx.via), CONTROL_TIMEOUT_S).call(TxResultRequest(tx.tx_id))
+                except (ControlRejected, ConnectionError, OSError) as exc:
+                    unresolved[tx] = f"{NO_ANSWER} ({exc})"
+                    continue
+                if isinstance(answer, TxResultInfo) and answer.height:
+                    committed[tx.tx_id] = answer.height
+                    unresolved.pop(tx, None)
+                elif isinstance(answer, TxResultInfo):
+                    unresolved[tx] = answer.code
+            todo = [tx for tx, code in unresolved.items() if code == PENDING]
+            if not todo or time.monotonic() > deadline:
+                break
+            time.sleep(POLL_S * 5)
+        return committed, unresolved
 
 
 def check_invariants(devnet: Devnet, nodes: list[NodeSpec], committed: dict[bytes, int],
-                     window: tuple[float, float], max_gap_s: float, report: Report) -> None:
-    """Read every (stopped) node's store and check the invariants; appends to `report`."""
+                     window: tuple[float, float], max_gap_s: float, report: Report,
+                     unresolved: dict[Submitted, str] | None = None, submitted: int | None = None) -> None:
+    """Read every (stopped) node's store and check the invariants; appends to `report`. `committed` are the
+    transactions their node reported committed (id -> height), `unresolved` the others with what their
+    node said (`ChaosRun._outcomes`): each is accounted for by `account_for`."""
     genesis = parse_genesis(devnet.genesis_path.read_text())
     chains: dict[str, dict[int, bytes]] = {}
     digests: dict[str, tuple[int, bytes]] = {}
     block_txs: dict[int, set[bytes]] = {}
     block_times: list[int] = []
-    settled_deals = deals = equivocations = 0
+    nonces: dict[tuple[bytes, int], bytes] = {}  # (signer, nonce) -> the transaction in the chain
+    equivocations = 0
+    deal_figures = ""
     for node in nodes:
         store = Store(devnet.node_dir(node.name) / "node.db")
         try:
@@ -402,21 +592,21 @@ def check_invariants(devnet: Devnet, nodes: list[NodeSpec], committed: dict[byte
             if list(chain) != list(range(1, height + 1)):
                 report.violations.append(f"{node.name}: its chain has gaps")
             if not block_txs:  # the reference chain: the others are compared with it block by block
+                claims: dict[bytes, list[tuple[bytes, int]]] = {}  # task -> (claimer, block time) of successful claims
                 for h in chain:
                     decided = store.decided_block(h)
                     assert decided is not None
-                    block_txs[h] = {decode_tx(data).tx_id for data in decided[0].txs}
+                    txs = [decode_tx(data) for data in decided[0].txs]
+                    block_txs[h] = {tx.tx_id for tx in txs}
+                    nonces.update({(tx.signer, tx.nonce): tx.tx_id for tx in txs})
                     block_times.append(decided[0].time)
+                    for tx in txs:
+                        result = store.tx_result(tx.tx_id)
+                        if isinstance(tx.body, Claim) and result is not None and result.code == OK:
+                            claims.setdefault(task_id_for(tx.body.deal_id, tx.body.index), []).append(
+                                (tx.signer, decided[0].time))
                 equivocations = sum(1 for _ in state.items_with_prefix(EQUIVOCATION))
-                for deal_id, deal in state.items_with_prefix(DEAL):
-                    deals += 1
-                    unsettled = [i for i in range(deal.bot_first, deal.bot_first + deal.bot_size)
-                                 if (task := state.get(TASK + task_id_for(deal_id[len(DEAL):], i))) is None
-                                 or task.status not in (TaskStatus.COMPLETED, TaskStatus.FAILED)]
-                    if unsettled or deal.settled != deal.bot_size:
-                        report.violations.append(f"deal 0x{deal_id[len(DEAL):].hex()[:16]}: tasks {unsettled} unsettled")
-                    else:
-                        settled_deals += 1
+                deal_figures = check_deals(state, claims, report)
         finally:
             store.close()
     reference = max(chains.values(), key=len)
@@ -438,6 +628,7 @@ def check_invariants(devnet: Devnet, nodes: list[NodeSpec], committed: dict[byte
     gap_s = max((b - a for a, b in zip([start_ms, *during], [*during, stop_ms])), default=0) / 1000
     if gap_s > max_gap_s:
         report.violations.append(f"longest gap between blocks {gap_s:.1f} s > {max_gap_s:.0f} s while a quorum was up")
+    report.summary.update(blocks=len(reference), longest_gap_s=f"{gap_s:.2f}", equivocations=equivocations)
     report.figures += [
         f"blocks: {len(reference)} on the longest chain, {len(chains)} nodes agree on every common height: "
         f"{'yes' if not any('different blocks' in v for v in report.violations) else 'NO'}",
@@ -445,10 +636,95 @@ def check_invariants(devnet: Devnet, nodes: list[NodeSpec], committed: dict[byte
         f"supply: {genesis.total_supply} nRLC on every node: "
         f"{'yes' if not any('supply' in v for v in report.violations) else 'NO'}",
         f"committed transactions in the chain: {len(committed) - len(missing)}/{len(committed)}",
-        f"deals: {deals}, settled {settled_deals}",
+        account_for(committed, unresolved or {}, block_txs, nonces, report, submitted),
+        deal_figures,
         f"equivocations recorded on the ledger: {equivocations}",
         f"longest gap between blocks during the workload: {gap_s:.2f} s (bound {max_gap_s:.0f} s)",
     ]
+
+
+def account_for(committed: dict[bytes, int], unresolved: dict[Submitted, str], block_txs: dict[int, set[bytes]],
+                nonces: dict[tuple[bytes, int], bytes], report: Report, submitted: int | None = None) -> str:
+    """Every submitted transaction is committed, rejected with a reason, or still pending in its node's
+    mempool; one in none of these is lost (a violation). A transaction its node did not report committed is
+    still looked for in the chain, and its nonce too: the account's nonce taken by another transaction (a
+    twin signing with the same key, say) is named with its rejection."""
+    in_chain = set().union(*block_txs.values()) if block_txs else set()
+    rejected: dict[str, int] = {}
+    pending = 0
+    lost: list[str] = []
+    late = 0
+    for tx, code in unresolved.items():
+        if tx.tx_id in in_chain:
+            late += 1
+        elif code == PENDING:
+            pending += 1
+        elif code == UNKNOWN or code.startswith(NO_ANSWER):
+            taken = nonces.get((tx.signer, tx.nonce))
+            lost.append(f"0x{tx.tx_id.hex()[:16]} via {tx.via} nonce {tx.nonce}: {code}"
+                        + (f", its nonce taken by 0x{taken.hex()[:16]}" if taken else ""))
+        else:
+            reason = code + (" (its nonce taken by another transaction)" if (tx.signer, tx.nonce) in nonces else "")
+            rejected[reason] = rejected.get(reason, 0) + 1
+    if lost:
+        report.violations.append(f"{len(lost)} submitted transaction(s) lost (not committed, rejected or pending): "
+                                 + "; ".join(lost[:10]))
+    # A node that signs the same body with the same nonce twice (its first try dropped) makes the same id
+    # twice: `submitted` counts submissions, `committed` ids.
+    total = submitted if submitted is not None else len(committed) + len(unresolved)
+    report.summary.update(submitted=total, committed=len(committed) + late, rejected=sum(rejected.values()),
+                          pending=pending, lost=len(lost))
+    reasons = "; ".join(f"{n} x {reason}" for reason, n in sorted(rejected.items()))
+    twice = total - len(committed) - len(unresolved)
+    return (f"transactions: {total} submitted{f' ({twice} the same as an earlier one, signed again)' if twice else ''}, "
+            f"{len(committed) + late} committed"
+            f"{f' ({late} found in the chain only)' if late else ''}, {sum(rejected.values())} rejected"
+            f"{f' ({reasons})' if reasons else ''}, {pending} pending in their node's mempool at the end, "
+            f"{len(lost)} lost")
+
+
+def check_deals(state: LedgerState, claims: dict[bytes, list[tuple[bytes, int]]], report: Report) -> str:
+    """Every deal's tasks COMPLETED, or FAILED by a claim in a block at or after the task's final deadline,
+    and no requester's escrow left frozen for a settled task: its frozen balance is exactly the price of its
+    tasks still open (none, once every task has ended). Returns the figure to print."""
+    deals = tasks = completed = 0
+    claimed_by: dict[str, int] = {"pool": 0, "requester": 0, "other": 0}
+    escrow: dict[bytes, int] = {}  # requester -> the price of its tasks not settled
+    for key, deal in state.items_with_prefix(DEAL):
+        deals += 1
+        deal_id = key[len(DEAL):]
+        escrow[deal.requester] = escrow.get(deal.requester, 0) + deal.task_price * (deal.bot_size - deal.settled)
+        for index in range(deal.bot_first, deal.bot_first + deal.bot_size):
+            tasks += 1
+            task_id = task_id_for(deal_id, index)
+            task = state.get(TASK + task_id)
+            status = TaskStatus(task.status).name if task is not None else "not initialized"
+            if task is not None and task.status == TaskStatus.COMPLETED:
+                completed += 1
+                continue
+            if task is None or task.status != TaskStatus.FAILED:
+                report.violations.append(f"deal 0x{deal_id.hex()[:16]} task {index}: {status}, neither completed nor failed")
+                continue
+            on_time = [who for who, block_time in claims.get(task_id, []) if block_time >= task.final_deadline]
+            if not on_time:
+                report.violations.append(f"deal 0x{deal_id.hex()[:16]} task {index}: FAILED without a claim in a block "
+                                         f"at or after its final deadline")
+                continue
+            who = on_time[0]
+            claimed_by["pool" if who == deal.workerpool.owner else "requester" if who == deal.requester else "other"] += 1
+    for requester, open_price in escrow.items():
+        frozen = StateView(state).account(requester).frozen
+        if frozen != open_price:
+            report.violations.append(f"requester 0x{requester.hex()[:16]}: {frozen} nRLC frozen, but its open tasks "
+                                     f"hold {open_price}: escrow not refunded")
+    failed = sum(claimed_by.values())
+    report.summary.update(deals=deals, tasks=tasks, completed=completed, failed_claimed=failed,
+                          claimed_by_pool=claimed_by["pool"], claimed_by_requester=claimed_by["requester"],
+                          unsettled=tasks - completed - failed)
+    return (f"deals: {deals}, tasks: {tasks}: {completed} completed, {failed} failed and refunded by claim after the "
+            f"final deadline ({claimed_by['pool']} claimed by the pool, {claimed_by['requester']} by the requester"
+            f"{', ' + str(claimed_by['other']) + ' by others' if claimed_by['other'] else ''}), "
+            f"{tasks - completed - failed} neither")
 
 
 def run_chaos(root: Path, seed: int, duration_s: float, kinds: tuple[str, ...], managers: int, followers: int,
@@ -462,5 +738,6 @@ def run_chaos(root: Path, seed: int, duration_s: float, kinds: tuple[str, ...], 
         print(line)
     for violation in report.violations:
         print(f"VIOLATION: {violation}")
+    print(report.summary_line())
     print("chaos: every invariant holds" if report.ok else f"chaos: {len(report.violations)} invariant(s) violated")
     return report.ok

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from devnet.network import Devnet, DevnetError, NodeSpec
 from node.control import (
+    REQUEST_TIMEOUT_S,
     AccountInfo,
     AccountRequest,
     ControlClient,
@@ -74,9 +75,9 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = STEP_T
 class Participant:
     """One node of the devnet, driven through its control socket."""
 
-    def __init__(self, devnet: Devnet, node: NodeSpec) -> None:
+    def __init__(self, devnet: Devnet, node: NodeSpec, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.name = node.name
-        self.client = ControlClient(devnet.node_dir(node.name))
+        self.client = ControlClient(devnet.node_dir(node.name), timeout_s)
         self.address: bytes = self.call(AccountRequest(b"")).address
 
     def call(self, request: object) -> Any:

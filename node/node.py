@@ -134,7 +134,11 @@ class Node:
         self.admission = Admission(
             ADMISSION_BACKLOG_S, ADMISSION_FLOOR_BLOCKS * self.genesis.params.max_block_txs, ADMISSION_WINDOW_S
         )
-        self.outbox = Outbox(keypair, self.topics, host, self.mempool, self.admission, self.ledger_view, self.driver.wake)
+        self.outbox = Outbox(
+            keypair, self.topics, host, self.mempool, self.admission, self.ledger_view, self.driver.wake, store,
+            self.app.decode,
+        )
+        self.outbox.restore()
         self.driver.on_evidence = EvidenceReporter(self.outbox.submit, self.ledger_view).report
         self.serve_sync = sync_handler(store)
         self.gossip = TopicHandlers(

@@ -14,6 +14,7 @@ import trio
 
 from node.admission import Admission
 from node.net.host import P2PHost
+from node.storage import Store
 from node.topics import Topics
 from protocols.consensus.mempool import Mempool
 from protocols.crypto import Keypair, sign
@@ -58,10 +59,15 @@ class PendingTx:
 class Outbox:
     """Our transactions and orders on their way to the ledger.
 
-    Inputs: `submit` and `announce_order` (the roles and the control API), `committed` after each block,
-    `run` in the node's nursery for the re-announcements. `status` answers what became of a transaction
-    we sent. The mempool is shared with consensus: a transaction of ours that a block made invalid is evicted
-    there by a re-check, and the outbox learns it by looking (`forget_dropped`)."""
+    Inputs: `restore` once at start, `submit` and `announce_order` (the roles and the control API),
+    `committed` after each block, `run` in the node's nursery for the re-announcements. `status` answers what
+    became of a transaction we sent. The mempool is shared with consensus: a transaction of ours that a block
+    made invalid is evicted there by a re-check, and the outbox learns it by looking (`forget_dropped`).
+
+    Our transactions are also kept in the store (its outbox table) from before they are gossiped until a block
+    commits them (the store removes them with the block) or they are dropped (the reason is kept): a node
+    killed right after accepting a transaction used to lose it, answer "unknown transaction" about it, and
+    sign its next one with the same nonce."""
 
     def __init__(
         self,
@@ -72,8 +78,12 @@ class Outbox:
         admission: Admission,
         ledger_view: Callable[[], StateView],
         wake: Callable[[], None],
+        store: Store,
+        decode: Callable[[bytes], Transaction],
     ) -> None:
         """`wake` tells consensus that the mempool has something new (a waiting height may start)."""
+        self._store = store
+        self._decode = decode
         self._keypair = keypair
         self._topics = topics
         self._host = host
@@ -85,6 +95,26 @@ class Outbox:
         # Ours, not yet committed, by tx id.
         self._pending_txs: dict[bytes, PendingTx] = {}
         self._rejected_txs: dict[bytes, str] = {}
+
+    def restore(self) -> None:
+        """Our transactions accepted before a restart and not committed since go back into the mempool and the
+        re-announce queue (due at once); those dropped before it keep their reason."""
+        now = trio.current_time()
+        for tx_id, data, dropped in self._store.load_outbox():
+            if dropped is not None:
+                self._rejected_txs[tx_id] = dropped
+            elif self._store.tx_result(tx_id) is None:  # (a committed one left the table with its block)
+                reason = self._mempool.add(data)
+                if reason is None:
+                    self._pending_txs[tx_id] = PendingTx(self._decode(data).nonce, data, now)
+                else:
+                    self._drop(tx_id, f"dropped after a restart: {reason}")
+        if self._pending_txs:
+            log.info("event=outbox-restored txs=%d", len(self._pending_txs))
+
+    def _drop(self, tx_id: bytes, reason: str) -> None:
+        self._rejected_txs[tx_id] = reason
+        self._store.reject_outbox(tx_id, reason)
 
     def _next_nonce(self) -> int:
         """After the committed nonce and after every transaction of ours still pending. Taking the maximum
@@ -106,6 +136,7 @@ class Outbox:
         reason = self._mempool.add(data)
         if reason is not None:
             raise ValueError(reason)
+        self._store.save_outbox(tx.tx_id, data)  # before anyone hears of it: a restart must not lose it
         self._pending_txs[tx.tx_id] = PendingTx(tx.nonce, data, trio.current_time() + REANNOUNCE_S)
         await self._host.publish_item(self._topics.txs, data)
         self._wake()
@@ -143,7 +174,7 @@ class Outbox:
         for tx_id, pending in list(self._pending_txs.items()):
             if pending.data not in self._mempool:
                 self._pending_txs.pop(tx_id)
-                self._rejected_txs[tx_id] = DROPPED
+                self._drop(tx_id, DROPPED)
 
     async def run(self) -> None:
         """Gossip is lossy: re-send our live orders and our pending transactions until the ledger has them."""

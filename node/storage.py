@@ -26,6 +26,10 @@ from protocols.orders import Order
 
 log = logging.getLogger(__name__)
 
+# Dropped transactions of ours whose reason the outbox keeps for the submitter: a few days of a busy
+# workload, a few hundred kilobytes.
+MAX_REJECTED_KEPT = 10_000
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
@@ -37,6 +41,7 @@ CREATE TABLE IF NOT EXISTS tx_results (
     code TEXT NOT NULL, created BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (hash BLOB PRIMARY KEY, order_bytes BLOB NOT NULL, seen_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS signed_messages (height INTEGER NOT NULL, message BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (tx_id BLOB PRIMARY KEY, tx BLOB NOT NULL, reason TEXT);
 """
 
 
@@ -120,6 +125,7 @@ class Store:
                 ],
             )
             self.db.execute("DELETE FROM signed_messages WHERE height <= ?", (block.height,))
+            self.db.executemany("DELETE FROM outbox WHERE tx_id = ?", [(tx_id,) for tx_id in tx_ids])
 
     def write_genesis_state(self, entries: Iterable[tuple[bytes, Any]]) -> None:
         """The state before block 1, written once when a data directory is new (a block 0 of sorts)."""
@@ -165,6 +171,35 @@ class Store:
     def delete_orders(self, hashes: Iterable[bytes]) -> None:
         with self._tx():
             self.db.executemany("DELETE FROM orders WHERE hash = ?", [(h,) for h in hashes])
+
+    # --- the outbox: our transactions not yet committed, and those dropped -----------------------------
+
+    def save_outbox(self, tx_id: bytes, tx: bytes) -> None:
+        """A transaction of ours, kept until a block commits it (`commit_block` removes it) or it is dropped
+        (`reject_outbox`): a node restarted after accepting it re-admits and re-announces it instead of
+        losing it and signing another transaction with its nonce. Best effort: on a full disk the
+        transaction is kept in memory only, as before the outbox, and the next block's commit stops the
+        node with the operator's message (tests/node/test_operator_mistakes.py)."""
+        try:
+            self.db.execute("INSERT OR REPLACE INTO outbox VALUES (?, ?, NULL)", (tx_id, tx))
+        except sqlite3.DatabaseError as exc:
+            log.warning("event=outbox-not-saved tx=%s error=%r", tx_id.hex()[:16], str(exc))
+
+    def reject_outbox(self, tx_id: bytes, reason: str) -> None:
+        """One of ours will never commit: remember why (the submitter may ask after a restart), without its
+        bytes; only the last MAX_REJECTED_KEPT are kept."""
+        with self._tx():
+            self.db.execute("UPDATE outbox SET tx = x'', reason = ? WHERE tx_id = ?", (reason, tx_id))
+            self.db.execute(
+                "DELETE FROM outbox WHERE reason IS NOT NULL AND rowid NOT IN "
+                "(SELECT rowid FROM outbox WHERE reason IS NOT NULL ORDER BY rowid DESC LIMIT ?)",
+                (MAX_REJECTED_KEPT,),
+            )
+
+    def load_outbox(self) -> list[tuple[bytes, bytes, str | None]]:
+        """(tx id, transaction, None) for each pending one; (tx id, b"", reason) for each dropped one."""
+        rows = self.db.execute("SELECT tx_id, tx, reason FROM outbox ORDER BY rowid")
+        return [(bytes(tx_id), bytes(tx), reason) for tx_id, tx, reason in rows]
 
     def load_orders(self) -> list[tuple[Order, int]]:
         rows = self.db.execute("SELECT order_bytes, seen_ms FROM orders ORDER BY seen_ms")

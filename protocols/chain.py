@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import heapq
 from collections import ChainMap, OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from protocols.chain_params import MAX_TX_BYTES
 from protocols.encoding import DecodeError, decode
@@ -58,6 +60,14 @@ def decode_tx(data: bytes, max_tx_bytes: int = MAX_TX_BYTES) -> Transaction:
     return tx
 
 
+def _open(task: object) -> TypeGuard[Task]:
+    return isinstance(task, Task) and task.status in (TaskStatus.ACTIVE, TaskStatus.REVEALING)
+
+
+def _task_deadlines(task: Task) -> tuple[int, int, int]:
+    return task.contribution_deadline, task.reveal_deadline, task.final_deadline
+
+
 class LedgerApplication:
     def __init__(self, ledger: Ledger, last_block_time: int = 0, max_tx_bytes: int = MAX_TX_BYTES) -> None:
         """`max_tx_bytes`: the chain's (ChainParams); a larger transaction is undecodable here, so gossip drops it."""
@@ -65,10 +75,10 @@ class LedgerApplication:
         self.max_tx_bytes = max_tx_bytes
         self.last_block_time = last_block_time
         self._mempool_state = _Overlay(ledger.state)
-        self._deadlines: list[int] = []
+        self._deadlines: list[tuple[int, bytes]] = []  # (deadline, task key), earliest first
         self._validated: tuple[tuple[bytes, ...], int, tuple[TxOutcome, ...], Writes] | None = None
         self._decoded: OrderedDict[bytes, Transaction] = OrderedDict()
-        self.track_deadlines(task for _, task in ledger.state.items_with_prefix(TASK))
+        self.track_deadlines(ledger.state.items_with_prefix(TASK))
 
     # --- Application protocol --------------------------------------------------------------------
 
@@ -102,9 +112,20 @@ class LedgerApplication:
         return result if isinstance(result, str) else None
 
     def next_deadline(self) -> int | None:
-        while self._deadlines and self._deadlines[0] <= self.last_block_time:
+        """The earliest deadline after the last block of a task still open in the committed state.
+
+        A pure function of the state: the deadlines of a task that has ended since it was tracked are
+        skipped here. Keeping them (as this did) let a node that had watched the task live accept an empty
+        block at a completed task's deadline that a node restarted since (which tracks only the open tasks
+        it loads) refused, so the restarted node rejected a certified block while syncing and never caught
+        up (found by the chaos runner with app runs)."""
+        while self._deadlines:
+            deadline, key = self._deadlines[0]
+            task = self.ledger.state.get(key)
+            if deadline > self.last_block_time and _open(task) and deadline in _task_deadlines(task):
+                return deadline
             heapq.heappop(self._deadlines)
-        return self._deadlines[0] if self._deadlines else None
+        return None
 
     def commit_block(self, txs: tuple[bytes, ...], block_time: int) -> CommittedBlock:
         """Apply a decided block; return what it did (consensus hands it to the node in the block's
@@ -118,18 +139,19 @@ class LedgerApplication:
         self.last_block_time = block_time
         self._mempool_state = _Overlay(self.ledger.state)
         self._validated = None
-        self.track_deadlines(v for k, v in writes.items() if k.startswith(TASK))
+        self.track_deadlines((k, v) for k, v in writes.items() if k.startswith(TASK))
         return CommittedBlock(block_time, outcomes, writes)
 
     # --- beyond the protocol ---------------------------------------------------------------------
 
-    def track_deadlines(self, tasks: object) -> None:
-        """Remember the deadlines of open tasks, each a time at which an empty block is worth making."""
-        for task in tasks:  # type: ignore[attr-defined]
-            if isinstance(task, Task) and task.status in (TaskStatus.ACTIVE, TaskStatus.REVEALING):
-                for deadline in (task.contribution_deadline, task.reveal_deadline, task.final_deadline):
+    def track_deadlines(self, tasks: Iterable[tuple[bytes, object]]) -> None:
+        """Remember the deadlines of open tasks (state key, record), each a time at which an empty block is
+        worth making."""
+        for key, task in tasks:
+            if _open(task):
+                for deadline in _task_deadlines(task):
                     if deadline > self.last_block_time:
-                        heapq.heappush(self._deadlines, deadline)
+                        heapq.heappush(self._deadlines, (deadline, key))
 
     def _mempool_time(self) -> int:
         # A transaction waiting in the mempool will land in a block at least 1 ms after the last one.

@@ -9,6 +9,7 @@ from protocols.encoding import encode
 from protocols.ledger.records import TaskStatus
 from protocols.ledger.transactions import InitializeTask, MatchOrders, Transfer
 from tests.support import RLC, T_MS, Market
+from tests.test_ledger_poco import contribute_and_finalize
 
 
 @pytest.fixture
@@ -83,3 +84,17 @@ def test_a_transaction_above_the_chains_size_limit_is_undecodable(market: Market
     small = LedgerApplication(market.ledger, last_block_time=market.now, max_tx_bytes=len(tx) - 1)
     assert "exceeds the limit" in str(small.check_tx(tx))
     assert app_of(market).check_tx(tx) is None
+
+
+def test_a_completed_tasks_deadlines_ask_for_no_empty_block_on_any_node(market: Market) -> None:
+    """Whether an empty block is valid depends on the state only: a node that watched a task end and a node
+    started since (which loads only the open tasks) agree, else the restarted node rejects a certified empty
+    block while syncing and never catches up (the chaos runner with app runs found this)."""
+    task_id = market.start_task(trust=1)
+    live = app_of(market)  # tracks the open task's deadlines
+    assert live.next_deadline() == market.task(task_id).contribution_deadline
+    done = encode(market.signed("w1", contribute_and_finalize(market, "w1", task_id, b"\x01" * 32)))
+    live.commit_block((done,), market.now + 1)
+    assert market.task(task_id).status == TaskStatus.COMPLETED
+    restarted = LedgerApplication(market.ledger, last_block_time=live.last_block_time)
+    assert live.next_deadline() == restarted.next_deadline() is None

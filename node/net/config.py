@@ -39,6 +39,9 @@ RECONNECT_MAX_S = 30.0
 CONNECTIVITY_CHECK_S = 1.0
 # A TCP + Noise + Yamux dial on loopback takes a few ms; 5 s covers a loaded machine without hanging a task.
 DIAL_TIMEOUT_S = 5.0
+# Live connections a host holds at most: py-libp2p's (and go-libp2p's) default high water mark. A node
+# needs a gossip mesh's worth and its validators; a test of the limit passes a small one.
+MAX_CONNECTIONS = 300
 
 # Closing a host cancels everything; anything of the library still running after this is cancelled hard.
 SHUTDOWN_GRACE_S = 2.0
@@ -115,6 +118,7 @@ class HostConfig:
     gossip: GossipConfig = field(default_factory=GossipConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     dial_timeout_s: float = DIAL_TIMEOUT_S
+    max_connections: int = MAX_CONNECTIONS
     reconnect_initial_s: float = RECONNECT_INITIAL_S
     reconnect_max_s: float = RECONNECT_MAX_S
     connectivity_check_s: float = CONNECTIVITY_CHECK_S

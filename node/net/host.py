@@ -449,10 +449,22 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
             # we only need a gossip mesh's worth, like our own top-up below.
             min_connections=config.gossip.degree_low,
             low_watermark=config.gossip.degree_high,
+            max_connections=config.max_connections,
+            high_watermark=config.max_connections,  # the library's default too (it must not exceed the max)
         ),
         enable_mDNS=False,
         enable_upnp=False,
     )
+    # py-libp2p 0.8.1: `Swarm._handle_inbound_connection` takes a slot of `_inbound_limiter` (capacity
+    # max_connections - min_connections) for each inbound connection and gives it back only when the whole
+    # swarm stops (the handler waits on `manager.wait_finished()` before its `finally`), not when the
+    # connection closes. Every inbound connection a node ever accepted kept its slot: after about 296 (a
+    # fuzzer's banned attacker identities, each dialling in; peers redialling after restarts), the node
+    # closed every new inbound connection before the security handshake ("failed to negotiate the secure
+    # protocol" at the dialler) and took no new peer. The live connection count stays capped where it is
+    # authoritative (`Swarm.add_conn` closes a connection beyond max_connections); the limiter only leaked.
+    swarm: Any = host.get_network()  # the Swarm behind its interface, which does not declare the limiter
+    swarm._inbound_limiter = trio.CapacityLimiter(math.inf)
     gossip = config.gossip
     score_params = ScoreParams(
         p4_invalid_messages=TopicScoreParams(

@@ -3,11 +3,14 @@ transaction a block made invalid is reported as dropped; our orders are re-annou
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import trio
 import trio.testing
 
 from node.admission import Admission
 from node.outbox import DROPPED, PENDING, REANNOUNCE_MAX_S, REANNOUNCE_S, UNKNOWN, Outbox
+from node.storage import Store
 from node.topics import Topics
 from protocols.chain import LedgerApplication
 from protocols.consensus.mempool import Mempool
@@ -26,20 +29,23 @@ class Gossip:
         self.sent.append((topic, item))
 
 
-def outbox_of(market: Market, name: str) -> tuple[Outbox, Gossip, Mempool, LedgerApplication]:
+def outbox_of(market: Market, name: str, store: Store) -> tuple[Outbox, Gossip, Mempool, LedgerApplication]:
     app = LedgerApplication(market.ledger, last_block_time=market.now)
     mempool = Mempool(app)
     gossip = Gossip()
     outbox = Outbox(
         market.wallets[name].keypair, Topics(CHAIN_ID), gossip, mempool,  # type: ignore[arg-type]
         Admission(backlog_s=30, floor=100, window_s=30), lambda: market.ledger.state.view(), lambda: None,
+        store, app.decode,
     )
     return outbox, gossip, mempool, app
 
 
-async def test_pending_transactions_take_consecutive_nonces_and_back_off(autojump_clock: trio.testing.MockClock) -> None:
+async def test_pending_transactions_take_consecutive_nonces_and_back_off(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
     market = Market.create()
-    outbox, gossip, _, _ = outbox_of(market, "w1")
+    outbox, gossip, _, _ = outbox_of(market, "w1", Store(tmp_path / "node.db"))
     first = await outbox.submit(Transfer(market.addr("poor"), RLC))
     second = await outbox.submit(Transfer(market.addr("poor"), RLC))
     assert second.nonce == first.nonce + 1
@@ -62,9 +68,9 @@ async def test_pending_transactions_take_consecutive_nonces_and_back_off(autojum
     assert outbox.status(first.tx_id) == UNKNOWN and not outbox.is_pending(second.tx_id)
 
 
-async def test_a_transaction_a_block_made_invalid_is_reported_dropped() -> None:
+async def test_a_transaction_a_block_made_invalid_is_reported_dropped(tmp_path: Path) -> None:
     market = Market.create()
-    outbox, _, mempool, app = outbox_of(market, "w1")
+    outbox, _, mempool, app = outbox_of(market, "w1", Store(tmp_path / "node.db"))
     tx = await outbox.submit(Transfer(market.addr("poor"), RLC))
     rival = market.signed("w1", Transfer(market.addr("appdev"), RLC))  # the same nonce, sent elsewhere
     app.commit_block((encode(rival),), market.now + 1)
@@ -72,3 +78,22 @@ async def test_a_transaction_a_block_made_invalid_is_reported_dropped() -> None:
     mempool.recheck_all()
     assert outbox.status(tx.tx_id) == DROPPED
     assert (await outbox.submit(Transfer(market.addr("poor"), RLC))).nonce == rival.nonce + 1
+
+
+async def test_a_restart_keeps_pending_transactions_and_the_reasons_of_dropped_ones(tmp_path: Path) -> None:
+    """What the outbox held survives the process: a pending transaction is admitted and announced again, a
+    dropped one is still explained, and the next transaction does not reuse a pending one's nonce."""
+    market = Market.create()
+    outbox, _, mempool, app = outbox_of(market, "w1", Store(tmp_path / "node.db"))
+    dropped = await outbox.submit(Transfer(market.addr("poor"), RLC))
+    rival = market.signed("w1", Transfer(market.addr("appdev"), RLC))  # takes `dropped`'s nonce in a block
+    app.commit_block((encode(rival),), market.now + 1)
+    mempool.update((encode(rival),))
+    mempool.recheck_all()
+    pending = await outbox.submit(Transfer(market.addr("poor"), RLC))
+    assert outbox.status(dropped.tx_id) == DROPPED
+
+    restarted, gossip, _, _ = outbox_of(market, "w1", Store(tmp_path / "node.db"))
+    restarted.restore()
+    assert restarted.status(pending.tx_id) == PENDING and restarted.status(dropped.tx_id) == DROPPED
+    assert (await restarted.submit(Transfer(market.addr("poor"), RLC))).nonce == pending.nonce + 1

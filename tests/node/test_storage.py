@@ -71,3 +71,28 @@ def test_failed_block_write_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         store.commit_block(block, cert, committed, [])  # same height twice: the insert fails
     assert store.block_hashes() == [(1, block_id(block))]
+
+
+def test_the_outbox_keeps_pending_transactions_until_committed_and_the_reason_of_dropped_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    market = Market.create()
+    app = LedgerApplication(market.ledger, last_block_time=market.now)
+    store = Store(tmp_path / "node.db")
+    txs = [market.signed("w1", Transfer(market.addr("poor"), RLC)) for _ in range(3)]
+    for tx in txs:
+        store.save_outbox(tx.tx_id, encode(tx))
+    store.reject_outbox(txs[1].tx_id, "dropped from the mempool: no longer valid")
+    block, cert = decided(1, (encode(txs[0]),), market.now + 1)
+    store.commit_block(block, cert, app.commit_block(block.txs, block.time), [txs[0].tx_id])
+    store.close()
+
+    reopened = Store(tmp_path / "node.db")
+    assert reopened.load_outbox() == [
+        (txs[1].tx_id, b"", "dropped from the mempool: no longer valid"),
+        (txs[2].tx_id, encode(txs[2]), None),
+    ]
+    monkeypatch.setattr("node.storage.MAX_REJECTED_KEPT", 1)
+    reopened.reject_outbox(txs[2].tx_id, "dropped after a restart: bad-nonce")
+    assert reopened.load_outbox() == [(txs[2].tx_id, b"", "dropped after a restart: bad-nonce")]
+    reopened.close()
