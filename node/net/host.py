@@ -465,6 +465,7 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
     # authoritative (`Swarm.add_conn` closes a connection beyond max_connections); the limiter only leaked.
     swarm: Any = host.get_network()  # the Swarm behind its interface, which does not declare the limiter
     swarm._inbound_limiter = trio.CapacityLimiter(math.inf)
+    keep_own_peer_entry(host.get_peerstore(), host.get_id())
     gossip = config.gossip
     score_params = ScoreParams(
         p4_invalid_messages=TopicScoreParams(
@@ -514,6 +515,25 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
     # published over a billion messages per second (and still fits the 8-byte seqno until the year 2554).
     pubsub.counter = time.time_ns()
     return host, pubsub, gossipsub
+
+
+def keep_own_peer_entry(store: Any, self_id: ID) -> None:
+    """Workaround for py-libp2p 0.8.1: beyond `max_peers` (1,000) known peers, `PeerStore._enforce_peer_limit`
+    evicts the entries without addresses first, and the host's own entry (its keys, no addresses) is one. The
+    host then fails `get_public_key()`: every identify request it answers raises `PeerStoreError('peer ID not
+    found')` and takes down the connection's stream handler (found by `pocnet fuzz network` after ~26,000
+    inputs from attacker identities). The limit keeps working for every other peer."""
+    enforce = store._enforce_peer_limit
+
+    def enforce_but_keep_own() -> None:
+        own = store.peer_data_map.pop(self_id, None)
+        try:
+            enforce()
+        finally:
+            if own is not None:
+                store.peer_data_map[self_id] = own
+
+    store._enforce_peer_limit = enforce_but_keep_own
 
 
 @asynccontextmanager
