@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import AsyncIterator
@@ -88,6 +89,14 @@ TOP_UP_DIALS_PER_CHECK = 2
 # How often we sign a fresh peer record for our gossip RPCs (see _refresh_signed_record): the longest a
 # twin of our key, or our own earlier run with a clock ahead, can get our gossip dropped.
 SIGNED_RECORD_REFRESH_S = 5.0
+# py-libp2p 0.8.1's Yamux sends a WINDOW_UPDATE frame after every read of a stream by default (its
+# PY_YAMUX_RELEASE_ON_READ knob), and gossip reads each message's varint length prefix a byte at a time: every
+# gossip message received cost several extra frames, each encrypted by Noise and written with a syscall.
+# Profiled on a manager in a 3,000-transfer burst at --cpu-limit 0.5, those writes were 30% of its CPU. With
+# the knob off, Yamux releases receive credit go-yamux's way, once half the window (128 KiB) has been read:
+# no frame per message, and a reader that keeps reading never starves its sender. Read by the library at
+# each call; set before any stream exists, unless the operator set it.
+YAMUX_RELEASE_ON_READ_ENV = "PY_YAMUX_RELEASE_ON_READ"
 
 
 class P2PHost:
@@ -505,6 +514,7 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
 async def open_host(config: HostConfig) -> AsyncIterator[P2PHost]:
     """Start a host listening on `config.listen`, joined to `config.bootstrap`; stop it on exit."""
     attach_libp2p_logger()
+    os.environ.setdefault(YAMUX_RELEASE_ON_READ_ENV, "0")
     ensure_listen_address_free(config.listen)  # py-libp2p 0.8.1 would share the port: see node/net/ports.py
     libp2p_host, pubsub, gossipsub = _build_libp2p(config)
     host = P2PHost(config, libp2p_host, pubsub, gossipsub)
