@@ -132,14 +132,14 @@ REANNOUNCE_MAX_TXS = 200
 # hundred transfers decide in round 0: many small blocks beat few large ones here.
 MAX_BLOCK_BYTES = 64 * 1024
 MAX_BLOCK_TXS = 250
-# Transactions and orders published within this window leave as one gossip message. A gossip hop costs
-# ~1.3 ms of CPU whatever its size, and a burst of 3,000 transfers from 6 nodes batched every 5 ms made
-# ~6,000 hops/s on 2 cores: queues overflowed, votes were dropped with them, a height took 6 rounds.
-GOSSIP_BATCH_S = 0.05
+# A transaction or order published after a quiet spell leaves at once; what follows within the interval
+# below is gathered into the next message. A fixed gathering delay (50 ms) was half of the light-load commit
+# latency (bench/liveness.py), and the interval alone bounds the messages a burst makes, on any machine.
+GOSSIP_BATCH_S = 0.0
 # ... and a node publishes at most one batch per topic per this interval. Every node pays ~1.3 ms of CPU
 # per gossip message it receives plus a fraction for each duplicate, so on 30 processes sharing 2 cores a
 # message costs the network ~100 ms of CPU: six senders in a burst at one batch per 50 ms each asked for
-# 12 cores, the managers starved, and the chain stopped. A lone transaction still leaves after 50 ms.
+# 12 cores, the managers starved, and the chain stopped. A lone transaction still leaves at once.
 GOSSIP_MIN_INTERVAL_S = 0.25
 # How often a validator checks that it is connected to every other validator it knows an address of.
 # Only validators are on the consensus topic, so their votes must not depend on a path through followers.
