@@ -42,6 +42,7 @@ from protocols.consensus.actions import (
     ScheduleTimeout,
     Timeout,
 )
+from protocols.consensus.blocks import check_timely
 from protocols.consensus.messages import (
     Block,
     Certificate,
@@ -88,6 +89,7 @@ def wall_ms() -> int:
 class _Message:
     peer: str
     message: Proposal | Vote
+    queued_at: int = 0  # wall ms when it entered the inbox
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ class ConsensusDriver:
         return self.inbox.dropped_messages
 
     async def on_consensus_gossip(self, peer: str, message: Proposal | Vote) -> None:
-        if not self.inbox.put_message(_Message(peer, message)) and self.inbox.dropped_messages % 100 == 1:
+        if not self.inbox.put_message(_Message(peer, message, wall_ms())) and self.inbox.dropped_messages % 100 == 1:
             log.warning("event=consensus-input-dropped total=%d", self.inbox.dropped_messages)
 
     async def on_block_gossip(self, peer: str, decided: DecidedBlock) -> None:
@@ -188,6 +190,8 @@ class ConsensusDriver:
         round_before = self.machine.round
         try:
             if isinstance(item, _Message):
+                if isinstance(item.message, Proposal) and item.message.height == self.height + 1:
+                    self._note_proposal_lag(item.message, now, item.queued_at)
                 actions = self.machine.on_message(item.message, now)
             elif isinstance(item, Timeout):
                 actions = self.machine.on_timeout(item, now)
@@ -206,11 +210,19 @@ class ConsensusDriver:
             return
         if self.machine.round > round_before:
             # A round change means the last one failed (a slow or faulty proposer, lost votes): worth a line.
-            log.info(
-                "event=round-started height=%d round=%d after=%s",
-                self.height + 1, self.machine.round, type(item).__name__.lstrip("_"),
-            )
+            cause = f"timeout-{item.kind.value}" if isinstance(item, Timeout) else type(item).__name__.lstrip("_")
+            log.info("event=round-started height=%d round=%d after=%s", self.height + 1, self.machine.round, cause)
         await self._perform(actions)
+
+    def _note_proposal_lag(self, proposal: Proposal, now: int, queued_at: int) -> None:
+        """A fresh proposal reaching the state machine later than the clock-drift bound is prevoted nil
+        (blocks.check_timely): say so, with the lag, since it fails the round for a reason no timeout shows."""
+        lag = now - proposal.block.time
+        if proposal.valid_round == -1 and check_timely(proposal.block, now, self.machine.config, proposal.round):
+            log.info(
+                "event=proposal-untimely height=%d round=%d lag_ms=%d in_inbox_ms=%d txs=%d",
+                proposal.height, proposal.round, lag, now - queued_at, len(proposal.block.txs),
+            )
 
     async def _perform(self, actions: list[Action]) -> None:
         for action in actions:
@@ -239,6 +251,11 @@ class ConsensusDriver:
         data = encode(message)
         if self.push is not None:
             self.push(data)
+        if isinstance(message, Proposal) and message.valid_round == -1 and message.signature.public_key == self.own_key:
+            built_ms = wall_ms() - message.block.time
+            if built_ms > self.machine.config.max_clock_drift // 4:
+                log.info("event=proposal-slow-to-build height=%d round=%d ms=%d txs=%d",
+                         message.height, message.round, built_ms, len(message.block.txs))
         try:
             await self.host.publish(self.consensus_topic, data, urgent=True)
         except ValueError as exc:  # over the gossip size limit: peers get the block by sync instead

@@ -442,7 +442,7 @@ class Tendermint:
             if p.valid_round != -1:
                 continue
             v = p.block
-            timely = check_timely(v, self._now, self.config) is None
+            timely = check_timely(v, self._now, self.config, self.round) is None
             if self._valid(v) and timely and (self.locked_round == -1 or self._is_locked_on(v)):  # line 23
                 if p.signature.public_key != self._own_key():
                     self._proposal_delays.append(self._now - self._round_started_at)

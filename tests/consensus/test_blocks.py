@@ -72,6 +72,15 @@ def test_timeliness_is_a_separate_clock_check() -> None:
     assert check_timely(b, T0 + 9 - CONFIG.max_clock_drift, CONFIG) is not None
 
 
+def test_timeliness_bound_grows_with_the_round() -> None:
+    b = block(time=T0)
+    late = T0 + CONFIG.max_clock_drift + 1
+    assert check_timely(b, late, CONFIG, round=0) is not None
+    assert check_timely(b, late, CONFIG, round=1) is None
+    assert check_timely(b, T0 + 2 * CONFIG.max_clock_drift + 1, CONFIG, round=1) is not None
+    assert check_timely(b, T0 - 3 * CONFIG.max_clock_drift, CONFIG, round=2) is None
+
+
 def test_certificate_verification() -> None:
     ks = keys(4)
     b = block()
