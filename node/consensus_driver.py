@@ -135,6 +135,7 @@ class ConsensusDriver:
         self._last_commit_at = 0.0  # trio clock
         self.evidence: deque[DuplicateVoteEvidence] = deque(maxlen=100)  # read by the explorer (node/queries)
         self._recheck_wanted = trio.Event()
+        self._last_proposal_sent = (0, 0)  # (height, round) of our last proposal, for its one log line
 
     @property
     def height(self) -> int:
@@ -251,9 +252,11 @@ class ConsensusDriver:
         data = encode(message)
         if self.push is not None:
             self.push(data)
-        if isinstance(message, Proposal) and message.valid_round == -1 and message.signature.public_key == self.own_key:
+        first_send = (message.height, message.round) != self._last_proposal_sent
+        if isinstance(message, Proposal) and message.signature.public_key == self.own_key and first_send:
+            self._last_proposal_sent = (message.height, message.round)
             built_ms = wall_ms() - message.block.time
-            if built_ms > self.machine.config.max_clock_drift // 4:
+            if message.valid_round == -1 and built_ms > self.machine.config.max_clock_drift // 4:
                 log.info("event=proposal-slow-to-build height=%d round=%d ms=%d txs=%d",
                          message.height, message.round, built_ms, len(message.block.txs))
         try:

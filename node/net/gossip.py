@@ -82,6 +82,25 @@ class Subscription:
             return f"validator raised {type(exc).__name__}"
         return None
 
+    async def check_yielding(self, origin: str, data: bytes) -> str | None:
+        """`check` for a batch, with a trio checkpoint after each item (see make_libp2p_batch_validator)."""
+        if len(data) > self.max_message_bytes:
+            return f"message of {len(data)} bytes exceeds the limit of {self.max_message_bytes}"
+        try:
+            items = self.items(data)
+        except BatchError as exc:
+            return str(exc)
+        for item in items:
+            try:
+                reason = self.validator(origin, item)
+            except Exception as exc:
+                log.exception("event=validator-failed topic=%s origin=%s", self.topic, origin)
+                return f"validator raised {type(exc).__name__}"
+            if reason is not None:
+                return str(reason)
+            await trio.sleep(0)
+        return None
+
 
 def origin_of(msg: Any) -> str:
     """The publisher's peer id. Trustworthy: strict signing checks `msg.key` against `from_id` before
@@ -99,18 +118,40 @@ def make_libp2p_validator(sub: Subscription, self_id: ID, report: InvalidReport)
     def validate(forwarder: ID, msg: Any) -> bool:
         if forwarder == self_id:
             return True
-        origin = origin_of(msg)
-        reason = sub.check(origin, msg.data)
-        if reason is None:
-            return True
-        sub.stats.rejected += 1
-        sub.stats.last_rejection = reason
-        sub.stats.rejections.append((forwarder.to_base58(), reason))
-        del sub.stats.rejections[:-MAX_REMEMBERED_REJECTIONS]
-        report(forwarder.to_base58(), sub.topic, reason)
-        return False
+        return _verdict(sub, forwarder, sub.check(origin_of(msg), msg.data), report)
 
     return validate
+
+
+def make_libp2p_batch_validator(
+    sub: Subscription, self_id: ID, report: InvalidReport
+) -> Callable[[ID, Any], Awaitable[bool]]:
+    """The asynchronous validator for a batched topic: `make_libp2p_validator` with a checkpoint between items.
+
+    py-libp2p runs a synchronous validator inside the task that reads the forwarder's stream, and nothing
+    else of the node runs until it returns. A batch of a few hundred transactions is a few hundred decodes
+    and signature checks: ~90 ms of CPU on a free core, about 2 s at the 5% of a core a node gets under
+    --cpu-limit 0.5, during which no vote arriving on a consensus link was even read. With a checkpoint after
+    each item, consensus waits for one item at most, on any machine.
+    """
+
+    async def validate(forwarder: ID, msg: Any) -> bool:
+        if forwarder == self_id:
+            return True
+        return _verdict(sub, forwarder, await sub.check_yielding(origin_of(msg), msg.data), report)
+
+    return validate
+
+
+def _verdict(sub: Subscription, forwarder: ID, reason: str | None, report: InvalidReport) -> bool:
+    if reason is None:
+        return True
+    sub.stats.rejected += 1
+    sub.stats.last_rejection = reason
+    sub.stats.rejections.append((forwarder.to_base58(), reason))
+    del sub.stats.rejections[:-MAX_REMEMBERED_REJECTIONS]
+    report(forwarder.to_base58(), sub.topic, reason)
+    return False
 
 
 async def run_subscription(sub: Subscription, libp2p_subscription: Any, self_id: ID) -> None:

@@ -41,7 +41,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
-from node.net.bans import BanGate, gate_validator
+from node.net.bans import BanGate, gate_async_validator, gate_validator
 from node.net.batching import Batcher
 from node.net.config import INVALID_MESSAGE_PENALTY, HostConfig
 from node.net.counters import HostCounters
@@ -51,6 +51,7 @@ from node.net.gossip import (
     Subscription,
     SubscriptionStats,
     Validator,
+    make_libp2p_batch_validator,
     make_libp2p_validator,
     run_subscription,
 )
@@ -228,8 +229,13 @@ class P2PHost:
         max_bytes = self.config.gossip.max_message_bytes
         sub = Subscription(topic, validator, handler, batched, max_bytes, max_bytes, deliver_own)
         self._subscriptions[topic] = sub
-        validator = make_libp2p_validator(sub, self._self_id, self._report_invalid)
-        self._pubsub.set_topic_validator(topic, gate_validator(validator, self._self_id, self.is_banned, self._drop), False)
+        if batched:  # a batch is many items' work: checked with checkpoints between them (see the factory)
+            checker = make_libp2p_batch_validator(sub, self._self_id, self._report_invalid)
+            gated = gate_async_validator(checker, self._self_id, self.is_banned, self._drop)
+            self._pubsub.set_topic_validator(topic, gated, True)
+        else:
+            validator = make_libp2p_validator(sub, self._self_id, self._report_invalid)
+            self._pubsub.set_topic_validator(topic, gate_validator(validator, self._self_id, self.is_banned, self._drop), False)
         libp2p_subscription = await self._pubsub.subscribe(topic)
         self._nursery.start_soon(run_subscription, sub, libp2p_subscription, self._self_id)
         return sub.stats
@@ -499,6 +505,11 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
         seen_ttl=gossip.seen_ttl_s,
         # Reject oversize RPC frames while reading them (py-libp2p's default is 1 MiB; ours is lower).
         max_inbound_rpc_size=gossip.max_message_bytes + 64 * 1024,
+        # py-libp2p 0.8.1 drops a message whose asynchronous validator (our batched topics) runs longer than
+        # this, 5 s by default: how long a batch takes to check depends on the machine's speed and load (a
+        # few seconds at --cpu-limit 0.5), and a valid batch dropped is re-announced later at a higher cost.
+        # Our validators always finish, their work bounded by the batch limits: no timeout.
+        validation_timeout=math.inf,
     )
     # py-libp2p 0.8.1: a message's id is (origin, seqno) and seqnos count up by one per message from
     # `int(time.time())` at start. A host that published more than one message per second of its life
