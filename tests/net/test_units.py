@@ -317,18 +317,31 @@ async def test_a_batch_is_validated_with_a_checkpoint_between_items() -> None:
             await trio.sleep(0)
         order.append("vote")
 
-    good = SimpleNamespace(from_id=other.to_bytes(), data=pack_batch([b"tx1", b"tx2", b"tx3", b"tx4"]))
+    good = SimpleNamespace(from_id=other.to_bytes(), seqno=b"1", data=pack_batch([b"tx1", b"tx2", b"tx3", b"tx4"]))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(vote)
         assert await validate(other, good)
     assert order.index("vote") < 4, order  # not after the whole batch
-    bad = SimpleNamespace(from_id=other.to_bytes(), data=pack_batch([b"tx5", b"bad", b"tx6"]))
+    bad = SimpleNamespace(from_id=other.to_bytes(), seqno=b"2", data=pack_batch([b"tx5", b"bad", b"tx6"]))
     assert not await validate(other, bad)
     assert reports == [(other.to_base58(), "t", "bad item")] and sub.stats.rejected == 1
     assert "tx6" not in order
     assert not make_libp2p_validator(sub, me, lambda *r: None)(other, bad)  # the same verdict
-    garbage = SimpleNamespace(from_id=other.to_bytes(), data=b"not a batch")
+    garbage = SimpleNamespace(from_id=other.to_bytes(), seqno=b"3", data=b"not a batch")
     assert not await validate(other, garbage)
+
+    # Copies of one message forwarded by several peers while it is being checked are checked once.
+    order.clear()
+    copy = SimpleNamespace(from_id=other.to_bytes(), seqno=b"4", data=pack_batch([b"tx7", b"tx8"]))
+    verdicts: list[bool] = []
+
+    async def forwarded_by(peer: ID) -> None:
+        verdicts.append(await validate(peer, copy))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(3):
+            nursery.start_soon(forwarded_by, ID(b"\x00\x01peer" + bytes([i])))
+    assert verdicts == [True, True, True] and order == ["tx7", "tx8"]
 
 
 def test_a_connection_refused_during_shutdown_logs_one_line_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
