@@ -138,22 +138,22 @@ def make_libp2p_batch_validator(
     # py-libp2p marks a message seen only once it is validated, so the copies of a batch that other peers
     # forward meanwhile (a mesh relays each to us several times within milliseconds) would each be checked
     # again, side by side. They wait for the first copy's verdict instead: (origin, seqno) -> its outcome.
+    # A check that was cancelled (its connection closed) leaves no outcome: a waiting copy then checks itself.
     running: dict[tuple[bytes, bytes], tuple[trio.Event, list[str | None]]] = {}
 
     async def validate(forwarder: ID, msg: Any) -> bool:
         if forwarder == self_id:
             return True
         key = (msg.from_id, msg.seqno)
-        if key in running:
+        while key in running:
             done, outcome = running[key]
             await done.wait()
-            return _verdict(sub, forwarder, outcome[0], report)
+            if outcome:
+                return _verdict(sub, forwarder, outcome[0], report)
         done, outcome = running[key] = (trio.Event(), [])
         try:
             outcome.append(await sub.check_yielding(origin_of(msg), msg.data))
         finally:
-            if not outcome:
-                outcome.append("validation cancelled")
             del running[key]
             done.set()
         return _verdict(sub, forwarder, outcome[0], report)

@@ -335,13 +335,29 @@ async def test_a_batch_is_validated_with_a_checkpoint_between_items() -> None:
     copy = SimpleNamespace(from_id=other.to_bytes(), seqno=b"4", data=pack_batch([b"tx7", b"tx8"]))
     verdicts: list[bool] = []
 
-    async def forwarded_by(peer: ID) -> None:
-        verdicts.append(await validate(peer, copy))
+    async def forwarded_by(peer: ID, message: object = copy) -> None:
+        verdicts.append(await validate(peer, message))
 
     async with trio.open_nursery() as nursery:
         for i in range(3):
             nursery.start_soon(forwarded_by, ID(b"\x00\x01peer" + bytes([i])))
     assert verdicts == [True, True, True] and order == ["tx7", "tx8"]
+
+    # A copy waiting on a check that was cancelled (its connection closed) checks the message itself.
+    order.clear()
+    other_copy = SimpleNamespace(from_id=other.to_bytes(), seqno=b"5", data=pack_batch([b"tx9", b"tx10"]))
+    async with trio.open_nursery() as nursery:
+        first = trio.CancelScope()
+
+        async def cancelled_first() -> None:
+            with first:
+                await validate(ID(b"\x00\x01peerA"), other_copy)
+
+        nursery.start_soon(cancelled_first)
+        await trio.sleep(0)  # the first copy has checked its first item and waits at the checkpoint
+        nursery.start_soon(forwarded_by, ID(b"\x00\x01peerB"), other_copy)
+        first.cancel()
+    assert verdicts[-1] is True and order == ["tx9", "tx9", "tx10"], order
 
 
 def test_a_connection_refused_during_shutdown_logs_one_line_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
