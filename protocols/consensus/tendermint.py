@@ -139,6 +139,10 @@ class Tendermint:
         self._laggard_seen = False
         # ms from the start of our round to the arrival of its valid proposal, at the last heights.
         self._proposal_delays: deque[int] = deque(maxlen=PROPOSAL_DELAY_SAMPLES)
+        # ms from a block's time to our accepting its proposal (building, carrying, reading it), at the last
+        # heights: the timeliness bound leaves PROPOSE_TIMEOUT_MARGIN times their median on top of the clock
+        # drift, so a machine that is slow at this is not failing round 0 at every height (blocks.check_timely).
+        self._proposal_lags: deque[int] = deque(maxlen=PROPOSAL_DELAY_SAMPLES)
         self._round_started_at = 0
         # (height, round, step, started) after the last input, and when it last changed: we only re-send
         # when stuck, an interval after our own last progress.
@@ -442,10 +446,12 @@ class Tendermint:
             if p.valid_round != -1:
                 continue
             v = p.block
-            timely = check_timely(v, self._now, self.config, self.round) is None
+            slack = PROPOSE_TIMEOUT_MARGIN * sorted(self._proposal_lags)[len(self._proposal_lags) // 2] if self._proposal_lags else 0
+            timely = check_timely(v, self._now, self.config, self.round, slack) is None
             if self._valid(v) and timely and (self.locked_round == -1 or self._is_locked_on(v)):  # line 23
                 if p.signature.public_key != self._own_key():
                     self._proposal_delays.append(self._now - self._round_started_at)
+                    self._proposal_lags.append(max(0, self._now - v.time))
                 self._vote(Step.PREVOTE, block_id(v))  # line 24
             else:
                 self._vote(Step.PREVOTE, NIL)  # line 26

@@ -136,8 +136,8 @@ def late_proposals(seed: int) -> Scenario:
 @pytest.mark.parametrize("seed", range(3))
 def test_proposals_later_than_the_clock_drift_bound_still_get_decided(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Round 0's fresh proposals all arrive untimely and are prevoted nil. The bound grows with the round
-    (blocks.check_timely), so round 1 takes them; with the bound fixed at max_clock_drift in every round,
-    nothing is ever decided."""
+    (blocks.check_timely), so round 1 takes them; after that the measured lag widens round 0's bound too.
+    With the bound fixed at max_clock_drift in every round, nothing is ever decided."""
     skew = Scenario().clock_skew
     assert LATE_MIN_DELAY - skew > LATE_DRIFT and LATE_MAX_DELAY + skew < 2 * LATE_DRIFT
     result = run(late_proposals(seed))
@@ -145,11 +145,12 @@ def test_proposals_later_than_the_clock_drift_bound_still_get_decided(seed: int,
     rounds = result.decided_rounds()
     print(f"late proposals seed {seed}: heights {min(result.heights())}, rounds {sorted(set(rounds.values()))}")
     assert min(result.heights()) >= 5
-    assert all(r >= 1 for r in rounds.values()), "round 0's proposals are all late: none can be decided there"
+    assert rounds[1] >= 1, "before any lag was measured, round 0's proposal is late: height 1 needs round 1"
+    assert sum(1 for r in rounds.values() if r == 0) > len(rounds) // 2, "then round 0 takes the measured lag"
     assert not liveness_violations(result, 20 * LATE_MAX_DELAY)
 
     fixed_bound = tendermint.check_timely
-    monkeypatch.setattr(tendermint, "check_timely", lambda block, now, config, round=0: fixed_bound(block, now, config))
+    monkeypatch.setattr(tendermint, "check_timely", lambda block, now, config, round=0, slack=0: fixed_bound(block, now, config))
     stalled = run(late_proposals(seed))
     assert not stalled.violations
     assert max(stalled.heights()) == 0
