@@ -52,7 +52,7 @@ from protocols.consensus.messages import (
     Vote,
     block_id,
 )
-from protocols.consensus.tendermint import InvalidMessage, Tendermint
+from protocols.consensus.tendermint import PROPOSE_TIMEOUT_MARGIN, InvalidMessage, Tendermint
 from protocols.encoding import DecodeError, encode
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,9 @@ class ConsensusDriver:
         """A fresh proposal reaching the state machine later than the clock-drift bound is prevoted nil
         (blocks.check_timely): say so, with the lag, since it fails the round for a reason no timeout shows."""
         lag = now - proposal.block.time
-        if proposal.valid_round == -1 and check_timely(proposal.block, now, self.machine.config, proposal.round):
+        lags = sorted(self.machine._proposal_lags)  # the machine's own slack (tendermint._line_22_fresh_proposal)
+        slack = PROPOSE_TIMEOUT_MARGIN * lags[len(lags) // 2] if lags else 0
+        if proposal.valid_round == -1 and check_timely(proposal.block, now, self.machine.config, proposal.round, slack):
             log.info(
                 "event=proposal-untimely height=%d round=%d lag_ms=%d in_inbox_ms=%d txs=%d",
                 proposal.height, proposal.round, lag, now - queued_at, len(proposal.block.txs),
