@@ -41,8 +41,10 @@ from protocols.consensus.actions import (
     RecordEvidence,
     RequestSync,
     ScheduleTimeout,
+    Timeout,
     Timer,
 )
+from protocols.consensus.blocks import check_timely
 from protocols.consensus.messages import (
     Block,
     Certificate,
@@ -89,6 +91,7 @@ def wall_ms() -> int:
 class _Message:
     peer: str
     message: Proposal | Vote
+    queued_at: int = 0  # wall ms when it entered the inbox
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class ConsensusDriver:
         self._last_commit_at = 0.0  # trio clock
         self.evidence: deque[DuplicateVoteEvidence] = deque(maxlen=100)  # read by the explorer (node/queries)
         self._recheck_wanted = trio.Event()
+        self._last_proposal_sent = (0, 0)  # (height, round) of our last proposal, for its one log line
 
     @property
     def height(self) -> int:
@@ -151,7 +155,7 @@ class ConsensusDriver:
         return self.inbox.dropped_messages
 
     async def on_consensus_gossip(self, peer: str, message: Proposal | Vote) -> None:
-        if not self.inbox.put_message(_Message(peer, message)) and self.inbox.dropped_messages % 100 == 1:
+        if not self.inbox.put_message(_Message(peer, message, wall_ms())) and self.inbox.dropped_messages % 100 == 1:
             log.warning("event=consensus-input-dropped total=%d", self.inbox.dropped_messages)
 
     async def on_block_gossip(self, peer: str, decided: DecidedBlock) -> None:
@@ -189,6 +193,8 @@ class ConsensusDriver:
         round_before = self.machine.round
         try:
             if isinstance(item, _Message):
+                if isinstance(item.message, Proposal) and item.message.height == self.height + 1:
+                    self._note_proposal_lag(item.message, now, item.queued_at)
                 actions = self.machine.on_message(item.message, now)
             elif isinstance(item, Timer):
                 actions = self.machine.on_timeout(item, now)
@@ -205,11 +211,20 @@ class ConsensusDriver:
             return
         if self.machine.round > round_before:
             # A round change means the last one failed (a slow or faulty proposer, lost votes): worth a line.
-            log.info(
-                "event=round-started height=%d round=%d after=%s",
-                self.height + 1, self.machine.round, type(item).__name__.lstrip("_"),
-            )
+            cause = f"timeout-{item.kind.value}" if isinstance(item, Timeout) else type(item).__name__.lstrip("_")
+            log.info("event=round-started height=%d round=%d after=%s", self.height + 1, self.machine.round, cause)
         await self._perform(actions)
+
+    def _note_proposal_lag(self, proposal: Proposal, now: int, queued_at: int) -> None:
+        """A fresh proposal reaching the state machine later than the clock-drift bound is prevoted nil
+        (blocks.check_timely): say so, with the lag, since it fails the round for a reason no timeout shows."""
+        lag = now - proposal.block.time
+        slack = self.machine.timeliness_slack()
+        if proposal.valid_round == -1 and check_timely(proposal.block, now, self.machine.params, proposal.round, slack):
+            log.info(
+                "event=proposal-untimely height=%d round=%d lag_ms=%d in_inbox_ms=%d txs=%d",
+                proposal.height, proposal.round, lag, now - queued_at, len(proposal.block.txs),
+            )
 
     async def _perform(self, actions: list[Action]) -> None:
         for action in actions:
@@ -238,6 +253,13 @@ class ConsensusDriver:
         data = encode(message)
         if self.push is not None:
             self.push(data)
+        first_send = (message.height, message.round) != self._last_proposal_sent
+        if isinstance(message, Proposal) and message.signature.public_key == self.own_key and first_send:
+            self._last_proposal_sent = (message.height, message.round)
+            built_ms = wall_ms() - message.block.time
+            if message.valid_round == -1 and built_ms > self.machine.params.max_clock_drift_ms // 4:
+                log.info("event=proposal-slow-to-build height=%d round=%d ms=%d txs=%d",
+                         message.height, message.round, built_ms, len(message.block.txs))
         try:
             await self.host.publish(self.consensus_topic, data, urgent=True)
         except ValueError as exc:  # over the gossip size limit: peers get the block by sync instead

@@ -16,7 +16,7 @@ our `PenaltyBook` and is enforced at three doors:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 IsBanned = Callable[[str], bool]
 Drop = Callable[[str], None]
 Libp2pValidator = Callable[[ID, Any], bool]
+AsyncLibp2pValidator = Callable[[ID, Any], Awaitable[bool]]
 
 
 class QuietNotifee(INotifee):
@@ -77,5 +78,19 @@ def gate_validator(validate: Libp2pValidator, self_id: ID, is_banned: IsBanned, 
             drop(forwarder.to_base58())
             return False
         return validate(forwarder, msg)
+
+    return gated
+
+
+def gate_async_validator(
+    validate: AsyncLibp2pValidator, self_id: ID, is_banned: IsBanned, drop: Drop
+) -> AsyncLibp2pValidator:
+    """`gate_validator` for an asynchronous validator."""
+
+    async def gated(forwarder: ID, msg: Any) -> bool:
+        if forwarder != self_id and is_banned(forwarder.to_base58()):
+            drop(forwarder.to_base58())
+            return False
+        return await validate(forwarder, msg)
 
     return gated

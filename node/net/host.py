@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import AsyncIterator
@@ -40,7 +41,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
-from node.net.bans import BanGate, gate_validator
+from node.net.bans import BanGate, gate_async_validator, gate_validator
 from node.net.batching import Batcher
 from node.net.config import INVALID_MESSAGE_PENALTY, HostConfig
 from node.net.counters import HostCounters
@@ -50,6 +51,7 @@ from node.net.gossip import (
     Subscription,
     SubscriptionStats,
     Validator,
+    make_libp2p_batch_validator,
     make_libp2p_validator,
     run_subscription,
 )
@@ -88,6 +90,14 @@ TOP_UP_DIALS_PER_CHECK = 2
 # How often we sign a fresh peer record for our gossip RPCs (see _refresh_signed_record): the longest a
 # twin of our key, or our own earlier run with a clock ahead, can get our gossip dropped.
 SIGNED_RECORD_REFRESH_S = 5.0
+# py-libp2p 0.8.1's Yamux sends a WINDOW_UPDATE frame after every read of a stream by default (its
+# PY_YAMUX_RELEASE_ON_READ knob), and gossip reads each message's varint length prefix a byte at a time: every
+# gossip message received cost several extra frames, each encrypted by Noise and written with a syscall.
+# Profiled on a manager in a 3,000-transfer burst at --cpu-limit 0.5, those writes were 30% of its CPU. With
+# the knob off, Yamux releases receive credit go-yamux's way, once half the window (128 KiB) has been read:
+# no frame per message, and a reader that keeps reading never starves its sender. Read by the library at
+# each call; set before any stream exists, unless the operator set it.
+YAMUX_RELEASE_ON_READ_ENV = "PY_YAMUX_RELEASE_ON_READ"
 
 
 class P2PHost:
@@ -220,10 +230,15 @@ class P2PHost:
         max_bytes = self.config.gossip.max_message_bytes
         sub = Subscription(topic, validator, handler, batched, max_bytes, max_bytes, deliver_own)
         self._subscriptions[topic] = sub
-        libp2p_validator = make_libp2p_validator(sub, self._self_id, self._report_invalid)
-        self._pubsub.set_topic_validator(
-            topic, gate_validator(libp2p_validator, self._self_id, self.is_banned, self._drop), False
-        )
+        if batched:  # a batch is many items' work: checked with checkpoints between them (see the factory)
+            checker = make_libp2p_batch_validator(sub, self._self_id, self._report_invalid)
+            gated = gate_async_validator(checker, self._self_id, self.is_banned, self._drop)
+            self._pubsub.set_topic_validator(topic, gated, True)
+        else:
+            libp2p_validator = make_libp2p_validator(sub, self._self_id, self._report_invalid)
+            self._pubsub.set_topic_validator(
+                topic, gate_validator(libp2p_validator, self._self_id, self.is_banned, self._drop), False
+            )
         libp2p_subscription = await self._pubsub.subscribe(topic)
         self._nursery.start_soon(run_subscription, sub, libp2p_subscription, self._self_id)
         return sub.stats
@@ -506,6 +521,11 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
         seen_ttl=gossip.seen_ttl_s,
         # Reject oversize RPC frames while reading them (py-libp2p's default is 1 MiB; ours is lower).
         max_inbound_rpc_size=gossip.max_message_bytes + 64 * 1024,
+        # py-libp2p 0.8.1 drops a message whose asynchronous validator (our batched topics) runs longer than
+        # this, 5 s by default: how long a batch takes to check depends on the machine's speed and load (a
+        # few seconds at --cpu-limit 0.5), and a valid batch dropped is re-announced later at a higher cost.
+        # Our validators always finish, their work bounded by the batch limits: no timeout.
+        validation_timeout=math.inf,
     )
     # py-libp2p 0.8.1: a message's id is (origin, seqno) and seqnos count up by one per message from
     # `int(time.time())` at start. A host that published more than one message per second of its life
@@ -540,6 +560,7 @@ def keep_own_peer_entry(store: Any, self_id: ID) -> None:
 async def open_host(config: HostConfig) -> AsyncIterator[P2PHost]:
     """Start a host listening on `config.listen`, joined to `config.bootstrap`; stop it on exit."""
     attach_libp2p_logger()
+    os.environ.setdefault(YAMUX_RELEASE_ON_READ_ENV, "0")
     ensure_listen_address_free(config.listen)  # py-libp2p 0.8.1 would share the port: see node/net/ports.py
     libp2p_host, pubsub, gossipsub = _build_libp2p(config)
     host = P2PHost(config, libp2p_host, pubsub, gossipsub)

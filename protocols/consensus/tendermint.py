@@ -173,6 +173,10 @@ class Tendermint:
         self._now = 0
         # ms from the start of our round to the arrival of its valid proposal, at the last heights.
         self._proposal_delays: deque[int] = deque(maxlen=PROPOSAL_DELAY_SAMPLES)
+        # ms from a block's time to our accepting its proposal (building, carrying, reading it), at the last
+        # heights: the timeliness bound leaves PROPOSE_TIMEOUT_MARGIN times their median on top of the clock
+        # drift, so a machine that is slow at this is not failing round 0 at every height (blocks.check_timely).
+        self._proposal_lags: deque[int] = deque(maxlen=PROPOSAL_DELAY_SAMPLES)
         self._round_started_at = 0
         self._rebroadcaster = Rebroadcaster()
         # The highest height each validator ahead of us showed (for RequestSync at f+1 of them).
@@ -190,6 +194,13 @@ class Tendermint:
         self.valid_round = -1  # line 9
         self._log = _HeightLog(HeightMessages(validators.quorum))
         self._restore(restore)
+
+    def timeliness_slack(self) -> int:
+        """ms the timeliness bound of a fresh proposal allows beyond the clock drift (blocks.check_timely):
+        PROPOSE_TIMEOUT_MARGIN times the median lag of the proposals accepted at the last heights."""
+        if not self._proposal_lags:
+            return 0
+        return PROPOSE_TIMEOUT_MARGIN * sorted(self._proposal_lags)[len(self._proposal_lags) // 2]
 
     # --- public inputs ---------------------------------------------------------------------------
 
@@ -477,10 +488,11 @@ class Tendermint:
             if p.valid_round != -1:
                 continue
             v = p.block
-            timely = check_timely(v, self._now, self.params) is None
+            timely = check_timely(v, self._now, self.params, self.round, self.timeliness_slack()) is None
             if self._valid(v) and timely and (self.locked_round == -1 or self._is_locked_on(v)):  # line 23
                 if p.signature.public_key != self._own_key():
                     self._proposal_delays.append(self._now - self._round_started_at)
+                    self._proposal_lags.append(max(0, self._now - v.time))
                 self._vote(Step.PREVOTE, block_id(v))  # line 24
             else:
                 self._vote(Step.PREVOTE, NIL)  # line 26

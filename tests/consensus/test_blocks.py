@@ -79,6 +79,17 @@ def test_timeliness_is_a_separate_clock_check() -> None:
     assert check_timely(b, T0 + 9 - PARAMS.max_clock_drift_ms, PARAMS) is not None
 
 
+def test_timeliness_bound_grows_with_the_round() -> None:
+    b = block(time=T0)
+    late = T0 + PARAMS.max_clock_drift_ms + 1
+    assert check_timely(b, late, PARAMS, round=0) is not None
+    assert check_timely(b, late, PARAMS, round=1) is None
+    assert check_timely(b, T0 + 2 * PARAMS.max_clock_drift_ms + 1, PARAMS, round=1) is not None
+    assert check_timely(b, T0 - 3 * PARAMS.max_clock_drift_ms, PARAMS, round=2) is None
+    assert check_timely(b, late + 99, PARAMS, round=0, slack=100) is None
+    assert check_timely(b, late + 100, PARAMS, round=0, slack=100) is not None
+
+
 def test_certificate_verification() -> None:
     ks = keys(4)
     b = block()

@@ -8,13 +8,14 @@ congested network), the longest time a quorum was up without a new block must st
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 
 from protocols.consensus import tendermint
 from protocols.sim.report import liveness_violations, longest_gap_with_quorum
-from protocols.sim.scenario import GENESIS_TIME, SIM_CONSENSUS, Congestion, Crash, Partition, Scenario
+from protocols.sim.scenario import GENESIS_TIME, SIM_CONSENSUS, SIM_PARAMS, Congestion, Crash, Partition, Scenario
 from protocols.sim.simulation import SimResult, run
 
 # Five round-0 durations of the simulator's consensus settings (propose + prevote + precommit timeouts,
@@ -114,3 +115,42 @@ def test_timeouts_adapt_to_a_network_slower_than_configured(seed: int, monkeypat
     assert mean_round(adaptive) < mean_round(fixed)
     # A height is about five message delays when all goes well: twelve allow for one failed round.
     assert not liveness_violations(adaptive, 12 * SLOW_MAX_DELAY)
+
+
+
+# Every message takes longer than the clock-drift bound, as proposals did on a devnet limited to half a
+# core: building and carrying a 250-transfer proposal took 2-4 s against a 2 s bound. The delays stay
+# within twice the bound (round 1's), clock skew included, and near the slow-network scenario's above, which
+# the adaptive timeouts handle.
+LATE_DRIFT = 250
+LATE_MIN_DELAY = 300
+LATE_MAX_DELAY = 450
+
+
+def late_proposals(seed: int) -> Scenario:
+    params = dataclasses.replace(SIM_PARAMS, max_clock_drift_ms=LATE_DRIFT)
+    return Scenario(n=4, seed=seed, duration=30_000, min_delay=LATE_MIN_DELAY, max_delay=LATE_MAX_DELAY,
+                    params=params, shared_verifier=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_proposals_later_than_the_clock_drift_bound_still_get_decided(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Round 0's fresh proposals all arrive untimely and are prevoted nil. The bound grows with the round
+    (blocks.check_timely), so round 1 takes them; after that the measured lag widens round 0's bound too.
+    With the bound fixed at max_clock_drift in every round, nothing is ever decided."""
+    skew = Scenario().clock_skew
+    assert LATE_MIN_DELAY - skew > LATE_DRIFT and LATE_MAX_DELAY + skew < 2 * LATE_DRIFT
+    result = run(late_proposals(seed))
+    assert not result.violations
+    rounds = result.decided_rounds()
+    print(f"late proposals seed {seed}: heights {min(result.heights())}, rounds {sorted(set(rounds.values()))}")
+    assert min(result.heights()) >= 5
+    assert rounds[1] >= 1, "before any lag was measured, round 0's proposal is late: height 1 needs round 1"
+    assert sum(1 for r in rounds.values() if r == 0) > len(rounds) // 2, "then round 0 takes the measured lag"
+    assert not liveness_violations(result, 20 * LATE_MAX_DELAY)
+
+    fixed_bound = tendermint.check_timely
+    monkeypatch.setattr(tendermint, "check_timely", lambda block, now, params, round=0, slack=0: fixed_bound(block, now, params))
+    stalled = run(late_proposals(seed))
+    assert not stalled.violations
+    assert max(stalled.heights()) == 0

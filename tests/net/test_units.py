@@ -296,6 +296,70 @@ async def test_a_batch_is_handled_item_by_item_with_other_tasks_in_between() -> 
     assert order.index("vote") < 4, order  # not after the whole batch
 
 
+async def test_a_batch_is_validated_with_a_checkpoint_between_items() -> None:
+    """The batched topics' validator lets other tasks (a consensus link reading a vote) run between the
+    items of a batch, and judges the batch as the synchronous one does."""
+    from node.net.gossip import Rejected, Subscription, make_libp2p_batch_validator, make_libp2p_validator
+
+    me, other = ID(b"\x00\x01me"), ID(b"\x00\x01other")
+    order: list[str] = []
+
+    def check_item(origin: str, item: bytes) -> bytes | Rejected:
+        order.append(item.decode())
+        return Rejected("bad item") if item == b"bad" else item
+
+    sub = Subscription("t", check_item, lambda o, d: trio.sleep(0), True, 1 << 20, 1 << 10, False)
+    reports: list[tuple[str, str, str]] = []
+    validate = make_libp2p_batch_validator(sub, me, lambda *r: reports.append(r))
+
+    async def vote() -> None:
+        while not order:
+            await trio.sleep(0)
+        order.append("vote")
+
+    good = SimpleNamespace(from_id=other.to_bytes(), seqno=b"1", data=pack_batch([b"tx1", b"tx2", b"tx3", b"tx4"]))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(vote)
+        assert await validate(other, good)
+    assert order.index("vote") < 4, order  # not after the whole batch
+    bad = SimpleNamespace(from_id=other.to_bytes(), seqno=b"2", data=pack_batch([b"tx5", b"bad", b"tx6"]))
+    assert not await validate(other, bad)
+    assert reports == [(other.to_base58(), "t", "bad item")] and sub.stats.rejected == 1
+    assert "tx6" not in order
+    assert not make_libp2p_validator(sub, me, lambda *r: None)(other, bad)  # the same verdict
+    garbage = SimpleNamespace(from_id=other.to_bytes(), seqno=b"3", data=b"not a batch")
+    assert not await validate(other, garbage)
+
+    # Copies of one message forwarded by several peers while it is being checked are checked once.
+    order.clear()
+    copy = SimpleNamespace(from_id=other.to_bytes(), seqno=b"4", data=pack_batch([b"tx7", b"tx8"]))
+    verdicts: list[bool] = []
+
+    async def forwarded_by(peer: ID, message: object = copy) -> None:
+        verdicts.append(await validate(peer, message))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(3):
+            nursery.start_soon(forwarded_by, ID(b"\x00\x01peer" + bytes([i])))
+    assert verdicts == [True, True, True] and order == ["tx7", "tx8"]
+
+    # A copy waiting on a check that was cancelled (its connection closed) checks the message itself.
+    order.clear()
+    other_copy = SimpleNamespace(from_id=other.to_bytes(), seqno=b"5", data=pack_batch([b"tx9", b"tx10"]))
+    async with trio.open_nursery() as nursery:
+        first = trio.CancelScope()
+
+        async def cancelled_first() -> None:
+            with first:
+                await validate(ID(b"\x00\x01peerA"), other_copy)
+
+        nursery.start_soon(cancelled_first)
+        await trio.sleep(0)  # the first copy has checked its first item and waits at the checkpoint
+        nursery.start_soon(forwarded_by, ID(b"\x00\x01peerB"), other_copy)
+        first.cancel()
+    assert verdicts[-1] is True and order == ["tx9", "tx9", "tx10"], order
+
+
 def test_a_connection_refused_during_shutdown_logs_one_line_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
     from node.net.logs import SHUTDOWN_NOISE, attach_libp2p_logger
 
