@@ -24,7 +24,7 @@ as what this machine does, not what 30 real machines would.
 With `--cpu-limit CORES` every node process runs inside one CPU quota (devnet/cpulimit.py: a cgroup v1
 CFS quota, or CPU pinning where that is unavailable), which reproduces a slower machine on this one.
 
-    /work/venv/bin/python bench/devnet.py [--setup small|large|both] [--txs N] [--orders N] [--cpu-limit CORES]
+    .venv/bin/python -m bench.devnet [--setup small|large|both] [--txs N] [--orders N] [--cpu-limit CORES]
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import argparse
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -42,9 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The repository root first: this file's own name would otherwise shadow the `devnet` package.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
+from bench.consensus_sim import raw_verify_rate
+from bench.devnet_support.node_logs import CommitEvent, LogProblems, commits, problems
+from bench.devnet_support.session import ControlSession
 from devnet.cpulimit import CpuLimit, CpuLimitError
 from devnet.network import LOG_FILE, Devnet, DevnetError, NodeSpec
 from node.control import (
@@ -64,11 +63,6 @@ from protocols.crypto import ZERO_ADDRESS
 from protocols.genesis import NRLC_PER_RLC
 from protocols.ledger.transactions import RegisterApp, Transfer
 from protocols.orders import NO_TAG, RequestOrder
-
-sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
-from consensus_sim import raw_verify_rate
-from devnet_support.node_logs import CommitEvent, LogProblems, commits, problems
-from devnet_support.session import ControlSession
 
 # --- targets --------------------------------------------------------------------------------------
 # The issue states both timing targets for 10 nodes; they are printed for 30 too, for comparison.
@@ -182,6 +176,12 @@ def machine_ticks() -> tuple[int, int]:
 
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def tx_result(session: ControlSession, tx_id: bytes) -> TxResultInfo:
+    answer = session.call(TxResultRequest(tx_id))
+    assert isinstance(answer, TxResultInfo)
+    return answer
 
 
 def wait_until(what: str, probe: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
@@ -393,11 +393,11 @@ class Bench:
         assert isinstance(registration, TxSubmitted)
         wait_until(
             "the bench app's registration",
-            lambda: session.call(TxResultRequest(registration.tx_id)).height > 0,
+            lambda: tx_result(session, registration.tx_id).height > 0,
             COMMIT_TIMEOUT_S,
             0.1,
         )
-        app = session.call(TxResultRequest(registration.tx_id)).created
+        app = tx_result(session, registration.tx_id).created
         phase_end = time.monotonic() + ORDERS_PHASE_MAX_S
         with ThreadPoolExecutor(max_workers=len(others)) as pool:
             for i in range(count):
@@ -576,8 +576,8 @@ def report(r: Results) -> None:
         f"other processes on the machine {r.other_cores:.2f} (of {os.cpu_count()})"
     )
     if r.chain:
-        gaps = [(b.time - a.time, b.height) for a, b in zip(r.chain, r.chain[1:], strict=False)]
-        worst_gap, worst_height = max(gaps, default=(0.0, 0))
+        gap_heights = [(b.time - a.time, b.height) for a, b in zip(r.chain, r.chain[1:], strict=False)]
+        worst_gap, worst_height = max(gap_heights, default=(0.0, 0))
         print(
             f"chain on manager-0: {len(r.chain)} blocks, {sum(c.txs for c in r.chain)} txs; "
             f"highest round {max(c.round for c in r.chain)}, blocks in round > 0: {sum(1 for c in r.chain if c.round)}; "

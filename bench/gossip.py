@@ -82,9 +82,9 @@ async def measure_latency(publisher: P2PHost, receivers: list[Receiver], base: i
     await trio.sleep(DRAIN_S)
     latencies = []
     for seq, t0 in sent.items():
-        times = [r.arrivals.get(seq) for r in receivers]
-        if all(t is not None for t in times):
-            latencies.append(max(times) - t0)  # type: ignore[type-var]
+        times = [r.arrivals[seq] for r in receivers if seq in r.arrivals]
+        if len(times) == len(receivers):
+            latencies.append(max(times) - t0)
     return latencies
 
 

@@ -28,18 +28,18 @@ smallest CPU limit at least a fifth of the unlimited throughput of the same run,
 p50 within 8x of the raw publish-to-all p50 (a commit takes about five gossip phases). The machine's raw
 Ed25519 verify rate is printed at the start: it says how fast this machine is.
 
-    .venv/bin/python bench/liveness.py [--scenarios burst,restarts,quorum,latency] [--limits 1,0.5] [--txs 3000]
+    .venv/bin/python -m bench.liveness [--scenarios burst,restarts,quorum,latency] [--limits 1,0.5] [--txs 3000]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import shutil
 import signal
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -49,15 +49,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The repository root first: bench/devnet.py's name would otherwise shadow the `devnet` package.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
-
-from consensus_sim import raw_verify_rate
-from devnet_support.node_logs import commits, parse_time
-from devnet_support.session import ControlSession
-from raw_gossip import publish_to_all_ms
-
+from bench.consensus_sim import raw_verify_rate
+from bench.devnet_support.node_logs import commits, parse_time
+from bench.devnet_support.session import ControlSession
+from bench.raw_gossip import publish_to_all_ms
 from devnet.cpulimit import CpuLimit
 from devnet.network import LOG_FILE, Devnet, DevnetError, NodeSpec
 from node.control import (
@@ -491,7 +486,7 @@ def main() -> None:
     runs: list[tuple[str, Callable[[Path], Outcome]]] = []
     if "burst" in scenarios:
         for cores in [None, *limits]:
-            runs.append((f"burst-{cores or 'unlimited'}", lambda root, cores=cores: scenario_burst(root, cores, args.txs)))
+            runs.append((f"burst-{cores or 'unlimited'}", functools.partial(scenario_burst, cores=cores, total=args.txs)))
     if "restarts" in scenarios:
         runs.append(("restarts", lambda root: scenario_restarts(root, args.seed)))
     if "quorum" in scenarios:

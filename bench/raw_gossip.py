@@ -10,7 +10,7 @@ first min(i, 4) hosts, as followers join the devnet's managers. Host 0 publishes
 `--gap` seconds (light load: far below capacity); every host notes the wall-clock arrival time; a sample is
 the time from publish until the last host had it. All processes share one machine and its clock.
 
-    .venv/bin/python bench/raw_gossip.py [--processes 10] [--samples 100] [--gap 0.2]
+    .venv/bin/python -m bench.raw_gossip [--processes 10] [--samples 100] [--gap 0.2]
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import time
 from pathlib import Path
 
 import trio
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from node.net import open_host
 from node.node import host_config
@@ -86,7 +84,7 @@ def publish_to_all_ms(processes: int, samples: int, gap: float) -> list[float]:
         try:
             for i in range(processes):
                 procs.append(subprocess.Popen(
-                    [sys.executable, os.path.abspath(__file__), "--child", str(i), "--dir", tmp,
+                    [sys.executable, "-m", "bench.raw_gossip", "--child", str(i), "--dir", tmp,
                      "--samples", str(samples), "--gap", str(gap)],
                 ))
                 deadline = time.monotonic() + START_TIMEOUT_S

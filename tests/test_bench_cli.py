@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-BENCHES = ["consensus_sim", "e2e", "explorer_cost", "gossip", "matching", "worker_join"]
+BENCHES = ["consensus_sim", "devnet", "e2e", "explorer_cost", "gossip", "liveness", "matching", "raw_gossip", "worker_join"]
 
 
 @pytest.mark.parametrize("name", BENCHES)
