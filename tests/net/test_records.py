@@ -1,5 +1,6 @@
-"""py-libp2p checks the signed peer record carried by every gossip RPC; node/net/records.py makes it check a
-peer's record once: the same bytes again are accepted without the work, new or refused bytes are checked."""
+"""py-libp2p checks the signed peer record carried by every gossip RPC; node/net/records.py checks a peer's
+record once, and does not drop an RPC whose record is valid but older than the one already stored (RPCs
+overtake each other in the sender's queue while it re-signs its record)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from typing import Any
 
 import libp2p.pubsub.gossipsub
 import libp2p.pubsub.pubsub
+import pytest
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
-from libp2p.peer.peerstore import issue_and_cache_local_record
+from libp2p.peer.peerstore import create_signed_peer_record
 from libp2p.pubsub.pb.rpc_pb2 import RPC
 from multiaddr import Multiaddr
 
 from node.net import records
+from node.net.records import check_sender_record
 
 
 def rpc_with(record: bytes) -> RPC:
@@ -22,37 +25,55 @@ def rpc_with(record: bytes) -> RPC:
     return rpc
 
 
-class Host:
-    """Stands for a py-libp2p host: the memory is per host."""
-
-
-def test_a_peer_record_is_checked_once_until_it_changes() -> None:
-    calls: list[bytes] = []
-
-    def library_check(rpc: Any, host: Any, peer_id: Any) -> bool:
-        calls.append(rpc.senderRecord)
-        return bool(rpc.senderRecord != b"forged")
-
-    check = records._remembering(library_check)
-    host, peer = Host(), "peer"
-    assert check(rpc_with(b"r1"), host, peer) and check(rpc_with(b"r1"), host, peer)
-    assert calls == [b"r1"]
-    assert check(rpc_with(b"r2"), host, peer)  # re-signed: checked again
-    assert not check(rpc_with(b"forged"), host, peer) and not check(rpc_with(b"forged"), host, peer)
-    assert check(rpc_with(b"r2"), Host(), peer)  # another host of the process keeps its own memory
-    assert check(RPC(), host, peer) and check(RPC(), host, peer)  # no record: the library decides each time
-    assert calls == [b"r1", b"r2", b"forged", b"forged", b"r2", b"", b""]
-
-
-def test_the_real_check_runs_through_the_installed_wrapper() -> None:
-    records.remember_signed_records()
-    records.remember_signed_records()  # idempotent: one wrapper, not two
-    for module in (libp2p.pubsub.pubsub, libp2p.pubsub.gossipsub):
-        wrapped = module.maybe_consume_signed_record
-        assert getattr(wrapped.__wrapped__, "__wrapped__", None) is None
+def hosts() -> tuple[Any, Any]:
     sender = new_host(key_pair=create_new_key_pair(), listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/4001")])
-    receiver = new_host(key_pair=create_new_key_pair())
-    rpc = rpc_with(issue_and_cache_local_record(sender))
-    check = libp2p.pubsub.pubsub.maybe_consume_signed_record
-    assert check(rpc, receiver, sender.get_id()) and check(rpc, receiver, sender.get_id())
-    assert not check(rpc, receiver, receiver.get_id())  # a record of another peer than the sender: refused
+    return sender, new_host(key_pair=create_new_key_pair())
+
+
+def signed_record(host: Any) -> bytes:
+    """A fresh record of `host` with an address (one without is dropped from the peer store at once)."""
+    addrs = [Multiaddr("/ip4/127.0.0.1/tcp/4001")]
+    return bytes(create_signed_peer_record(host.get_id(), addrs, host.get_private_key()).marshal_envelope())
+
+
+def test_an_older_valid_record_does_not_drop_the_rpc() -> None:
+    sender, receiver = hosts()
+    older = signed_record(sender)
+    newer = signed_record(sender)
+    assert check_sender_record(rpc_with(newer), receiver, sender.get_id())
+    assert check_sender_record(rpc_with(older), receiver, sender.get_id())  # py-libp2p drops this RPC
+    stored = receiver.get_peerstore().peer_record_map[sender.get_id()]
+    assert stored.envelope.marshal_envelope() == newer  # the store keeps the newer record
+    assert check_sender_record(RPC(), receiver, sender.get_id())  # no record at all: as py-libp2p
+
+
+def test_a_record_of_another_peer_or_a_broken_one_drops_the_rpc() -> None:
+    sender, receiver = hosts()
+    record = signed_record(sender)
+    assert not check_sender_record(rpc_with(record), receiver, receiver.get_id())  # not the sending peer
+    assert not check_sender_record(rpc_with(record[:-1] + bytes([record[-1] ^ 1])), receiver, sender.get_id())
+    assert not check_sender_record(rpc_with(b"\x01garbage"), receiver, sender.get_id())
+
+
+def test_the_same_record_again_is_not_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    sender, receiver = hosts()
+    rpc = rpc_with(signed_record(sender))
+    checks: list[bytes] = []
+    real = records.consume_envelope
+
+    def counting(data: bytes, domain: str) -> Any:
+        checks.append(data)
+        return real(data, domain)
+
+    monkeypatch.setattr(records, "consume_envelope", counting)
+    assert all(check_sender_record(rpc, receiver, sender.get_id()) for _ in range(3))
+    assert len(checks) == 1
+    _, other_receiver = hosts()  # every host remembers for itself
+    assert check_sender_record(rpc, other_receiver, sender.get_id()) and len(checks) == 2
+
+
+def test_installed_where_pubsub_looks_it_up() -> None:
+    records.remember_signed_records()
+    records.remember_signed_records()
+    assert libp2p.pubsub.pubsub.maybe_consume_signed_record is check_sender_record  # type: ignore[attr-defined]
+    assert libp2p.pubsub.gossipsub.maybe_consume_signed_record is check_sender_record  # type: ignore[attr-defined]
