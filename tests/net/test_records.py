@@ -11,12 +11,12 @@ import libp2p.pubsub.pubsub
 import pytest
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
-from libp2p.peer.peerstore import create_signed_peer_record
+from libp2p.peer.peerstore import create_signed_peer_record, issue_and_cache_local_record
 from libp2p.pubsub.pb.rpc_pb2 import RPC
 from multiaddr import Multiaddr
 
 from node.net import records
-from node.net.records import check_sender_record
+from node.net.records import check_sender_record, own_record
 
 
 def rpc_with(record: bytes) -> RPC:
@@ -77,3 +77,16 @@ def test_installed_where_pubsub_looks_it_up() -> None:
     records.remember_signed_records()
     assert libp2p.pubsub.pubsub.maybe_consume_signed_record is check_sender_record  # type: ignore[attr-defined]
     assert libp2p.pubsub.gossipsub.maybe_consume_signed_record is check_sender_record  # type: ignore[attr-defined]
+
+
+def test_the_own_record_is_serialised_once_per_signing() -> None:
+    records.remember_signed_records()
+    sender, _ = hosts()
+    sender.get_addrs = lambda: [Multiaddr("/ip4/127.0.0.1/tcp/4001")]  # as once it listens
+    first, created = own_record(sender)
+    assert created and own_record(sender) == (first, False)
+    assert own_record(sender)[0] is first  # the cached bytes, not serialised again
+    issue_and_cache_local_record(sender)  # the host re-signs (node/net/host.py, every few seconds)
+    second, _ = own_record(sender)
+    assert second != first and second == sender.get_peerstore().get_local_record().marshal_envelope()
+    assert libp2p.pubsub.gossipsub.env_to_send_in_RPC is own_record  # type: ignore[attr-defined]
