@@ -10,10 +10,11 @@ again in `GossipSub.handle_rpc` for an RPC with control messages). Two costs:
   and the same bytes from the same peer pass the same checks: they are checked once here.
 - Lost gossip: the whole RPC is dropped ("Received an invalid-signed-record, ignoring the incoming msg")
   when its record is merely *older* than the one the peer store holds for that peer. Records are re-signed
-  while RPCs wait in the sender's two-lane queue (consensus messages overtake transaction batches), so a
-  burst made RPCs arrive with the previous record after one with the new record: 200-700 RPCs, each with
-  its gossip messages (proposals, votes, blocks, transaction batches), were dropped per 3,000-transfer
-  burst on a 10-node devnet (bench/liveness.py). Here an older record that is validly signed by the peer the
+  every few seconds while RPCs wait in the sender's queues (most likely: its two lanes let consensus
+  messages overtake transaction batches built earlier; the mechanism was not traced further), so in a burst
+  RPCs arrived with the previous record after one with the new record: 300, 560 and 2,058 RPCs, each with
+  its gossip messages (proposals, votes, blocks, transaction batches), were dropped in a 3,000-transfer
+  burst on a 10-node devnet without a CPU limit, at 1 core and at 0.5 core (bench/liveness.py); none since. Here an older record that is validly signed by the peer the
   RPC came from is no reason to drop the RPC; the peer store keeps the newer record (py-libp2p's own rule).
   The same covers a twin of a peer's key (see `P2PHost._refresh_signed_record`).
 
