@@ -138,6 +138,7 @@ class ConsensusDriver:
         self.evidence: deque[DuplicateVoteEvidence] = deque(maxlen=100)  # read by the explorer (node/queries)
         self._recheck_wanted = trio.Event()
         self._last_proposal_sent = (0, 0)  # (height, round) of our last proposal, for its one log line
+        self._persisted: set[bytes] = set()  # encodings of the signed messages stored since the last commit
 
     @property
     def height(self) -> int:
@@ -227,6 +228,7 @@ class ConsensusDriver:
             )
 
     async def _perform(self, actions: list[Action]) -> None:
+        await self._persist_signed(actions)
         for action in actions:
             if isinstance(action, Broadcast):
                 await self._broadcast(action.message)
@@ -247,9 +249,23 @@ class ConsensusDriver:
                 if self.on_evidence is not None:
                     await self.on_evidence(evidence)
 
+    async def _persist_signed(self, actions: list[Action]) -> None:
+        """Store the messages we signed that these actions send, before any of them leaves (see the module
+        doc): all of one step in one transaction, in a worker thread, so that the fsync does not stop the
+        node's other tasks (gossip, validation) while it runs. This task waits for it: nothing is sent
+        before it is durable. A message re-sent (re-broadcast) is stored once: the first copy is enough for
+        a restart, and each copy cost an fsync."""
+        fresh: list[Proposal | Vote] = []
+        for action in actions:
+            if isinstance(action, Broadcast) and action.message.signature.public_key == self.own_key:
+                data = encode(action.message)
+                if data not in self._persisted:
+                    self._persisted.add(data)
+                    fresh.append(action.message)
+        if fresh:
+            await trio.to_thread.run_sync(self.store.save_signed, fresh)
+
     async def _broadcast(self, message: Proposal | Vote) -> None:
-        if message.signature.public_key == self.own_key:
-            self.store.save_signed(message.height, message)  # before it leaves: see the module doc
         data = encode(message)
         if self.push is not None:
             self.push(data)
@@ -267,7 +283,8 @@ class ConsensusDriver:
 
     async def _commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
         tx_ids = [self.app.decode(tx).tx_id for tx in block.txs]
-        self.store.commit_block(block, certificate, committed, tx_ids)
+        self.store.commit_block(block, certificate, committed, tx_ids)  # (it deletes the signed messages up to here)
+        self._persisted.clear()
         self._last_commit_at = trio.current_time()
         log.info(
             "event=block-committed height=%d txs=%d round=%d id=%s",

@@ -60,6 +60,7 @@ from node.net.logs import attach_libp2p_logger
 from node.net.mesh import SpecMeshGossipSub
 from node.net.penalties import PenaltyBook
 from node.net.ports import ensure_listen_address_free
+from node.net.records import remember_signed_records
 from node.net.streams import RequestHandler, StreamHandler, StreamLimits, StreamService
 
 log = logging.getLogger(__name__)
@@ -446,6 +447,7 @@ class P2PHost:
 
 
 def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
+    remember_signed_records()  # py-libp2p 0.8.1 checks a peer's signed record on every RPC: node/net/records.py
     key_pair = libp2p_key_pair(config.seed)
     listen = Multiaddr(config.listen)
     host = new_host(

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from node.storage import Store, StoreError
 from protocols.chain import LedgerApplication
-from protocols.consensus.messages import Block, Certificate, block_id
+from protocols.consensus.messages import Block, Certificate, Step, block_id
+from protocols.crypto import Keypair
 from protocols.encoding import encode
 from protocols.ledger.ledger import Ledger
 from protocols.ledger.state import LedgerState
 from protocols.ledger.transactions import Transfer
+from tests.consensus.helpers import vote
 from tests.support import RLC, Market
 
 
@@ -96,3 +99,24 @@ def test_the_outbox_keeps_pending_transactions_until_committed_and_the_reason_of
     reopened.reject_outbox(txs[2].tx_id, "dropped after a restart: bad-nonce")
     assert reopened.load_outbox() == [(txs[2].tx_id, b"", "dropped after a restart: bad-nonce")]
     reopened.close()
+
+
+def test_signed_messages_saved_from_a_worker_thread_survive_a_reopen(tmp_path: Path) -> None:
+    """The consensus driver stores what it signed from a worker thread (its own connection) while the event
+    loop keeps using the main one; a block's commit removes the messages of its height and below."""
+    keypair = Keypair.generate()
+    store = Store(tmp_path / "node.db")
+    first = [vote(keypair, 1, 0, Step.PREVOTE), vote(keypair, 1, 0, Step.PRECOMMIT)]
+    later = [vote(keypair, 2, 0, Step.PREVOTE)]
+    worker = threading.Thread(target=store.save_signed, args=(first,))
+    worker.start()
+    worker.join()
+    store.save_signed(later)
+    assert store.signed_messages() == first + later
+    store.close()
+    reopened = Store(tmp_path / "node.db")
+    assert reopened.signed_messages() == first + later
+    block, certificate = decided(1, (), 1)
+    market = Market.create()
+    reopened.commit_block(block, certificate, LedgerApplication(Ledger(market.ledger.rules, LedgerState()), 0).commit_block((), 1), [])
+    assert reopened.signed_messages() == later
