@@ -38,22 +38,20 @@ class Wallet:
         return signed
 
     def app_order(self, app: bytes, price: int, **fields: Any) -> AppOrder:
-        return self.sign(orders.app_order(app, price, self._salt(fields), **fields))
+        return self.sign(orders.app_order(app, price, **self._defaults(fields)))
 
     def dataset_order(self, dataset: bytes, price: int, **fields: Any) -> DatasetOrder:
-        return self.sign(orders.dataset_order(dataset, price, self._salt(fields), **fields))
+        return self.sign(orders.dataset_order(dataset, price, **self._defaults(fields)))
 
     def workerpool_order(self, workerpool: bytes, price: int, category: int, trust: int, **fields: Any) -> WorkerpoolOrder:
-        return self.sign(orders.workerpool_order(workerpool, price, category, trust, self._salt(fields), **fields))
+        return self.sign(orders.workerpool_order(workerpool, price, category, trust, **self._defaults(fields)))
 
     def request_order(self, app: bytes, app_max_price: int, category: int, **fields: Any) -> RequestOrder:
         """Asked by this account unless `requester=` says otherwise (tests sign requests for someone else)."""
-        requester = fields.pop("requester", self.address)
-        return self.sign(orders.request_order(app, app_max_price, category, requester, self._salt(fields), **fields))
+        return self.sign(orders.request_order(
+            app, app_max_price, category, **self._defaults({"requester": self.address, **fields})))
 
-    def _salt(self, fields: dict[str, Any]) -> bytes:
-        """The order's salt: `salt=` if the caller gave one (taken out of `fields`), else fresh entropy. Entropy
-        is drawn either way, so a seeded source gives the same later salts whatever the caller passed."""
-        drawn = self.entropy(SALT_LEN)
-        salt: bytes = fields.pop("salt", drawn)
-        return salt
+    def _defaults(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """`fields` over a fresh salt. Entropy is drawn even when the caller gives `salt=`, so a seeded source
+        gives the same later salts whatever the caller passed."""
+        return {"salt": self.entropy(SALT_LEN), **fields}
