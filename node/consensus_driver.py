@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import trio
@@ -45,6 +45,7 @@ from protocols.consensus.actions import (
     Timer,
 )
 from protocols.consensus.blocks import check_timely
+from protocols.consensus.mempool import Mempool
 from protocols.consensus.messages import (
     Block,
     Certificate,
@@ -71,15 +72,20 @@ SYNC_RETRY_S = 1.0
 # peer, then backs off (doubling) up to the maximum while nothing new comes.
 FOLLOWER_POLL_S = 2.0
 FOLLOWER_POLL_MAX_S = 30.0
-# The mempool re-check after a block runs in slices of this many transactions, with a trio checkpoint
-# between slices, so votes and proposals that arrive meanwhile are handled after at most one slice instead
-# of after the whole pool (protocols/consensus/mempool.py). A count, not a duration: a checkpoint costs
-# microseconds, so small slices cost nothing on a fast machine, and one slice is ~4 ms of CPU on an unloaded
-# core (0.13 ms a transfer), which stays well under a second even at the 5% of a core a node gets with
-# --cpu-limit 0.5 on 10 nodes.
-RECHECK_SLICE_TXS = 32
+# The mempool re-check after a block runs in slices of this many transactions, in turns of the bulk lane
+# (node/net/bulk_lane.py), so votes and proposals that arrive meanwhile are handled after one turn at most
+# instead of after the whole pool (protocols/consensus/mempool.py). A count, not a duration: the lane's turn
+# bounds the time; a slice only has to be well inside it (0.13 ms a transfer on an unloaded core).
+RECHECK_SLICE_TXS = 8
 
 OnCommit = Callable[[Block, Certificate, CommittedBlock], Awaitable[None]]
+
+
+def _recheck_slices(mempool: Mempool) -> Iterator[None]:
+    """Re-check the whole pool, RECHECK_SLICE_TXS transactions per item (see BulkLane.drain)."""
+    while mempool.unchecked:
+        mempool.recheck(RECHECK_SLICE_TXS)
+        yield None
 
 
 def wall_ms() -> int:
@@ -312,9 +318,7 @@ class ConsensusDriver:
         while True:
             await self._recheck_wanted.wait()
             self._recheck_wanted = trio.Event()
-            while mempool.unchecked:
-                mempool.recheck(RECHECK_SLICE_TXS)
-                await trio.sleep(0)
+            await self.host.bulk_lane.drain(_recheck_slices(mempool))
 
     # --- timers ---------------------------------------------------------------------------------------
 

@@ -128,15 +128,16 @@ class Outbox:
         overloaded = self._admission.refuse(len(self._mempool), trio.current_time())
         if overloaded is not None:
             raise ValueError(overloaded)
-        # The submitter is owed the state's verdict now, which needs every transaction before theirs checked.
-        self._mempool.recheck_all()
-        self.forget_dropped()
-        tx = sign(self._keypair, self._topics.chain_id, Transaction(self._next_nonce(), body))
-        data = encode(tx)
-        reason = self._mempool.add(data)
-        if reason is not None:
-            raise ValueError(reason)
-        self._store.save_outbox(tx.tx_id, data)  # before anyone hears of it: a restart must not lose it
+        async with self._host.bulk_lane.turn():  # bulk work, like a gossiped transaction's check
+            # The submitter is owed the state's verdict now, which needs every transaction before theirs checked.
+            self._mempool.recheck_all()
+            self.forget_dropped()
+            tx = sign(self._keypair, self._topics.chain_id, Transaction(self._next_nonce(), body))
+            data = encode(tx)
+            reason = self._mempool.add(data)
+            if reason is not None:
+                raise ValueError(reason)
+            self._store.save_outbox(tx.tx_id, data)  # before anyone hears of it: a restart must not lose it
         self._pending_txs[tx.tx_id] = PendingTx(tx.nonce, data, trio.current_time() + REANNOUNCE_S)
         await self._host.publish_item(self._topics.txs, data)
         self._wake()

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -25,6 +26,7 @@ import trio
 from libp2p.peer.id import ID
 
 from node.net.batching import BatchError, unpack_batch
+from node.net.bulk_lane import BulkLane, Turn
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,9 @@ class Subscription(Generic[T]):
     stats: SubscriptionStats = field(default_factory=SubscriptionStats)
     # Decoded values of validated messages, by message id, until the pump takes the message.
     awaiting: OrderedDict[tuple[bytes, bytes], list[T]] = field(default_factory=OrderedDict)
+    # A batched topic's items are bulk work: checked and handled one per turn of the node's lane (the host
+    # shares one between its batched topics, node/net/bulk_lane.py).
+    lane: BulkLane = field(default_factory=BulkLane)
 
     def items(self, data: bytes) -> list[bytes]:
         """The payloads in one gossip message (a batch has several). Raises BatchError."""
@@ -93,12 +98,8 @@ class Subscription(Generic[T]):
         return _collect(self._verdicts(origin, data))
 
     async def check_yielding(self, origin: str, data: bytes) -> list[T] | Rejected:
-        """`check` with a trio checkpoint after each item (see make_libp2p_batch_validator)."""
-        verdicts: list[T | Rejected] = []
-        for verdict in self._verdicts(origin, data):
-            verdicts.append(verdict)
-            await trio.sleep(0)
-        return _collect(verdicts)
+        """`check`, in turns of the bulk lane (see make_libp2p_batch_validator)."""
+        return _collect(await self.lane.drain(self._verdicts(origin, data)))
 
     def _verdicts(self, origin: str, data: bytes) -> Iterator[T | Rejected]:
         """Each item's decoded value, in order, up to the first rejection (the message's own, if any)."""
@@ -178,7 +179,8 @@ def make_libp2p_batch_validator(
     else of the node runs until it returns. A batch of a few hundred transactions is a few hundred decodes
     and signature checks: ~90 ms of CPU on a free core, about 2 s at the 5% of a core a node gets under
     --cpu-limit 0.5, during which no vote arriving on a consensus link was even read. With a checkpoint after
-    each item, consensus waits for one item at most, on any machine.
+    each item, consensus waits for one item at most, on any machine; with the items of every batch taking
+    turns in one lane (node/net/bulk_lane.py), for one item in all rather than one per peer sending batches.
     """
 
     # py-libp2p marks a message seen only once it is validated, so the copies of a batch that other peers
@@ -222,6 +224,26 @@ def _verdict(sub: Subscription, forwarder: ID, msg: Any, verdict: list[Any] | Re
     return False
 
 
+_NONE = object()
+
+
+@asynccontextmanager
+async def _single_item() -> AsyncIterator[Turn]:
+    """A turn for one item, then a checkpoint (topics that are not bulk work do not take the lane)."""
+    yield Turn(slice_s=0.0)
+    await trio.sleep(0)
+
+
+async def _handle(sub: Subscription[Any], origin: str, value: Any) -> None:
+    """One item to the subscription's handler; a crash is counted and logged, the next item goes on."""
+    try:
+        await sub.handler(origin, value)
+        sub.stats.delivered += 1
+    except Exception:
+        sub.stats.handler_errors += 1
+        log.exception("event=gossip-handler-failed topic=%s origin=%s", sub.topic, origin)
+
+
 async def run_subscription(sub: Subscription, libp2p_subscription: Any, self_id: ID) -> None:
     """Pump and worker for one subscription; runs until cancelled."""
     send, receive = trio.open_memory_channel[tuple[str, bytes, "list[Any] | None"]](SUBSCRIPTION_BUFFER)
@@ -251,18 +273,16 @@ async def run_subscription(sub: Subscription, libp2p_subscription: Any, self_id:
             if isinstance(values, Rejected):  # our own (never validated), or one whose values were forgotten
                 log.error("event=undeliverable-message topic=%s origin=%s reason=%r", sub.topic, origin, values.reason)
                 continue
-            for value in values:
-                try:
-                    await sub.handler(origin, value)
-                    sub.stats.delivered += 1
-                except Exception:
-                    sub.stats.handler_errors += 1
-                    log.exception("event=gossip-handler-failed topic=%s origin=%s", sub.topic, origin)
-                # Handlers seldom wait (a transaction's is a synchronous mempool check), so without this a
-                # batch of a few hundred items was one uninterrupted slice: ~40 ms of CPU on a free core,
-                # close to a second at the 5% of a core a node gets under --cpu-limit 0.5, during which no
-                # vote that arrived on the consensus link was handled.
-                await trio.sleep(0)
+            # Handlers seldom wait (a transaction's is a synchronous mempool check): a batch handled in one go
+            # was ~40 ms of CPU on a free core, close to a second at the 5% of a core a node gets under
+            # --cpu-limit 0.5, during which no vote that arrived on the consensus link was handled. A batched
+            # topic's items are handled in turns of the bulk lane; other topics' (one per message) yield.
+            items = iter(values)
+            for value in items:
+                async with sub.lane.turn() if sub.batched else _single_item() as turn:
+                    await _handle(sub, origin, value)
+                    while not turn.spent and (value := next(items, _NONE)) is not _NONE:
+                        await _handle(sub, origin, value)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(pump)

@@ -43,6 +43,7 @@ from multiaddr import Multiaddr
 
 from node.net.bans import BanGate, gate_async_validator, gate_validator
 from node.net.batching import Batcher
+from node.net.bulk_lane import BulkLane
 from node.net.config import INVALID_MESSAGE_PENALTY, HostConfig
 from node.net.counters import HostCounters
 from node.net.framing import FramedStream
@@ -120,6 +121,9 @@ class P2PHost:
         # peer -> (the RPCs at the heads of its full outbound queue, since when none of them was taken)
         self._queue_marks: dict[Any, tuple[tuple[object, object], float]] = {}
         self._streams = StreamService(self._open_raw_stream, self.penalise)
+        # The node's bulk CPU work (batched topics here; the mempool re-check, local submissions) takes turns
+        # in this one lane, so that consensus and the muxers wait for one item of it at most.
+        self.bulk_lane = BulkLane()
 
     # --- identity and peers ----------------------------------------------------------------------
 
@@ -229,7 +233,7 @@ class P2PHost:
         if self._nursery is None:
             raise RuntimeError("the host is not running")
         max_bytes = self.config.gossip.max_message_bytes
-        sub = Subscription(topic, validator, handler, batched, max_bytes, max_bytes, deliver_own)
+        sub = Subscription(topic, validator, handler, batched, max_bytes, max_bytes, deliver_own, lane=self.bulk_lane)
         self._subscriptions[topic] = sub
         if batched:  # a batch is many items' work: checked with checkpoints between them (see the factory)
             checker = make_libp2p_batch_validator(sub, self._self_id, self._report_invalid)

@@ -9,6 +9,7 @@ import trio
 import trio.testing
 
 from node.admission import Admission
+from node.net.bulk_lane import BulkLane
 from node.outbox import DROPPED, PENDING, REANNOUNCE_MAX_S, REANNOUNCE_S, UNKNOWN, Outbox
 from node.storage import Store
 from node.topics import Topics
@@ -20,10 +21,11 @@ from tests.support import CHAIN_ID, RLC, Market
 
 
 class Gossip:
-    """What the outbox uses of a host: publishing one item on a topic."""
+    """What the outbox uses of a host: publishing one item on a topic, and the bulk lane."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
+        self.bulk_lane = BulkLane()
 
     async def publish_item(self, topic: str, item: bytes) -> None:
         self.sent.append((topic, item))

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import trio
 
 from node.consensus_driver import RECHECK_SLICE_TXS, ConsensusDriver
+from node.net.bulk_lane import BulkLane
 from protocols.consensus.mempool import Mempool
 from protocols.sim.kvapp import KVApp
 
@@ -18,8 +19,11 @@ async def test_other_tasks_run_between_recheck_slices() -> None:
         assert pool.add(f"set k{i} 1".encode()) is None
     app.commit_block((b"set x 1",), 1)
     pool.update((b"set x 1",))
-    # Only what _recheck_loop uses of a driver: its machine's mempool and the event a commit sets.
-    driver = SimpleNamespace(machine=SimpleNamespace(mempool=pool), _recheck_wanted=trio.Event())
+    # Only what _recheck_loop uses of a driver: its machine's mempool, the event a commit sets, the bulk lane
+    # (turns of one slice each: the node's last SLICE_S, which a test cannot time).
+    driver = SimpleNamespace(
+        machine=SimpleNamespace(mempool=pool), _recheck_wanted=trio.Event(), host=SimpleNamespace(bulk_lane=BulkLane(slice_s=0.0))
+    )
     seen: list[int] = []  # transactions left to re-check each time this task (the consensus loop) ran
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ConsensusDriver._recheck_loop, driver)
