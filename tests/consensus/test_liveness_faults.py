@@ -113,6 +113,10 @@ def test_timeouts_adapt_to_a_network_slower_than_configured(seed: int, monkeypat
           f"mean round {mean_round(adaptive):.2f} vs {mean_round(fixed):.2f}")
     assert min(adaptive.heights()) > min(fixed.heights())
     assert mean_round(adaptive) < mean_round(fixed)
+    # Proposals that arrive after the timeout are sampled too (Tendermint._note_proposal_arrival): sampling
+    # only the ones in time kept every sample below the timeout it adjusts, and a quarter to a half of the
+    # heights needed a second round (mean round 0.19-0.53 for these seeds); now round 0 nearly always decides.
+    assert mean_round(adaptive) < 0.15
     # A height is about five message delays when all goes well: twelve allow for one failed round.
     assert not liveness_violations(adaptive, 12 * SLOW_MAX_DELAY)
 
