@@ -120,10 +120,10 @@ class ConsensusDriver:
         consensus_topic: str,
         blocks_topic: str,
         on_commit: OnCommit,
-        push: Callable[[bytes], None] | None = None,
+        push: Callable[[bytes], int] | None = None,
     ) -> None:
         """`push` sends an encoded consensus message straight to the other validators (node/consensus_link.py),
-        besides gossip."""
+        besides gossip, and says to how many."""
         self.machine = machine
         self.push = push
         self.app = app
@@ -144,6 +144,7 @@ class ConsensusDriver:
         self.evidence: deque[DuplicateVoteEvidence] = deque(maxlen=100)  # read by the explorer (node/queries)
         self._recheck_wanted = trio.Event()
         self._last_proposal_sent = (0, 0)  # (height, round) of our last proposal, for its one log line
+        self._untimely_logged = (0, 0)  # (height, round) of the last proposal logged as untimely
         self._persisted: set[bytes] = set()  # encodings of the signed messages stored since the last commit
 
     @property
@@ -227,7 +228,11 @@ class ConsensusDriver:
         (blocks.check_timely): say so, with the lag, since it fails the round for a reason no timeout shows."""
         lag = now - proposal.block.time
         slack = self.machine.timeliness_slack()
+        key = (proposal.height, proposal.round)
+        if key == self._untimely_logged:
+            return  # one line per round: later copies (gossip, re-broadcasts) are only later still
         if proposal.valid_round == -1 and check_timely(proposal.block, now, self.machine.params, proposal.round, slack):
+            self._untimely_logged = key
             log.info(
                 "event=proposal-untimely height=%d round=%d lag_ms=%d in_inbox_ms=%d txs=%d",
                 proposal.height, proposal.round, lag, now - queued_at, len(proposal.block.txs),
@@ -237,7 +242,7 @@ class ConsensusDriver:
         await self._persist_signed(actions)
         for action in actions:
             if isinstance(action, Broadcast):
-                await self._broadcast(action.message)
+                await self._broadcast(action.message, action.repeat)
             elif isinstance(action, ScheduleTimeout):
                 self._schedule(action.timeout, action.at)
             elif isinstance(action, Commit):
@@ -271,10 +276,14 @@ class ConsensusDriver:
         if fresh:
             await trio.to_thread.run_sync(self.store.save_signed, fresh)
 
-    async def _broadcast(self, message: Proposal | Vote) -> None:
+    async def _broadcast(self, message: Proposal | Vote, repeat: bool = False) -> None:
+        """Push the message over the validator links and publish it on the consensus topic; a repeat only
+        over the links when they reach every other validator. Each gossip copy of a proposal reaches every
+        validator from each of its mesh peers: re-broadcast every second or so while a height makes no
+        progress, a 30 KiB proposal was read a dozen times per re-broadcast by validators already behind in
+        reading (at --cpu-limit 0.5), and the links alone deliver it once."""
         data = encode(message)
-        if self.push is not None:
-            self.push(data)
+        linked = self.push(data) if self.push is not None else 0
         first_send = (message.height, message.round) != self._last_proposal_sent
         if isinstance(message, Proposal) and message.signature.public_key == self.own_key and first_send:
             self._last_proposal_sent = (message.height, message.round)
@@ -282,6 +291,8 @@ class ConsensusDriver:
             if message.valid_round == -1 and built_ms > self.machine.params.max_clock_drift_ms // 4:
                 log.info("event=proposal-slow-to-build height=%d round=%d ms=%d txs=%d",
                          message.height, message.round, built_ms, len(message.block.txs))
+        if repeat and linked >= len(self.machine.validators.keys) - 1:
+            return
         try:
             await self.host.publish(self.consensus_topic, data, urgent=True)
         except ValueError as exc:  # over the gossip size limit: peers get the block by sync instead
