@@ -32,6 +32,7 @@ from node.fuzz.targets.base import Target, feature
 from node.fuzz.trio_thread import TrioThread
 from node.net import RequestError, RequestRejected
 from node.net.batching import pack_batch
+from node.net.bulk_lane import BulkLane
 from node.net.counters import HostCounters
 from node.net.gossip import MAX_BATCH_ITEMS, Rejected, Subscription
 from node.node import STORE_FILE, Node
@@ -63,6 +64,7 @@ class FakeHost:
         self.published = 0
         self.penalties = 0
         self.counters = HostCounters()  # read by the node's metrics
+        self.bulk_lane = BulkLane()  # the mempool re-check and local submissions take turns in it
 
     def connected_peers(self) -> list[str]:
         return []
