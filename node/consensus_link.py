@@ -116,8 +116,9 @@ class ConsensusLinks:
         return list(self._links)
 
     def send(self, data: bytes) -> int:
-        """Queue one encoded consensus message for every linked validator; how many links carry it (queued,
-        or already written on the link's stream). Never blocks.
+        """Queue one encoded consensus message for every linked validator; how many of the links have an open
+        stream that is not known to be broken (a link to a validator that is down, or was down and is back,
+        loses what it is given until it has re-opened its stream). Never blocks.
 
         A message is written on a stream once: a stream delivers what was written to it, in order, unless
         it breaks, and a broken one is replaced by a new stream that starts with a clean record. Copies
@@ -131,7 +132,7 @@ class ConsensusLinks:
                 link.dropped += 1
             link.queue.append(data)
             link.wake.set()
-        return len(self._links)
+        return sum(1 for link in self._links.values() if link.stream is not None and link.stream.usable)
 
     async def _write_loop(self, link: _Link) -> None:
         while True:
