@@ -278,10 +278,10 @@ class ConsensusDriver:
 
     async def _broadcast(self, message: Proposal | Vote, repeat: bool = False) -> None:
         """Push the message over the validator links and publish it on the consensus topic; a repeat only
-        over the links when every other validator's link has an open stream. Each gossip copy of a proposal reaches every
-        validator from each of its mesh peers: re-broadcast every second or so while a height makes no
-        progress, a 30 KiB proposal was read a dozen times per re-broadcast by validators already behind in
-        reading (at --cpu-limit 0.5), and the links alone deliver it once."""
+        over the links when every other validator's link has an open stream. Each gossip copy of a proposal
+        reaches every validator from each of its mesh peers: re-broadcast every second or so while a height
+        makes no progress, a 30 KiB proposal was read a dozen times per re-broadcast by validators already
+        behind in reading (at --cpu-limit 0.5), and the links alone deliver it once."""
         data = encode(message)
         linked = self.push(data) if self.push is not None else 0
         first_send = (message.height, message.round) != self._last_proposal_sent

@@ -53,11 +53,16 @@ WRITTEN_MEMORY = 1_024
 class _Link:
     def __init__(self, peer: str) -> None:
         self.peer = peer
-        self.queue: deque[bytes] = deque(maxlen=LINK_QUEUE)
+        self.queue: deque[tuple[bytes, bytes]] = deque(maxlen=LINK_QUEUE)  # (digest, message)
         self.wake = trio.Event()
         self.stream: FramedStream | None = None
         self.dropped = 0
         self.written: OrderedDict[bytes, None] = OrderedDict()  # digests, on `stream` only
+
+    @property
+    def reaches(self) -> bool:
+        """An open stream that is not known to be broken."""
+        return self.stream is not None and self.stream.usable
 
     def open(self, stream: FramedStream) -> FramedStream:
         """A new stream: nothing was written on it yet."""
@@ -65,22 +70,14 @@ class _Link:
         self.written.clear()
         return stream
 
-    def was_written(self, data: bytes) -> bool:
-        return _digest(data) in self.written
+    def carries(self, digest: bytes) -> bool:
+        """Queued, or written on a stream that still reaches the peer (a broken one's record means nothing)."""
+        return any(queued == digest for queued, _ in self.queue) or (self.reaches and digest in self.written)
 
-    def carries(self, data: bytes) -> bool:
-        """Queued, or written on a stream that is still usable (a broken one's record means nothing)."""
-        usable = self.stream is not None and self.stream.usable
-        return data in self.queue or (usable and self.was_written(data))
-
-    def note_written(self, data: bytes) -> None:
-        self.written[_digest(data)] = None
+    def note_written(self, digest: bytes) -> None:
+        self.written[digest] = None
         if len(self.written) > WRITTEN_MEMORY:
             self.written.popitem(last=False)
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 class ConsensusLinks:
@@ -125,14 +122,15 @@ class ConsensusLinks:
         re-broadcast (every second or so while a height makes no progress) only cost the receiver time:
         at --cpu-limit 0.5 a 30 KiB proposal was re-sent on each link about once a second while the
         receivers took 5-15 s to read what was already in flight, votes included."""
+        digest = hashlib.blake2b(data, digest_size=16).digest()
         for link in self._links.values():
-            if link.carries(data):
+            if link.carries(digest):
                 continue
             if len(link.queue) == LINK_QUEUE:
                 link.dropped += 1
-            link.queue.append(data)
+            link.queue.append((digest, data))
             link.wake.set()
-        return sum(1 for link in self._links.values() if link.stream is not None and link.stream.usable)
+        return sum(1 for link in self._links.values() if link.reaches)
 
     async def _write_loop(self, link: _Link) -> None:
         while True:
@@ -148,12 +146,12 @@ class ConsensusLinks:
                         link.queue.clear()
                         await trio.sleep(REOPEN_S)
                         break
-                data = link.queue.popleft()
-                if link.was_written(data):  # queued while an earlier copy was being written
+                digest, data = link.queue.popleft()
+                if digest in link.written:  # queued while an earlier copy was being written
                     continue
                 try:
                     await stream.send(data)
-                    link.note_written(data)
+                    link.note_written(digest)
                 except FrameError as exc:
                     log.info("event=consensus-link-broken peer=%s reason=%r", link.peer, str(exc))
                     await stream.reset()

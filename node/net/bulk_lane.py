@@ -19,13 +19,14 @@ it cut a burst's throughput by a third. The CPU does the same items either way.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import trio
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 # The longest a turn keeps other tasks waiting (wall clock, so a machine that is throttled or busy gets
 # shorter turns in CPU, never longer waits). Long against a pass's overhead, short against a consensus
@@ -56,14 +57,24 @@ class BulkLane:
         async with self._lock:
             yield Turn(self.slice_s)
 
-    async def drain(self, work: Iterator[R]) -> list[R]:
-        """Run the synchronous items of `work` to its end, in turns; their results in order."""
-        results: list[R] = []
+    async def each(self, items: Iterable[T], step: Callable[[T], Awaitable[None]]) -> None:
+        """Await `step` on every item, in turns (iterating `items` may itself be the work, see `drain`)."""
+        pending = iter(items)
         while True:
             async with self.turn() as turn:
-                for result in work:
-                    results.append(result)
+                for item in pending:
+                    await step(item)
                     if turn.spent:
                         break
                 else:
-                    return results
+                    return
+
+    async def drain(self, work: Iterator[R]) -> list[R]:
+        """Run the synchronous items of `work` to its end, in turns; their results in order."""
+        results: list[R] = []
+
+        async def keep(result: R) -> None:
+            results.append(result)
+
+        await self.each(work, keep)
+        return results

@@ -15,10 +15,10 @@ What py-libp2p does and why we wrap it (reference/py-libp2p.md):
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -26,7 +26,7 @@ import trio
 from libp2p.peer.id import ID
 
 from node.net.batching import BatchError, unpack_batch
-from node.net.bulk_lane import BulkLane, Turn
+from node.net.bulk_lane import BulkLane
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Subscription(Generic[T]):
     stats: SubscriptionStats = field(default_factory=SubscriptionStats)
     # Decoded values of validated messages, by message id, until the pump takes the message.
     awaiting: OrderedDict[tuple[bytes, bytes], list[T]] = field(default_factory=OrderedDict)
-    # A batched topic's items are bulk work: checked and handled one per turn of the node's lane (the host
+    # A batched topic's items are bulk work: checked and handled in turns of the node's lane (the host
     # shares one between its batched topics, node/net/bulk_lane.py).
     lane: BulkLane = field(default_factory=BulkLane)
 
@@ -179,8 +179,8 @@ def make_libp2p_batch_validator(
     else of the node runs until it returns. A batch of a few hundred transactions is a few hundred decodes
     and signature checks: ~90 ms of CPU on a free core, about 2 s at the 5% of a core a node gets under
     --cpu-limit 0.5, during which no vote arriving on a consensus link was even read. With a checkpoint after
-    each item, consensus waits for one item at most, on any machine; with the items of every batch taking
-    turns in one lane (node/net/bulk_lane.py), for one item in all rather than one per peer sending batches.
+    each item, consensus waited for one item per peer sending batches; with the items of every batch taking
+    turns in one lane (node/net/bulk_lane.py), it waits for one turn in all, on any machine.
     """
 
     # py-libp2p marks a message seen only once it is validated, so the copies of a batch that other peers
@@ -222,16 +222,6 @@ def _verdict(sub: Subscription, forwarder: ID, msg: Any, verdict: list[Any] | Re
     del sub.stats.rejections[:-MAX_REMEMBERED_REJECTIONS]
     report(forwarder.to_base58(), sub.topic, reason)
     return False
-
-
-_NONE = object()
-
-
-@asynccontextmanager
-async def _single_item() -> AsyncIterator[Turn]:
-    """A turn for one item, then a checkpoint (topics that are not bulk work do not take the lane)."""
-    yield Turn(slice_s=0.0)
-    await trio.sleep(0)
 
 
 async def _handle(sub: Subscription[Any], origin: str, value: Any) -> None:
@@ -277,12 +267,13 @@ async def run_subscription(sub: Subscription, libp2p_subscription: Any, self_id:
             # was ~40 ms of CPU on a free core, close to a second at the 5% of a core a node gets under
             # --cpu-limit 0.5, during which no vote that arrived on the consensus link was handled. A batched
             # topic's items are handled in turns of the bulk lane; other topics' (one per message) yield.
-            items = iter(values)
-            for value in items:
-                async with sub.lane.turn() if sub.batched else _single_item() as turn:
-                    await _handle(sub, origin, value)
-                    while not turn.spent and (value := next(items, _NONE)) is not _NONE:
-                        await _handle(sub, origin, value)
+            handle = functools.partial(_handle, sub, origin)
+            if sub.batched:
+                await sub.lane.each(values, handle)
+            else:  # one item per message
+                for value in values:
+                    await handle(value)
+                    await trio.sleep(0)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(pump)

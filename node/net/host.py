@@ -122,7 +122,7 @@ class P2PHost:
         self._queue_marks: dict[Any, tuple[tuple[object, object], float]] = {}
         self._streams = StreamService(self._open_raw_stream, self.penalise)
         # The node's bulk CPU work (batched topics here; the mempool re-check, local submissions) takes turns
-        # in this one lane, so that consensus and the muxers wait for one item of it at most.
+        # in this one lane, so that consensus and the muxers wait for one turn of it at most.
         self.bulk_lane = BulkLane()
 
     # --- identity and peers ----------------------------------------------------------------------
