@@ -131,6 +131,7 @@ class Outcome:
     throughput: float = 0.0
     latency_ms: list[float] = field(default_factory=list)
     raw_gossip_ms: list[float] = field(default_factory=list)  # the latency scenario's yardstick
+    cpu_s: float | None = None  # CPU time all node processes used during a burst (user + system)
     notes: list[str] = field(default_factory=list)
 
 
@@ -177,6 +178,16 @@ class Network:
         self.devnet.start([self.by_name[name]], timeout_s=START_TIMEOUT_S, running=running)
         self.down.discard(name)
         self._note_managers()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the running node processes have used so far (from /proc)."""
+        ticks = 0
+        for node in self.nodes:
+            if node.name in self.down:
+                continue
+            fields = Path(f"/proc/{node.pid}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def first_commits(self) -> dict[int, float]:
         """Height -> the earliest `event=block-committed` time on any manager."""
@@ -336,10 +347,11 @@ def scenario_burst(root: Path, cores: float | None, total: int) -> Outcome:
     net = Network(root, limit)
     try:
         load = Load(net, outcome)
-        began = time.time()
+        began, cpu_before = time.time(), net.cpu_seconds()
         load.burst(total)
         load.settle({})
         end = time.time()
+        outcome.cpu_s = net.cpu_seconds() - cpu_before
         # Transactions were pending until the last commit, or until the end if some never committed.
         last = max((t for t in net.first_commits().values()), default=end)
         stuck = any(tx.outcome == "lost" for tx in outcome.txs)
@@ -451,6 +463,10 @@ def report(o: Outcome) -> None:
           f"submits to a node that was down: {sum(o.submit_errors.values())}")
     print(f"commit latency p50 {percentile(o.latency_ms, 50):.0f} ms  p95 {percentile(o.latency_ms, 95):.0f} ms  "
           f"(n={len(o.latency_ms)}); committed {o.throughput:.1f} tx/s")
+    if o.cpu_s is not None:
+        per_tx = o.cpu_s / counts["committed"] * 1000 if counts["committed"] else float("nan")
+        print(f"CPU time of all node processes during the burst: {o.cpu_s:.1f} s ({per_tx:.1f} ms per committed "
+              f"transaction)")
     if o.raw_gossip_ms:
         raw, commit = percentile(o.raw_gossip_ms, 50), percentile(o.latency_ms, 50)
         ratio = commit / raw
