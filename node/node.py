@@ -21,6 +21,7 @@ from node.blobs import BLOB_PROTOCOL, RESULT_PROTOCOL, BlobStore
 from node.blobs import LIMITS as BLOB_LIMITS
 from node.byzantine import ByzantineHost
 from node.chain_check import ChainCheck
+from node.chain_pace import ChainPace
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver, wall_ms
 from node.consensus_link import ConsensusLinks
@@ -71,6 +72,14 @@ GOSSIP_BATCH_S = 0.0
 # message costs the network ~100 ms of CPU: six senders in a burst at one batch per 50 ms each asked for
 # 12 cores, the managers starved, and the chain stopped. A lone transaction still leaves at once.
 GOSSIP_MIN_INTERVAL_S = 0.25
+# ... or, when the chain is slower, at most this many batches per topic per block (node/chain_pace.py): a
+# fixed interval costs the network the same CPU per second on any machine, so a machine half as fast spent
+# twice the share of its CPU on messages, and the 3,000-transfer burst at --cpu-limit 0.5 took three times
+# the messages of the unlimited run (bench/liveness.py: 12 ms of CPU per committed transaction against
+# 5.4). Paced per block, a burst makes about the same messages on any machine; a transaction then waits up
+# to a quarter of a block more before it leaves, where the block itself is most of its latency.
+GOSSIP_BATCHES_PER_BLOCK = 2
+CHAIN_PACE_SAMPLES = 8
 # At start a node asks peers for missed blocks for at most this long before its roles begin.
 CATCH_UP_S = 10.0
 # Admission control of local submissions (node/admission.py): a transaction admitted should commit within
@@ -143,6 +152,7 @@ class Node:
             ADMISSION_BACKLOG_S, max(1, int(ADMISSION_FLOOR_BLOCK_SHARE * self.genesis.params.max_block_txs)),
             ADMISSION_WINDOW_S,
         )
+        self.chain_pace = ChainPace(CHAIN_PACE_SAMPLES)
         self.outbox = Outbox(
             keypair, self.topics, host, self.mempool, self.admission, self.ledger_view, self.driver.wake, store,
             self.app.decode,
@@ -203,9 +213,13 @@ class Node:
     # --- after each block -----------------------------------------------------------------------------
 
     async def _on_commit(self, block: Block, certificate: Certificate, committed: CommittedBlock) -> None:
-        """Tell each part what a stored block changed: admission its commit rate, the book its spent orders,
-        the outbox its committed transactions, the roles the block (they act on the state it left)."""
-        self.admission.on_commit(len(block.txs), trio.current_time())
+        """Tell each part what a stored block changed: admission its commit rate, the host the chain's pace
+        (for its gossip batches), the book its spent orders, the outbox its committed transactions, the roles
+        the block (they act on the state it left)."""
+        now = trio.current_time()
+        self.admission.on_commit(len(block.txs), now)
+        self.chain_pace.on_commit(now, len(self.mempool))
+        self.host.pace_publishing(publish_interval(self.chain_pace))
         self.metrics.block_committed(block.time, certificate.round, wall_ms())
         spent = self.gossip.orders.prune()
         self.outbox.committed((self.app.decode(data).tx_id for data in block.txs), spent)
@@ -266,6 +280,13 @@ def write_addresses(data_dir: Path, addrs: list[str]) -> None:
     tmp = data_dir / (ADDRESS_FILE + ".tmp")
     tmp.write_text("\n".join(addrs) + "\n")
     os.replace(tmp, data_dir / ADDRESS_FILE)
+
+
+def publish_interval(pace: ChainPace) -> float:
+    """How often a topic's gossip batches may leave: GOSSIP_BATCHES_PER_BLOCK a block, never more often
+    than GOSSIP_MIN_INTERVAL_S."""
+    busy = pace.busy_block_interval()
+    return GOSSIP_MIN_INTERVAL_S if busy is None else max(GOSSIP_MIN_INTERVAL_S, busy / GOSSIP_BATCHES_PER_BLOCK)
 
 
 def host_config(seed: bytes, listen: str, join: tuple[str, ...]) -> HostConfig:

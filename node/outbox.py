@@ -7,6 +7,7 @@ loss for what we originate. Relaying what others send is the topic handlers' job
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -26,10 +27,17 @@ from protocols.orders import Order
 log = logging.getLogger(__name__)
 
 # Gossip loses messages: our own orders are announced again at this interval until the ledger consumes
-# them, our pending transactions first after it and then at doubling intervals up to REANNOUNCE_MAX_S
-# (DESIGN.md section 8).
+# them. A pending transaction of ours is announced again when the chain, since its last announcement, has
+# committed as many transactions as our mempool held then (all that may rightly go first) and OVERDUE_BLOCKS
+# blocks more without it: a proposer that had it would have taken it. Counted in blocks, not seconds: a
+# slower chain keeps transactions waiting longer, rightly, and at a fixed 3 s every transaction of the
+# 3,000-transfer burst at --cpu-limit 0.5 went out again once or twice, each copy read by every node
+# (bench/liveness.py: 12.7 ms of CPU per committed transaction, 10.3 ms without the copies). On a chain
+# that commits nothing (idle, or stalled), where no block can show the loss, it goes out again after
+# REANNOUNCE_S of that silence, then after doubling intervals up to REANNOUNCE_MAX_S (DESIGN.md section 8).
 REANNOUNCE_S = 3.0
 REANNOUNCE_MAX_S = 60.0
+OVERDUE_BLOCKS = 2
 # At most this many of our pending transactions go out again per round: every receiver decodes and checks
 # each one, so re-sending a whole backlog at once costs the network more than the loss it repairs.
 REANNOUNCE_MAX_TXS = 200
@@ -40,20 +48,33 @@ DROPPED = "dropped from the mempool: no longer valid"
 
 @dataclass
 class PendingTx:
-    """One of our transactions not yet in a block, and when to gossip it again.
-
-    The interval doubles with each re-announcement: a transaction still pending after several is waiting for
-    a chain that is slow, not for a lost message, and re-sending a backlog at a fixed pace is what keeps an
-    overloaded network overloaded (a 30-node devnet on 2 cores never recovered from a burst that way)."""
+    """One of our transactions not yet in a block, and what the chain did since we last announced it."""
 
     nonce: int
     data: bytes
-    announce_at: float  # trio clock
-    interval: float = REANNOUNCE_S
+    announced_at: float  # trio clock
+    ahead: int  # transactions in our mempool at that announcement: all that may commit before this one
+    interval: float = REANNOUNCE_S  # the silence (no block at all) after which it goes out again
+    committed_since: int = 0  # transactions committed since that announcement
+    blocks_past_ahead: int = 0  # blocks committed without it once those ahead could all have been
 
-    def backoff(self, now: float) -> None:
-        self.interval = min(2 * self.interval, REANNOUNCE_MAX_S)
-        self.announce_at = now + self.interval
+    def on_block(self, txs: int) -> None:
+        if self.committed_since >= self.ahead:
+            self.blocks_past_ahead += 1
+        self.committed_since += txs
+
+    def due(self, now: float, last_commit: float) -> bool:
+        if self.blocks_past_ahead >= OVERDUE_BLOCKS:
+            return True
+        return now - self.announced_at >= self.interval and now - last_commit >= self.interval
+
+    def reannounced(self, now: float, ahead: int) -> None:
+        """The interval doubles when silence called for it: a transaction still pending after several is
+        waiting for a stalled chain, not for a lost message, and re-sending a backlog at a fixed pace is
+        what keeps an overloaded network overloaded (a 30-node devnet on 2 cores never recovered that way)."""
+        if self.blocks_past_ahead < OVERDUE_BLOCKS:
+            self.interval = min(2 * self.interval, REANNOUNCE_MAX_S)
+        self.announced_at, self.ahead, self.committed_since, self.blocks_past_ahead = now, ahead, 0, 0
 
 
 class Outbox:
@@ -95,18 +116,19 @@ class Outbox:
         # Ours, not yet committed, by tx id.
         self._pending_txs: dict[bytes, PendingTx] = {}
         self._rejected_txs: dict[bytes, str] = {}
+        self._last_commit = -math.inf  # trio clock
 
     def restore(self) -> None:
         """Our transactions accepted before a restart and not committed since go back into the mempool and the
-        re-announce queue (due at once); those dropped before it keep their reason."""
-        now = trio.current_time()
+        re-announce queue; those dropped before it keep their reason."""
         for tx_id, data, dropped in self._store.load_outbox():
             if dropped is not None:
                 self._rejected_txs[tx_id] = dropped
             elif self._store.tx_result(tx_id) is None:  # (a committed one left the table with its block)
                 reason = self._mempool.add(data)
                 if reason is None:
-                    self._pending_txs[tx_id] = PendingTx(self._decode(data).nonce, data, now)
+                    # never announced by this process: due at the first round, unless blocks come first
+                    self._pending_txs[tx_id] = PendingTx(self._decode(data).nonce, data, -math.inf, len(self._mempool))
                 else:
                     self._drop(tx_id, f"dropped after a restart: {reason}")
         if self._pending_txs:
@@ -138,7 +160,7 @@ class Outbox:
             if reason is not None:
                 raise ValueError(reason)
             self._store.save_outbox(tx.tx_id, data)  # before anyone hears of it: a restart must not lose it
-        self._pending_txs[tx.tx_id] = PendingTx(tx.nonce, data, trio.current_time() + REANNOUNCE_S)
+        self._pending_txs[tx.tx_id] = PendingTx(tx.nonce, data, trio.current_time(), len(self._mempool))
         await self._host.publish_item(self._topics.txs, data)
         self._wake()
         log.info("event=tx-submitted tx=%s kind=%s nonce=%d", tx.tx_id.hex()[:16], type(body).__name__, tx.nonce)
@@ -161,9 +183,15 @@ class Outbox:
         await self._host.publish_item(self._topics.orders, encode(order))
 
     def committed(self, tx_ids: Iterable[bytes], spent_orders: Iterable[bytes]) -> None:
-        """After a block: its transactions and the orders it used up need no more announcing."""
+        """After a block: its transactions and the orders it used up need no more announcing, and each of our
+        pending transactions counts the block."""
+        count = 0
         for tx_id in tx_ids:
             self._pending_txs.pop(tx_id, None)
+            count += 1
+        self._last_commit = trio.current_time()
+        for pending in self._pending_txs.values():
+            pending.on_block(count)
         self.forget_dropped()
         for order_hash in spent_orders:
             self._own_orders.pop(order_hash, None)
@@ -184,7 +212,7 @@ class Outbox:
             for order in list(self._own_orders.values()):
                 await self._host.publish_item(self._topics.orders, encode(order))
             now = trio.current_time()
-            due = [pending for pending in self._pending_txs.values() if pending.announce_at <= now]
+            due = [pending for pending in self._pending_txs.values() if pending.due(now, self._last_commit)]
             for pending in due[:REANNOUNCE_MAX_TXS]:
-                pending.backoff(now)
+                pending.reannounced(now, len(self._mempool))
                 await self._host.publish_item(self._topics.txs, pending.data)

@@ -73,8 +73,8 @@ class Batcher:
     """Gathers items for one topic and publishes them as batches.
 
     `add()` returns as soon as the item is queued; the flusher task publishes a batch `delay_s` after its
-    first item, but not sooner than `min_interval_s` after the previous batch, or at once when the batch is
-    full. `add()` waits (back-pressure) while a full batch is waiting to be published, so a producer cannot
+    first item, but not sooner than `min_interval_s` after the previous batch (`config.min_interval_s` until
+    the owner paces it otherwise), or at once when the batch is full. `add()` waits (back-pressure) while a full batch is waiting to be published, so a producer cannot
     queue without bound. The interval bounds the messages a node sends under load, whatever the item rate,
     while a lone item still leaves after `delay_s`: a gossip message costs every node of the network about
     the same CPU whatever its size.
@@ -91,6 +91,7 @@ class Batcher:
         self._flush_now = trio.Event()
         self._space = trio.Event()
         self._last_publish = -math.inf
+        self.min_interval_s = config.min_interval_s
         self.batches_sent = 0
         self.items_sent = 0
 
@@ -117,7 +118,7 @@ class Batcher:
         best effort: every protocol above re-announces what must arrive)."""
         while True:
             await self._has_items.wait()
-            paced_until = self._last_publish + self._config.min_interval_s
+            paced_until = self._last_publish + self.min_interval_s
             with trio.move_on_after(max(self._config.delay_s, paced_until - trio.current_time())):
                 await self._flush_now.wait()
             self._has_items = trio.Event()

@@ -116,6 +116,7 @@ class P2PHost:
         self._nursery: trio.Nursery | None = None
         self._subscriptions: dict[str, Subscription] = {}
         self._batchers: dict[str, Batcher] = {}
+        self._publish_interval_s = config.batch.min_interval_s  # changed by pace_publishing
         self.penalties = PenaltyBook()
         self.counters = HostCounters()  # read by node/metrics.py
         # peer -> (the RPCs at the heads of its full outbound queue, since when none of them was taken)
@@ -320,9 +321,16 @@ class P2PHost:
             if self._nursery is None:
                 raise RuntimeError("the host is not running")
             batcher = Batcher(topic, self.publish, self.config.batch, self.config.gossip.max_message_bytes)
+            batcher.min_interval_s = self._publish_interval_s
             self._batchers[topic] = batcher
             self._nursery.start_soon(batcher.run)
         await batcher.add(item)
+
+    def pace_publishing(self, min_interval_s: float) -> None:
+        """From now on each topic's batches of `publish_item` leave at most once per `min_interval_s`."""
+        self._publish_interval_s = min_interval_s
+        for batcher in self._batchers.values():
+            batcher.min_interval_s = min_interval_s
 
     async def flush(self, topic: str | None = None) -> None:
         """Publish gathered batch items now instead of waiting for the batch delay."""

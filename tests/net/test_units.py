@@ -195,6 +195,26 @@ async def test_batcher_paces_batches_under_load_but_not_a_lone_item(autojump_clo
     assert len(sent) <= 5
 
 
+async def test_a_batcher_paced_anew_keeps_the_new_interval(autojump_clock: trio.abc.Clock) -> None:
+    """The node paces its batches by the chain's speed (node/chain_pace.py) after each block."""
+    sent: list[float] = []
+
+    async def publish(topic: str, data: bytes) -> None:
+        sent.append(trio.current_time())
+
+    batcher = Batcher("t", publish, BatchConfig(delay_s=0.0, min_interval_s=0.25), 900_000)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(batcher.run)
+        batcher.min_interval_s = 2.0
+        for _ in range(40):  # an item every 0.1 s for 4 s
+            await batcher.add(b"x")
+            await trio.sleep(0.1)
+        await trio.sleep(3)
+        nursery.cancel_scope.cancel()
+    assert all(later - earlier >= 2.0 - 1e-9 for earlier, later in itertools.pairwise(sent))
+    assert 2 <= len(sent) <= 4
+
+
 def test_penalties_decay_and_ban() -> None:
     book = PenaltyBook(threshold=3.0, ban_duration_s=10.0, decay_per_s=0.5)
     assert not book.add("p", 2.0, now=0.0)

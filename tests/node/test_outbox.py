@@ -10,7 +10,7 @@ import trio.testing
 
 from node.admission import Admission
 from node.net.bulk_lane import BulkLane
-from node.outbox import DROPPED, PENDING, REANNOUNCE_MAX_S, REANNOUNCE_S, UNKNOWN, Outbox
+from node.outbox import DROPPED, OVERDUE_BLOCKS, PENDING, REANNOUNCE_MAX_S, REANNOUNCE_S, UNKNOWN, Outbox, PendingTx
 from node.storage import Store
 from node.topics import Topics
 from protocols.chain import LedgerApplication
@@ -68,6 +68,47 @@ async def test_pending_transactions_take_consecutive_nonces_and_back_off(
     assert gaps == sorted(gaps) and max(gaps) <= REANNOUNCE_MAX_S + REANNOUNCE_S and gaps[-1] > 2 * REANNOUNCE_S
     outbox.committed([first.tx_id, second.tx_id], [])
     assert outbox.status(first.tx_id) == UNKNOWN and not outbox.is_pending(second.tx_id)
+
+
+def test_on_a_busy_chain_a_pending_transaction_waits_for_blocks_not_seconds() -> None:
+    """500 transactions were ahead of it: it goes out again only once blocks of 250 committed those and
+    OVERDUE_BLOCKS more without it, however long that took; the silence back-off does not apply meanwhile."""
+    pending = PendingTx(nonce=0, data=b"tx", announced_at=0.0, ahead=500)
+    blocks_until_due = 0
+    now = 0.0
+    while not pending.due(now, last_commit=now):
+        now += 5.0  # a slow chain: a block every 5 s, longer than REANNOUNCE_S
+        pending.on_block(250)
+        blocks_until_due += 1
+    assert blocks_until_due == 2 + OVERDUE_BLOCKS
+    pending.reannounced(now, ahead=10)
+    assert pending.interval == REANNOUNCE_S and not pending.due(now + 1, last_commit=now)
+
+
+def test_on_a_silent_chain_a_pending_transaction_goes_out_again_with_back_off() -> None:
+    pending = PendingTx(nonce=0, data=b"tx", announced_at=0.0, ahead=0)
+    assert not pending.due(REANNOUNCE_S - 0.1, last_commit=-1e9) and pending.due(REANNOUNCE_S, last_commit=-1e9)
+    pending.reannounced(REANNOUNCE_S, ahead=0)
+    assert pending.interval == 2 * REANNOUNCE_S
+    assert not pending.due(2 * REANNOUNCE_S, last_commit=-1e9)
+
+
+async def test_a_pending_transaction_the_blocks_pass_by_is_announced_again(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    market = Market.create()
+    outbox, gossip, _, _ = outbox_of(market, "w1", Store(tmp_path / "node.db"))
+    tx = await outbox.submit(Transfer(market.addr("poor"), RLC))  # the mempool holds it alone
+    gossip.sent.clear()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outbox.run)
+        for _ in range(1 + OVERDUE_BLOCKS):  # others' blocks, one a second
+            assert gossip.sent == []
+            await trio.sleep(1.0)
+            outbox.committed([b"\x01" * 32], [])
+        await trio.sleep(REANNOUNCE_S)
+        nursery.cancel_scope.cancel()
+    assert gossip.sent == [(Topics(CHAIN_ID).txs, encode(tx))]
 
 
 async def test_a_transaction_a_block_made_invalid_is_reported_dropped(tmp_path: Path) -> None:

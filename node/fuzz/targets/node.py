@@ -81,6 +81,9 @@ class FakeHost:
     async def publish_item(self, topic: str, item: bytes) -> None:
         self.published += 1
 
+    def pace_publishing(self, min_interval_s: float) -> None:
+        """Nothing is batched here: every publication is counted at once."""
+
     def penalise(self, peer_id: str, reason: str, points: float = 1.0) -> None:
         self.penalties += 1
 
