@@ -77,7 +77,7 @@ GOSSIP_MIN_INTERVAL_S = 0.25
 # twice the share of its CPU on messages, and the 3,000-transfer burst at --cpu-limit 0.5 took three times
 # the messages of the unlimited run (bench/liveness.py: 12 ms of CPU per committed transaction against
 # 5.4). Paced per block, a burst makes about the same messages on any machine; a transaction then waits up
-# to a quarter of a block more before it leaves, where the block itself is most of its latency.
+# to half a block more before it leaves, where the blocks ahead of it are most of its latency.
 GOSSIP_BATCHES_PER_BLOCK = 2
 CHAIN_PACE_SAMPLES = 8
 # At start a node asks peers for missed blocks for at most this long before its roles begin.

@@ -59,11 +59,13 @@ class PendingTx:
     blocks_past_ahead: int = 0  # blocks committed without it once those ahead could all have been
 
     def on_block(self, txs: int) -> None:
+        """A block of `txs` transactions committed without this one."""
         if self.committed_since >= self.ahead:
             self.blocks_past_ahead += 1
         self.committed_since += txs
 
     def due(self, now: float, last_commit: float) -> bool:
+        """Whether to announce it again: blocks passed it by, or the chain has been silent long enough."""
         if self.blocks_past_ahead >= OVERDUE_BLOCKS:
             return True
         return now - self.announced_at >= self.interval and now - last_commit >= self.interval
