@@ -102,11 +102,12 @@ async def test_a_pending_transaction_the_blocks_pass_by_is_announced_again(
     gossip.sent.clear()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(outbox.run)
-        for _ in range(1 + OVERDUE_BLOCKS):  # others' blocks, one a second
+        await trio.sleep(0.5)  # (no block at the same instant as one of the outbox's rounds, every 3 s)
+        for _ in range(1 + OVERDUE_BLOCKS):  # others' blocks, one a second, none longer apart than 3 s
             assert gossip.sent == []
-            await trio.sleep(1.0)
             outbox.committed([b"\x01" * 32], [])
-        await trio.sleep(REANNOUNCE_S)
+            await trio.sleep(1.0)
+        await trio.sleep(REANNOUNCE_S - trio.current_time() + 0.5)  # the first round after the blocks
         nursery.cancel_scope.cancel()
     assert gossip.sent == [(Topics(CHAIN_ID).txs, encode(tx))]
 
