@@ -14,6 +14,9 @@ For each it prints the longest gap between consecutive blocks while at least 3 m
 transactions were pending, the time from quorum restored (the restarted manager's `event=node-ready`
 line) to the next commit, the transactions submitted / committed / rejected with a reason / lost, and
 commit latency p50/p95 (submit until the first manager's `event=block-committed` of the block holding it).
+A burst also prints the CPU time all node processes used during it, in all and per committed transaction:
+a slower machine that needs more CPU per transaction is doing extra work (more messages, copies), not
+just waiting.
 
 A transaction is *submitted* when a node admitted it (a SubmitRequest answered with its id). A refused
 submit ("mempool-full" and the like) is counted by reason and retried, as a client told "retry" would.
