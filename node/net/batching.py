@@ -75,9 +75,9 @@ class Batcher:
     `add()` returns as soon as the item is queued; the flusher task publishes a batch `delay_s` after its
     first item, but not sooner than `min_interval_s` after the previous batch (`config.min_interval_s` until
     the owner paces it otherwise), or at once when the batch is full. `add()` waits (back-pressure) while a
-    full batch is waiting to be published, so a producer cannot queue without bound. The interval bounds the messages a node sends under load, whatever the item rate,
-    while a lone item still leaves after `delay_s`: a gossip message costs every node of the network about
-    the same CPU whatever its size.
+    full batch is waiting to be published, so a producer cannot queue without bound. The interval bounds the
+    messages a node sends under load, whatever the item rate, while a lone item still leaves after
+    `delay_s`: a gossip message costs every node of the network about the same CPU whatever its size.
     """
 
     def __init__(self, topic: str, publish: Publish, config: BatchConfig, max_message_bytes: int) -> None:

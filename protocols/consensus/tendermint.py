@@ -493,9 +493,10 @@ class Tendermint:
                 continue
             v = p.block
             timely = check_timely(v, self._now, self.params, self.round, self.timeliness_slack()) is None
-            if self._valid(v):
+            valid = self._valid(v)
+            if valid:
                 self._note_proposal_arrival(p)
-            if self._valid(v) and timely and (self.locked_round == -1 or self._is_locked_on(v)):  # line 23
+            if valid and timely and (self.locked_round == -1 or self._is_locked_on(v)):  # line 23
                 self._vote(Step.PREVOTE, block_id(v))  # line 24
             else:
                 self._vote(Step.PREVOTE, NIL)  # line 26
