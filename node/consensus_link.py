@@ -1,10 +1,13 @@
-"""Consensus messages pushed straight to the other validators, each over a stream of its own.
+"""Consensus messages pushed straight to the other validators, each over a stream of its own, on a
+connection that carries nothing else.
 
 Why not gossip alone: py-libp2p reads one gossip message at a time per connection and runs its validator
 before reading the next, and between validators the same connection carries the transaction batches. A
 vote behind a dozen batches waited until every one had been decoded and signature-checked: on a devnet
 limited to half a core, a 3,000-transfer burst made round 0 of a height last 50 s (bench/liveness.py).
-A stream is read by its own task, so a vote waits at most for the batch being checked when it arrives.
+A stream is read by its own task, so a vote waits at most for the batch being checked when it arrives; and
+the stream is on a connection of its own (node/net/link_host.py), so it is not read behind the batches'
+frames either.
 
 Gossip stays the fallback (a validator not linked yet, a link being re-opened, a queue that overflowed);
 the consensus state machine ignores the copy that arrives second. Every message is checked as gossip is
@@ -26,6 +29,7 @@ from node.net.config import MAX_GOSSIP_BYTES
 from node.net.framing import FramedStream, FrameError, StreamClosed
 from node.net.gossip import GossipHandler, Rejected, Validator
 from node.net.host import P2PHost
+from node.net.link_host import LinkHost, any_port_of, open_link_host
 from node.net.streams import RequestError, StreamLimits
 from node.trio_compat import TaskStatus
 
@@ -85,28 +89,39 @@ class ConsensusLinks:
 
     def __init__(self, host: P2PHost, validate: Validator[Any], deliver: GossipHandler[Any]) -> None:
         """`validate` and `deliver` are the consensus topic's validator and handler: a frame is checked and
-        decoded once, like a gossiped message."""
-        self.host = host
+        decoded once, like a gossiped message. The links run on a link host with `host`'s identity,
+        listening on another port of `host`'s interface."""
+        self._main = host
         self._validate = validate
         self._deliver = deliver
         self._links: dict[str, _Link] = {}
+        self._host: LinkHost | None = None
         self._nursery: trio.Nursery | None = None
         self.delivered = 0
 
+    @property
+    def addrs(self) -> list[str]:
+        """Where other validators open their links to us (in our peer record); empty until `run` started."""
+        return self._host.addrs if self._host is not None else []
+
     async def run(self, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve inbound links and hold the writer tasks; runs until cancelled."""
-        self.host.set_stream_handler(CONSENSUS_PROTOCOL, self.serve, LIMITS)
-        async with trio.open_nursery() as nursery:
+        async with open_link_host(self._main, any_port_of(self._main.config.listen)) as host, trio.open_nursery() as nursery:
+            host.set_stream_handler(CONSENSUS_PROTOCOL, self.serve, LIMITS)
+            self._host = host
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
 
-    def link(self, peer: str) -> None:
-        """Keep a link to this validator's peer (idempotent)."""
-        if peer in self._links or self._nursery is None:
+    def link(self, peer: str, addresses: tuple[str, ...]) -> None:
+        """Keep a link to this validator's peer, whose link host listens at `addresses` (idempotent)."""
+        if self._host is None or self._nursery is None:
+            return
+        self._host.know(peer, addresses)
+        if peer in self._links:
             return
         link = self._links[peer] = _Link(peer)
-        self._nursery.start_soon(self._write_loop, link)
+        self._nursery.start_soon(self._write_loop, self._host, link)
 
     @property
     def linked(self) -> list[str]:
@@ -132,7 +147,7 @@ class ConsensusLinks:
             link.wake.set()
         return sum(1 for link in self._links.values() if link.reaches)
 
-    async def _write_loop(self, link: _Link) -> None:
+    async def _write_loop(self, host: LinkHost, link: _Link) -> None:
         while True:
             await link.wake.wait()
             link.wake = trio.Event()
@@ -140,7 +155,7 @@ class ConsensusLinks:
                 stream = link.stream
                 if stream is None or not stream.usable:
                     try:
-                        stream = link.open(await self.host.open_stream(link.peer, CONSENSUS_PROTOCOL, LIMITS))
+                        stream = link.open(await host.open_stream(link.peer, CONSENSUS_PROTOCOL, LIMITS))
                     except RequestError as exc:
                         log.info("event=consensus-link-down peer=%s dropped=%d reason=%r", link.peer, len(link.queue), str(exc))
                         link.queue.clear()
@@ -166,7 +181,8 @@ class ConsensusLinks:
                 return
             verdict = self._validate(stream.peer_id, data)
             if isinstance(verdict, Rejected):
-                self.host.penalise(stream.peer_id, f"invalid message on {CONSENSUS_PROTOCOL}: {verdict.reason}")
+                penalise = self._host.penalise if self._host is not None else self._main.penalise
+                penalise(stream.peer_id, f"invalid message on {CONSENSUS_PROTOCOL}: {verdict.reason}")
                 continue
             await self._deliver(stream.peer_id, verdict)
             self.delivered += 1

@@ -38,6 +38,8 @@ class PeerRecord(SignedMixin):
 
     addresses: Annotated[tuple[Multiaddr, ...], MaxLen(MAX_ADDRESSES)]
     sequence: U64  # later records replace earlier ones (a node that restarted on another port)
+    # A validator's consensus link host (node/net/link_host.py); empty for other nodes.
+    link_addresses: Annotated[tuple[Multiaddr, ...], MaxLen(MAX_ADDRESSES)] = ()
     signature: Signature = EMPTY_SIGNATURE
 
 
@@ -80,7 +82,7 @@ class Directory:
             return Rejected(f"undecodable peer record: {exc.reason}")
         if not record.addresses or not self.verifier.verify(record):
             return Rejected("peer record without addresses or with a bad signature")
-        for address in record.addresses:
+        for address in record.addresses + record.link_addresses:
             try:
                 if public_key_of(peer_id_in(address)) != record.signature.public_key:
                     return Rejected("peer record names a peer id of another key")
@@ -99,6 +101,10 @@ class Directory:
     def addresses_of(self, account: bytes) -> tuple[str, ...]:
         record = self._records.get(account)
         return record.addresses if record else ()
+
+    def link_addresses_of(self, account: bytes) -> tuple[str, ...]:
+        record = self._records.get(account)
+        return record.link_addresses if record else ()
 
     def peer_of(self, account: bytes) -> str | None:
         addresses = self.addresses_of(account)

@@ -168,7 +168,10 @@ class Node:
                 self.order_book, store, self._market_view, self.verifier, lambda: self.role_runner.opened, keypair,
                 self.outbox,
             ),
-            peers=PeerRecordTopic(self.directory, keypair, self.genesis.chain_id, host, self.topics.peers),
+            peers=PeerRecordTopic(
+                self.directory, keypair, self.genesis.chain_id, host, self.topics.peers,
+                lambda: self.links.addrs if self.links is not None else [],
+            ),
         )
         # Validators also push their consensus messages to each other over streams (see consensus_link.py);
         # a Byzantine test node misbehaves on gossip only, so it gets no honest second channel.

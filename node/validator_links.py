@@ -31,8 +31,9 @@ async def link_validators(
             peer = await reach(host, directory, account)
             if peer is not None:
                 host.keep_direct(peer)
-                if links is not None:
-                    links.link(peer)
+                link_addresses = directory.link_addresses_of(account)
+                if links is not None and link_addresses:  # none: a validator without links (gossip only)
+                    links.link(peer, link_addresses)
             if peer is not None and account not in linked:
                 log.info("event=validator-linked validator=0x%s peer=%s", account.hex(), peer)
                 linked.add(account)

@@ -18,7 +18,7 @@ import math
 import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -118,6 +118,9 @@ class P2PHost:
         self._batchers: dict[str, Batcher] = {}
         self._publish_interval_s = config.batch.min_interval_s  # changed by pace_publishing
         self.penalties = PenaltyBook()
+        # Called with a peer each time it is penalised while banned (as `_drop`): other hosts with our
+        # identity (node/net/link_host.py) cut their connections to it too.
+        self.on_ban: list[Callable[[PeerId], None]] = []
         self.counters = HostCounters()  # read by node/metrics.py
         # peer -> (the RPCs at the heads of its full outbound queue, since when none of them was taken)
         self._queue_marks: dict[Any, tuple[tuple[object, object], float]] = {}
@@ -201,6 +204,8 @@ class P2PHost:
             log.warning("event=peer-banned peer=%s duration_s=%.0f", peer_id, self.penalties.ban_duration_s)
         if banned:
             self._drop(peer_id)
+            for dropped in self.on_ban:
+                dropped(peer_id)
 
     def is_banned(self, peer_id: PeerId) -> bool:
         return self.penalties.is_banned(peer_id, trio.current_time())
@@ -355,18 +360,7 @@ class P2PHost:
         self._host.set_stream_handler(TProtocol(protocol_id), self._inbound_for(protocol_id))
 
     def _inbound_for(self, protocol_id: str) -> Any:
-        async def on_stream(net_stream: Any) -> None:
-            try:
-                peer_id = net_stream.muxed_conn.peer_id.to_base58()
-            except Exception:
-                peer_id = "unknown"
-            if self.is_banned(peer_id):
-                await net_stream.reset()
-                self._drop(peer_id)
-                return
-            await self._streams.on_inbound(net_stream, peer_id, protocol_id)
-
-        return on_stream
+        return inbound_stream_handler(self._streams, protocol_id, self.is_banned, self._drop)
 
     async def _open_raw_stream(self, peer_id: PeerId, protocol_id: str) -> Any:
         return await self._host.new_stream(parse_peer_id(peer_id), [TProtocol(protocol_id)])
@@ -458,10 +452,10 @@ class P2PHost:
                     log.debug("event=top-up-dial-failed peer=%s error=%r", peer.to_base58(), exc)
 
 
-def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
-    remember_signed_records()  # py-libp2p 0.8.1 checks a peer's signed record on every RPC: node/net/records.py
-    key_pair = libp2p_key_pair(config.seed)
-    listen = Multiaddr(config.listen)
+def new_libp2p_host(seed: bytes, listen: str, connection_config: ConnectionConfig) -> Any:
+    """A py-libp2p host with our identity that speaks TCP + Noise + Yamux only, its library bugs worked
+    around (the gossip host below and the consensus link host, node/net/link_host.py)."""
+    key_pair = libp2p_key_pair(seed)
     host = new_host(
         key_pair=key_pair,
         # py-libp2p 0.8.1 accepts plaintext, secio and TLS by default: a peer could connect unencrypted.
@@ -469,18 +463,8 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
         sec_opt={NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)},
         # Yamux only: Mplex resets a stream on a 1 MiB message (reference/py-libp2p.md).
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
-        listen_addrs=[listen],
-        # py-libp2p 0.8.1: with the default of 3 connections per peer, every connect() waits out a 250 ms timer.
-        connection_config=ConnectionConfig(
-            max_connections_per_peer=1,
-            dial_timeout=config.dial_timeout_s,
-            # The library's auto-connector dials every known peer while below min_connections (default 50);
-            # we only need a gossip mesh's worth, like our own top-up below.
-            min_connections=config.gossip.degree_low,
-            low_watermark=config.gossip.degree_high,
-            max_connections=config.max_connections,
-            high_watermark=config.max_connections,  # the library's default too (it must not exceed the max)
-        ),
+        listen_addrs=[Multiaddr(listen)],
+        connection_config=connection_config,
         enable_mDNS=False,
         enable_upnp=False,
     )
@@ -495,6 +479,26 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
     swarm: Any = host.get_network()  # the Swarm behind its interface, which does not declare the limiter
     swarm._inbound_limiter = trio.CapacityLimiter(math.inf)
     keep_own_peer_entry(host.get_peerstore(), host.get_id())
+    return host
+
+
+def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
+    remember_signed_records()  # py-libp2p 0.8.1 checks a peer's signed record on every RPC: node/net/records.py
+    host = new_libp2p_host(
+        config.seed,
+        config.listen,
+        # py-libp2p 0.8.1: with the default of 3 connections per peer, every connect() waits out a 250 ms timer.
+        ConnectionConfig(
+            max_connections_per_peer=1,
+            dial_timeout=config.dial_timeout_s,
+            # The library's auto-connector dials every known peer while below min_connections (default 50);
+            # we only need a gossip mesh's worth, like our own top-up below.
+            min_connections=config.gossip.degree_low,
+            low_watermark=config.gossip.degree_high,
+            max_connections=config.max_connections,
+            high_watermark=config.max_connections,  # the library's default too (it must not exceed the max)
+        ),
+    )
     gossip = config.gossip
     score_params = ScoreParams(
         p4_invalid_messages=TopicScoreParams(
@@ -551,6 +555,26 @@ def _build_libp2p(config: HostConfig) -> tuple[Any, Pubsub, GossipSub]:
     return host, pubsub, gossipsub
 
 
+def inbound_stream_handler(
+    streams: StreamService, protocol_id: str, is_banned: Callable[[PeerId], bool], drop: Callable[[PeerId], None]
+) -> Callable[[Any], Awaitable[None]]:
+    """What libp2p calls for a new inbound stream of `protocol_id`: a banned peer's is reset (and the peer
+    dropped again), any other is served by `streams`."""
+
+    async def on_stream(net_stream: Any) -> None:
+        try:
+            peer_id = net_stream.muxed_conn.peer_id.to_base58()
+        except Exception:
+            peer_id = "unknown"
+        if is_banned(peer_id):
+            await net_stream.reset()
+            drop(peer_id)
+            return
+        await streams.on_inbound(net_stream, peer_id, protocol_id)
+
+    return on_stream
+
+
 def keep_own_peer_entry(store: Any, self_id: ID) -> None:
     """Workaround for py-libp2p 0.8.1: beyond `max_peers` (1,000) known peers, `PeerStore._enforce_peer_limit`
     evicts the entries without addresses first, and the host's own entry (its keys, no addresses) is one. The
@@ -596,17 +620,21 @@ async def open_host(config: HostConfig) -> AsyncIterator[P2PHost]:
                     hard_stop.deadline = trio.current_time() + config.shutdown_grace_s
                     host._nursery = None
                     nursery.cancel_scope.cancel()
-                    # py-libp2p 0.8.1: leaving host.run() does not close the swarm; its TCP listener (a
-                    # system task) keeps accepting under our identity and open connections stay up, so a
-                    # node restarted in the same process never meshes again. Close the network ourselves.
-                    with trio.CancelScope(shield=True), trio.move_on_after(config.shutdown_grace_s):
-                        try:
-                            await libp2p_host.get_network().close()
-                        except Exception as exc:  # the library raises assorted types while tearing down
-                            log.debug("event=network-close-failed error=%r", exc)
+                    await close_network(libp2p_host, config.shutdown_grace_s)
     if hard_stop.cancelled_caught:
         log.warning("event=host-shutdown-forced peer=%s grace_s=%.1f", host.peer_id, config.shutdown_grace_s)
     log.info("event=host-stopped peer=%s", host.peer_id)
+
+
+async def close_network(libp2p_host: Any, grace_s: float) -> None:
+    """py-libp2p 0.8.1: leaving host.run() does not close the swarm; its TCP listener (a system task) keeps
+    accepting under our identity and open connections stay up, so a node restarted in the same process
+    never meshes again. Close the network ourselves (shielded: we are being cancelled; bounded)."""
+    with trio.CancelScope(shield=True), trio.move_on_after(grace_s):
+        try:
+            await libp2p_host.get_network().close()
+        except Exception as exc:  # the library raises assorted types while tearing down
+            log.debug("event=network-close-failed error=%r", exc)
 
 
 def _queue_heads(queue: Any) -> tuple[object, object]:

@@ -4,6 +4,7 @@ the directory, and our own record announced (node/directory.py)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import trio
 
@@ -25,8 +26,13 @@ PEER_RECORD_S = 30.0
 class PeerRecordTopic:
     batched = False
 
-    def __init__(self, directory: Directory, keypair: Keypair, chain_id: str, host: P2PHost, topic: str) -> None:
+    def __init__(
+        self, directory: Directory, keypair: Keypair, chain_id: str, host: P2PHost, topic: str,
+        link_addrs: Callable[[], list[str]] = list,
+    ) -> None:
+        """`link_addrs`: where our consensus link host listens, if we have one (a validator's)."""
         self._directory = directory
+        self._link_addrs = link_addrs
         self._keypair = keypair
         self._chain_id = chain_id
         self._host = host
@@ -42,7 +48,11 @@ class PeerRecordTopic:
         """Announce our own record, forever (see PEER_RECORD_EARLY_S); runs in the node's nursery."""
         sequence = wall_ms()
         for delay in itertools.chain(PEER_RECORD_EARLY_S, itertools.repeat(PEER_RECORD_S)):
-            record = sign(self._keypair, self._chain_id, PeerRecord(tuple(self._host.addrs[:MAX_ADDRESSES]), sequence))
+            addresses = tuple(self._host.addrs[:MAX_ADDRESSES])
+            record = sign(
+                self._keypair, self._chain_id,
+                PeerRecord(addresses, sequence, tuple(self._link_addrs()[:MAX_ADDRESSES])),
+            )
             self._directory.learn(record)
             await self._host.publish(self._topic, encode(record))
             await trio.sleep(delay)

@@ -1,5 +1,5 @@
-"""Consensus links between two real hosts: messages arrive in order over the stream, and invalid ones are
-refused and counted against the sender."""
+"""Consensus links between two real hosts: messages arrive in order over the stream, on a connection of
+their own, and invalid ones are refused and counted against the sender."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import trio
 
 from node.consensus_link import ConsensusLinks
 from node.net import P2PHost, Rejected, open_host
+from node.net.config import BAN_THRESHOLD
 from tests.net.support import config, wait_until
 
 
@@ -25,6 +26,7 @@ class Pair:
     a: P2PHost
     b: P2PHost
     sender: ConsensusLinks
+    receiver: ConsensusLinks | None = None
     received: list[tuple[str, bytes]] = field(default_factory=list)
 
 
@@ -35,17 +37,17 @@ async def linked_pair(name: str) -> AsyncIterator[Pair]:
 
     async with AsyncExitStack() as stack:
         a = await stack.enter_async_context(open_host(config(f"{name}-a")))
-        b = await stack.enter_async_context(open_host(config(f"{name}-b", (a.addrs[0],))))
+        b = await stack.enter_async_context(open_host(config(f"{name}-b")))  # no gossip connection to `a`
         nursery = await stack.enter_async_context(trio.open_nursery())
         pair = Pair(a, b, ConsensusLinks(b, accept_votes, ignore))
 
         async def deliver(peer: str, data: bytes) -> None:
             pair.received.append((peer, data))
 
+        pair.receiver = ConsensusLinks(a, accept_votes, deliver)
         await nursery.start(pair.sender.run)
-        await nursery.start(ConsensusLinks(a, accept_votes, deliver).run)
-        await wait_until(lambda: a.peer_id in b.connected_peers())
-        pair.sender.link(a.peer_id)
+        await nursery.start(pair.receiver.run)
+        pair.sender.link(a.peer_id, tuple(pair.receiver.addrs))
         yield pair
         nursery.cancel_scope.cancel()
 
@@ -58,6 +60,24 @@ async def test_messages_go_over_the_link_and_garbage_is_refused() -> None:
         assert pair.received == [(pair.b.peer_id, b"vote 1"), (pair.b.peer_id, b"vote 2")]
         assert pair.a.peer_penalty(pair.b.peer_id) > 0
         assert pair.sender.linked == [pair.a.peer_id]
+        # The link's connection is not the gossip hosts' (they never connected): it carries consensus only.
+        assert pair.a.connected_peers() == [] and pair.b.connected_peers() == []
+
+
+async def test_a_banned_peer_is_cut_off_its_link() -> None:
+    """A peer banned by the node (for whatever it did, here or on gossip) loses its link connection too, and
+    what it sends afterwards is not delivered."""
+    async with linked_pair("ban") as pair:
+        pair.sender.send(b"vote 1")
+        await wait_until(lambda: len(pair.received) == 1)
+        link_host = pair.receiver._host if pair.receiver else None
+        assert link_host is not None and link_host.connected_peers() == [pair.b.peer_id]
+        pair.a.penalise(pair.b.peer_id, "test", points=BAN_THRESHOLD)  # as for invalid gossip
+        await wait_until(lambda: link_host.connected_peers() == [])
+        pair.sender.send(b"vote 2")  # the sender redials: refused
+        await trio.sleep(0.5)
+        assert [data for _, data in pair.received] == [b"vote 1"]
+        assert link_host.connected_peers() == []
 
 
 async def test_a_message_is_written_once_per_stream_and_again_on_a_new_one() -> None:

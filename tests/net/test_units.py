@@ -28,6 +28,7 @@ from node.net.framing import (
     encode_uvarint,
 )
 from node.net.host import OUTBOUND_DEAD_S, OUTBOUND_HIGH_WATER, OUTBOUND_MAX_WAIT_S, P2PHost
+from node.net.link_host import any_port_of
 from node.net.penalties import PenaltyBook
 
 
@@ -213,6 +214,12 @@ async def test_a_batcher_paced_anew_keeps_the_new_interval(autojump_clock: trio.
         nursery.cancel_scope.cancel()
     assert all(later - earlier >= 2.0 - 1e-9 for earlier, later in itertools.pairwise(sent))
     assert 2 <= len(sent) <= 4
+
+
+def test_the_link_host_listens_on_the_gossip_hosts_interface_on_a_port_the_system_picks() -> None:
+    assert any_port_of("/ip4/127.0.0.1/tcp/4001") == "/ip4/127.0.0.1/tcp/0"
+    assert any_port_of("/ip4/10.0.0.7/tcp/0") == "/ip4/10.0.0.7/tcp/0"
+    assert any_port_of("/ip6/::1/tcp/4001") == "/ip6/::1/tcp/0"
 
 
 def test_penalties_decay_and_ban() -> None:
