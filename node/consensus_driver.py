@@ -242,7 +242,7 @@ class ConsensusDriver:
         await self._persist_signed(actions)
         for action in actions:
             if isinstance(action, Broadcast):
-                await self._broadcast(action.message, action.repeat)
+                await self._broadcast(action.message)
             elif isinstance(action, ScheduleTimeout):
                 self._schedule(action.timeout, action.at)
             elif isinstance(action, Commit):
@@ -276,12 +276,13 @@ class ConsensusDriver:
         if fresh:
             await trio.to_thread.run_sync(self.store.save_signed, fresh)
 
-    async def _broadcast(self, message: Proposal | Vote, repeat: bool = False) -> None:
-        """Push the message over the validator links and publish it on the consensus topic; a repeat only
-        over the links when every other validator's link has an open stream. Each gossip copy of a proposal
-        reaches every validator from each of its mesh peers: re-broadcast every second or so while a height
-        makes no progress, a 30 KiB proposal was read a dozen times per re-broadcast by validators already
-        behind in reading (at --cpu-limit 0.5), and the links alone deliver it once."""
+    async def _broadcast(self, message: Proposal | Vote) -> None:
+        """Push the message over the validator links, and publish it on the consensus topic unless every
+        other validator's link has an open stream. Each gossip copy reaches every validator from each of its
+        direct peers (the other validators), on top of the link's copy: a 30 KiB proposal was read four
+        times by each validator, and re-broadcast every second or so while a height made no progress, by
+        validators already behind in reading (at --cpu-limit 0.5). Gossip remains the path to a validator
+        whose link is down or being re-opened (see ConsensusLinks.send)."""
         data = encode(message)
         linked = self.push(data) if self.push is not None else 0
         first_send = (message.height, message.round) != self._last_proposal_sent
@@ -291,7 +292,7 @@ class ConsensusDriver:
             if message.valid_round == -1 and built_ms > self.machine.params.max_clock_drift_ms // 4:
                 log.info("event=proposal-slow-to-build height=%d round=%d ms=%d txs=%d",
                          message.height, message.round, built_ms, len(message.block.txs))
-        if repeat and linked >= len(self.machine.validators.keys) - 1:
+        if linked >= len(self.machine.validators.keys) - 1:
             return
         try:
             await self.host.publish(self.consensus_topic, data, urgent=True)

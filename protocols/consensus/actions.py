@@ -43,13 +43,10 @@ Timer = Timeout | RebroadcastTimer | WaitTimer
 
 @dataclass(frozen=True)
 class Broadcast:
-    """Send to every validator (gossip on `pocnet/<chain>/consensus`). We have already counted it ourselves.
-
-    `repeat`: a re-broadcast of a message sent before (rebroadcast.py), which the shell may send only over
-    its direct links to the validators when they reach every one of them (node/consensus_driver.py)."""
+    """Send to every validator (the shell's direct links, or gossip on `pocnet/<chain>/consensus`). We have
+    already counted it ourselves."""
 
     message: Proposal | Vote
-    repeat: bool = False
 
 
 @dataclass(frozen=True)

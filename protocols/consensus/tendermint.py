@@ -701,12 +701,12 @@ class Tendermint:
         """Re-send what progress depends on (rebroadcast.py), and ask for sync if f+1 validators are ahead."""
         cert = self.tip.certificate
         if self._rebroadcaster.take_certificate_push(self.started) and cert is not None:
-            self._out.extend(Broadcast(vote, repeat=True) for vote in certificate_votes(cert))
+            self._out.extend(Broadcast(vote) for vote in certificate_votes(cert))
         messages = resend(
             round=self.round, own=self._log.own, valid_value=self.valid_value, valid_round=self.valid_round,
             msgs=self._log.msgs, own_key=self._own_key(),
         )
-        self._out.extend(Broadcast(msg, repeat=True) for msg in messages)
+        self._out.extend(Broadcast(msg) for msg in messages)
         if self._behind():
             self._out.append(RequestSync(self.height))
 
