@@ -27,6 +27,11 @@ class ChainPace:
             self._intervals.append(now - self._last_commit)
         self._last_commit, self._work_left = now, waiting > 0
 
+    @property
+    def busy(self) -> bool:
+        """The last block left transactions waiting: the chain is at capacity now."""
+        return self._work_left
+
     def busy_block_interval(self) -> float | None:
         """Median seconds from one block to the next while transactions waited; None before any is known."""
         return statistics.median(self._intervals) if self._intervals else None

@@ -88,10 +88,11 @@ class Batcher:
         self._items: list[bytes] = []
         self._bytes = 0
         self._has_items = trio.Event()
-        self._flush_now = trio.Event()
+        self._full = False
+        self._wake = trio.Event()  # the batch is full, or the pace changed: the flusher looks again
         self._space = trio.Event()
         self._last_publish = -math.inf
-        self.min_interval_s = config.min_interval_s
+        self._min_interval_s = config.min_interval_s
         self.batches_sent = 0
         self.items_sent = 0
 
@@ -105,24 +106,41 @@ class Batcher:
         if packed_size(len(item), 1) > self._max_bytes:
             raise ValueError(f"item of {len(item)} bytes cannot fit a batch of at most {self._max_bytes} bytes")
         while self._items and self._would_overflow(len(item)):
-            self._flush_now.set()
+            self._full = True
+            self._wake.set()
             await self._space.wait()
         self._items.append(item)
         self._bytes += len(item)
         if len(self._items) >= self._config.max_items:
-            self._flush_now.set()
+            self._full = True
+            self._wake.set()
         self._has_items.set()
+
+    @property
+    def min_interval_s(self) -> float:
+        return self._min_interval_s
+
+    def pace(self, min_interval_s: float) -> None:
+        """From now on batches leave at most once per `min_interval_s`; a batch already waiting is timed
+        anew (a shorter pace releases it sooner)."""
+        self._min_interval_s = min_interval_s
+        self._wake.set()
 
     async def run(self) -> None:
         """The flusher; runs until cancelled. A failed publish is logged and its batch dropped (gossip is
         best effort: every protocol above re-announces what must arrive)."""
         while True:
             await self._has_items.wait()
-            paced_until = self._last_publish + self.min_interval_s
-            with trio.move_on_after(max(self._config.delay_s, paced_until - trio.current_time())):
-                await self._flush_now.wait()
+            first_item_at = trio.current_time()
+            while not self._full:
+                due = max(first_item_at + self._config.delay_s, self._last_publish + self._min_interval_s)
+                if trio.current_time() >= due:
+                    break
+                self._wake = trio.Event()
+                with trio.move_on_at(due):
+                    await self._wake.wait()
             self._has_items = trio.Event()
-            self._flush_now = trio.Event()
+            self._full = False
             await self.flush()
             self._last_publish = trio.current_time()
 

@@ -326,7 +326,7 @@ class P2PHost:
             if self._nursery is None:
                 raise RuntimeError("the host is not running")
             batcher = Batcher(topic, self.publish, self.config.batch, self.config.gossip.max_message_bytes)
-            batcher.min_interval_s = self._publish_interval_s
+            batcher.pace(self._publish_interval_s)
             self._batchers[topic] = batcher
             self._nursery.start_soon(batcher.run)
         await batcher.add(item)
@@ -335,7 +335,7 @@ class P2PHost:
         """From now on each topic's batches of `publish_item` leave at most once per `min_interval_s`."""
         self._publish_interval_s = min_interval_s
         for batcher in self._batchers.values():
-            batcher.min_interval_s = min_interval_s
+            batcher.pace(min_interval_s)
 
     async def flush(self, topic: str | None = None) -> None:
         """Publish gathered batch items now instead of waiting for the batch delay."""

@@ -206,7 +206,7 @@ async def test_a_batcher_paced_anew_keeps_the_new_interval(autojump_clock: trio.
     batcher = Batcher("t", publish, BatchConfig(delay_s=0.0, min_interval_s=0.25), 900_000)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(batcher.run)
-        batcher.min_interval_s = 2.0
+        batcher.pace(2.0)
         for _ in range(40):  # an item every 0.1 s for 4 s
             await batcher.add(b"x")
             await trio.sleep(0.1)
@@ -214,6 +214,28 @@ async def test_a_batcher_paced_anew_keeps_the_new_interval(autojump_clock: trio.
         nursery.cancel_scope.cancel()
     assert all(later - earlier >= 2.0 - 1e-9 for earlier, later in itertools.pairwise(sent))
     assert 2 <= len(sent) <= 4
+
+
+async def test_a_batch_waiting_out_a_long_pace_leaves_when_the_pace_shortens(autojump_clock: trio.abc.Clock) -> None:
+    """When the chain goes idle the node paces its batches back to the floor: what waits for the slow pace
+    must not sit out the rest of it (nothing would carry those transactions to a proposer meanwhile)."""
+    sent: list[float] = []
+
+    async def publish(topic: str, data: bytes) -> None:
+        sent.append(trio.current_time())
+
+    batcher = Batcher("t", publish, BatchConfig(delay_s=0.0, min_interval_s=0.25), 900_000)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(batcher.run)
+        batcher.pace(10.0)
+        await batcher.add(b"first")  # leaves at once: no batch before it
+        await trio.sleep(1)
+        await batcher.add(b"second")  # due 10 s after the first
+        await trio.sleep(1)
+        batcher.pace(0.25)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert sent == [pytest.approx(0.0, abs=1e-6), pytest.approx(2.0, abs=1e-6)]
 
 
 def test_the_link_host_listens_on_the_gossip_hosts_interface_on_a_port_the_system_picks() -> None:

@@ -1,12 +1,13 @@
 """The chain's busy pace: only intervals after a block that left work count, so idle time never slows the
-gossip batches; the batches' interval is a share of that pace, never below the fixed floor."""
+gossip batches; while the chain is busy the batches' interval is a few blocks of that pace, never below the
+fixed floor, and back at the floor as soon as a block leaves nothing waiting."""
 
 from __future__ import annotations
 
 import pytest
 
 from node.chain_pace import ChainPace
-from node.node import GOSSIP_BATCHES_PER_BLOCK, GOSSIP_MIN_INTERVAL_S, publish_interval
+from node.node import GOSSIP_BLOCKS_PER_BATCH, GOSSIP_MIN_INTERVAL_S, publish_interval
 
 
 def test_only_intervals_after_a_block_that_left_work_count() -> None:
@@ -29,11 +30,13 @@ def test_the_median_of_the_last_samples_follows_a_chain_that_speeds_up() -> None
     assert pace.busy_block_interval() == pytest.approx(1.0)  # the 10 s fell out; one slow block moves nothing
 
 
-def test_batches_are_paced_per_block_on_a_slow_chain_and_by_the_floor_on_a_fast_one() -> None:
+def test_batches_are_paced_per_block_on_a_busy_slow_chain_and_by_the_floor_otherwise() -> None:
     fast, slow = ChainPace(samples=8), ChainPace(samples=8)
     assert publish_interval(fast) == GOSSIP_MIN_INTERVAL_S  # nothing measured yet
-    for second in range(5):
-        fast.on_commit(second * 0.1, waiting=100)
-        slow.on_commit(second * 6.0, waiting=100)
+    for block in range(5):
+        fast.on_commit(block * 0.01, waiting=100)
+        slow.on_commit(block * 6.0, waiting=100)
     assert publish_interval(fast) == GOSSIP_MIN_INTERVAL_S
-    assert publish_interval(slow) == pytest.approx(6.0 / GOSSIP_BATCHES_PER_BLOCK)
+    assert publish_interval(slow) == pytest.approx(6.0 * GOSSIP_BLOCKS_PER_BATCH)
+    slow.on_commit(30.0, waiting=0)  # the burst is over: a lone transaction leaves at once again
+    assert publish_interval(slow) == GOSSIP_MIN_INTERVAL_S
