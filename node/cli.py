@@ -233,7 +233,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     try:
         config = load_config(
             args.role, args.data_dir, args.genesis, args.listen, args.join or [], args.manager, args.dishonest,
-            args.http, args.byzantine,
+            args.http, args.byzantine, args.link_listen,
         )
     except ConfigError as exc:
         print(f"pocnet: {exc}", file=sys.stderr)
@@ -278,6 +278,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"mempool    {status.mempool} transactions, order book {status.orders} orders")
     for addr in status.listen_addrs:
         print(f"listening  {addr}")
+    for addr in status.link_addrs:
+        print(f"links      {addr} (consensus, to the other validators)")
     for note in status.notes:
         print(f"role       {note}")
     if status.equivocations:
@@ -944,6 +946,9 @@ def build_parser() -> argparse.ArgumentParser:
     node.add_argument("--role", required=True, help=f"one or more of {', '.join(ROLES)}, comma-separated")
     node.add_argument("--genesis", required=True, help="the network's genesis JSON file")
     node.add_argument("--listen", default="/ip4/127.0.0.1/tcp/0", help="multiaddr to listen on (default: an ephemeral loopback port)")
+    node.add_argument("--link-listen", metavar="MULTIADDR",
+                      help="manager: multiaddr for the consensus links to the other validators, a connection apart "
+                           "from gossip (default: the --listen interface, a port the system picks)")
     node.add_argument("--join", action="append", metavar="MULTIADDR", help="a peer to join, ending with /p2p/<peer id> (repeatable)")
     node.add_argument("--manager", help="worker: the account (0x...) of the manager whose pool to join")
     node.add_argument("--dishonest", action="store_true", help="worker: return wrong results (for PoCo demos and tests)")

@@ -34,6 +34,9 @@ class NodeConfig:
     dishonest: bool = False  # workers: lie about results (tests and demos of PoCo)
     http: tuple[str, int] | None = None  # serve the explorer, API and metrics on (host, port); None: not at all
     byzantine: str | None = None  # managers: misbehave in consensus (node/byzantine.py; tests and chaos runs)
+    # Validators: where the consensus link host listens (node/net/link_host.py); None: --listen's interface,
+    # a port the system picks.
+    link_listen: str | None = None
 
 
 def parse_roles(text: str) -> tuple[str, ...]:
@@ -74,7 +77,7 @@ def parse_http(text: str) -> tuple[str, int]:
 
 def load_config(
     roles: str, data_dir: str, genesis: str, listen: str, join: list[str], manager: str | None = None,
-    dishonest: bool = False, http: str | None = None, byzantine: str | None = None,
+    dishonest: bool = False, http: str | None = None, byzantine: str | None = None, link_listen: str | None = None,
 ) -> NodeConfig:
     # Absolute: the enclave runner changes directories and mount namespaces, where a relative path breaks.
     directory = Path(data_dir).resolve()
@@ -101,6 +104,8 @@ def load_config(
         raise ConfigError("--role worker needs --manager ADDRESS: the account of the manager whose pool to join")
     if byzantine is not None and "manager" not in parsed_roles:
         raise ConfigError("--byzantine is for managers: add --role manager (a validator of the genesis)")
+    if link_listen is not None and "manager" not in parsed_roles:
+        raise ConfigError("--link-listen is for managers (validators link to each other): add --role manager or drop it")
     return NodeConfig(
         manager=manager_address,
         dishonest=dishonest,
@@ -111,4 +116,5 @@ def load_config(
         listen=parse_multiaddr(listen, "--listen", need_peer_id=False),
         join=tuple(parse_multiaddr(j, "--join", need_peer_id=True) for j in join),
         http=parse_http(http) if http is not None else None,
+        link_listen=parse_multiaddr(link_listen, "--link-listen", need_peer_id=False) if link_listen is not None else None,
     )

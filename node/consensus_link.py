@@ -87,11 +87,14 @@ class _Link:
 class ConsensusLinks:
     """Outbound links to the validators we are connected to, and the inbound side of theirs."""
 
-    def __init__(self, host: P2PHost, validate: Validator[Any], deliver: GossipHandler[Any]) -> None:
+    def __init__(
+        self, host: P2PHost, validate: Validator[Any], deliver: GossipHandler[Any], listen: str | None = None
+    ) -> None:
         """`validate` and `deliver` are the consensus topic's validator and handler: a frame is checked and
         decoded once, like a gossiped message. The links run on a link host with `host`'s identity,
-        listening on another port of `host`'s interface."""
+        listening on `listen` (default: `host`'s interface, a port the system picks)."""
         self._main = host
+        self._listen = listen or any_port_of(host.config.listen)
         self._validate = validate
         self._deliver = deliver
         self._links: dict[str, _Link] = {}
@@ -106,7 +109,7 @@ class ConsensusLinks:
 
     async def run(self, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve inbound links and hold the writer tasks; runs until cancelled."""
-        async with open_link_host(self._main, any_port_of(self._main.config.listen)) as host, trio.open_nursery() as nursery:
+        async with open_link_host(self._main, self._listen) as host, trio.open_nursery() as nursery:
             host.set_stream_handler(CONSENSUS_PROTOCOL, self.serve, LIMITS)
             self._host = host
             self._nursery = nursery

@@ -64,6 +64,7 @@ class NodeStatus:
     # Proven equivocations of validators recorded on the ledger (RecordEquivocation transactions).
     equivocations: U64 = 0
     http: Text = ""  # the explorer's base URL ("" when the node serves none)
+    link_addrs: tuple[Text, ...] = ()  # a validator's consensus link host (node/net/link_host.py)
 
 
 @wire(tag=92)

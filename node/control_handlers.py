@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 from node import queries
 from node.config import NodeConfig
 from node.consensus_driver import ConsensusDriver
+from node.consensus_link import ConsensusLinks
 from node.control import (
     AccountInfo,
     AccountRequest,
@@ -81,6 +82,7 @@ class ControlNode(NodeAPI, Protocol):
     roles: list[Role]
     is_validator: bool
     http_url: str
+    links: ConsensusLinks | None
 
 
 async def status(node: ControlNode, request: StatusRequest) -> NodeStatus:
@@ -100,6 +102,7 @@ async def status(node: ControlNode, request: StatusRequest) -> NodeStatus:
         notes=tuple(note[:1024] for role in node.roles for note in role.notes(node)),
         equivocations=sum(1 for _ in node.app.ledger.state.items_with_prefix(EQUIVOCATION)),
         http=node.http_url,
+        link_addrs=tuple(node.links.addrs) if node.links is not None else (),
     )
 
 

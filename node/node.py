@@ -35,6 +35,7 @@ from node.keys import load_or_create_key
 from node.metrics import CountingMempool, NodeMetrics, NodeReadings
 from node.net.config import BatchConfig, HostConfig
 from node.net.host import P2PHost, open_host
+from node.net.ports import ensure_listen_address_free
 from node.net.streams import StreamLimits
 from node.outbox import Outbox
 from node.restore import restore_ledger
@@ -181,7 +182,9 @@ class Node:
         # a Byzantine test node misbehaves on gossip only, so it gets no honest second channel.
         self.links: ConsensusLinks | None = None
         if self.is_validator and config.byzantine is None:
-            self.links = ConsensusLinks(host, self.gossip.consensus.validate, self.gossip.consensus.handle)
+            self.links = ConsensusLinks(
+                host, self.gossip.consensus.validate, self.gossip.consensus.handle, config.link_listen
+            )
             self.driver.push = self.links.send
         self.metrics.watch(NodeReadings(
             height=lambda: self.height, peers=lambda: len(self.host.connected_peers()), mempool=lambda: len(self.mempool),
@@ -314,6 +317,8 @@ async def run_node(config: NodeConfig, ready: Callable[[Node], Awaitable[None]] 
         served = False  # a node refused at start says so in one line, without a "stopped" after it
         try:
             store.bind_genesis(config.genesis.genesis_hash)
+            if config.link_listen is not None:  # before anything listens: refused in one line, like --listen
+                ensure_listen_address_free(config.link_listen, "--link-listen")
             async with open_host(host_config(keypair.seed, config.listen, config.join)) as host:
                 served = True
                 node = Node(config, keypair, store, host)

@@ -23,7 +23,7 @@ class ListenError(OperatorError):
     """The listen address is taken, not local, or not ours to bind."""
 
 
-def ensure_listen_address_free(listen: str) -> None:
+def ensure_listen_address_free(listen: str, option: str = "--listen") -> None:
     """Raise `ListenError` if `listen` cannot be ours alone (in use, not a local address, a privileged
     port). Port 0 (an ephemeral port) only checks that the address is local. Multiaddrs without /ip4 or
     /ip6 (a DNS name) are left to the library."""
@@ -44,4 +44,4 @@ def ensure_listen_address_free(listen: str) -> None:
             probe.bind((host, port))
         except OSError as exc:
             advice = "stop what uses it, or" if exc.errno == errno.EADDRINUSE else "use"
-            raise ListenError(f"cannot listen on {listen}: {exc.strerror}: {advice} another --listen address or port") from None
+            raise ListenError(f"cannot listen on {listen}: {exc.strerror}: {advice} another {option} address or port") from None

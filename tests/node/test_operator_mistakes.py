@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,27 @@ def test_listening_on_a_port_in_use_is_refused(chain: SoloChain, tmp_path: Path)
         second = SoloChain.create(tmp_path / "second")
         assert_one_line(second.run_refused("--listen", listen), "cannot listen on", listen, "Address already in use")
         assert not (second.data_dir / "node.addr").exists()
+        first.commit_transfer(os.urandom(20))
+    finally:
+        first.stop()
+
+
+def test_a_validators_consensus_links_listen_where_told_and_a_taken_port_is_refused(chain: SoloChain, tmp_path: Path) -> None:
+    """`--link-listen` puts the validator's consensus links (a connection apart from gossip) on a port an
+    operator can open in a firewall; `pocnet status` shows it. A port in use is refused like --listen's."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    first = chain.start("--link-listen", f"/ip4/127.0.0.1/tcp/{free_port}")
+    try:
+        [link_addr] = first.status().link_addrs
+        assert link_addr.startswith(f"/ip4/127.0.0.1/tcp/{free_port}/p2p/")
+        taken = f"/ip4/127.0.0.1/tcp/{free_port}"
+        second = SoloChain.create(tmp_path / "second")
+        assert_one_line(second.run_refused("--link-listen", taken), "cannot listen on", taken, "--link-listen")
+        assert not (second.data_dir / "node.addr").exists()
+        not_a_manager = second.run_refused("--role", "requester", "--link-listen", taken)
+        assert_one_line(not_a_manager, "--link-listen is for managers")
         first.commit_transfer(os.urandom(20))
     finally:
         first.stop()
