@@ -47,3 +47,47 @@ async def test_a_synced_block_committed_by_gossip_does_not_hold_catch_up(
         assert await ConsensusDriver.sync_once(node)  # type: ignore[arg-type]
         # It waited for block 7 only; counting "start + 2 blocks" waited for a height 8 that never came.
         assert trio.current_time() - began < SYNC_TIMEOUT_S / 2 and node.height == 7
+
+
+class GossipedBlocks:
+    """What `on_block_gossip` and `_release_next_but_one` use of a driver, at height 5."""
+
+    def __init__(self) -> None:
+        self.height = 5
+        self._want_height = 0
+        self._sync_wanted = trio.Event()
+        self._next_but_one = None
+        self.fed: list[object] = []
+        self.inbox = SimpleNamespace(put_reliable=self.fed.append)
+
+    def _note_height(self, height: int) -> None:
+        ConsensusDriver._note_height(self, height)  # type: ignore[arg-type]
+
+    async def gossip(self, height: int) -> None:
+        decided = SimpleNamespace(block=SimpleNamespace(height=height), certificate=None)
+        await ConsensusDriver.on_block_gossip(self, "peer", decided)  # type: ignore[arg-type]
+
+    def commit(self) -> None:
+        self.height += 1
+        ConsensusDriver._release_next_but_one(self)  # type: ignore[arg-type]
+
+
+async def test_a_block_gossiped_just_before_its_parent_waits_for_it_instead_of_a_sync() -> None:
+    node = GossipedBlocks()
+    await node.gossip(7)  # before 6: kept, no sync
+    assert node.fed == [] and not node._sync_wanted.is_set()
+    await node.gossip(6)
+    assert [d.block.height for d in node.fed] == [6]  # type: ignore[attr-defined]
+    node.commit()  # 6 committed: 7 is next
+    assert [d.block.height for d in node.fed] == [6, 7]  # type: ignore[attr-defined]
+    assert not node._sync_wanted.is_set()
+
+
+async def test_a_parent_lost_for_good_is_synced_when_the_next_block_arrives() -> None:
+    node = GossipedBlocks()
+    await node.gossip(7)
+    await node.gossip(8)  # 6 never came: two blocks ahead is a gap to fetch
+    assert node._sync_wanted.is_set() and node._want_height == 8
+    node.height = 7  # sync brought 6 and 7
+    node.commit()  # the kept 7 is stale now: dropped, not fed
+    assert node.fed == [] and node._next_but_one is None
