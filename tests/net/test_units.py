@@ -196,14 +196,19 @@ async def test_batcher_paces_batches_under_load_but_not_a_lone_item(autojump_clo
     assert len(sent) <= 5
 
 
-async def test_a_batcher_paced_anew_keeps_the_new_interval(autojump_clock: trio.abc.Clock) -> None:
-    """The node paces its batches by the chain's speed (node/chain_pace.py) after each block."""
+def batcher_noting_times() -> tuple[Batcher, list[float]]:
+    """A batcher (no delay, paced at 0.25 s) and the times at which it publishes."""
     sent: list[float] = []
 
     async def publish(topic: str, data: bytes) -> None:
         sent.append(trio.current_time())
 
-    batcher = Batcher("t", publish, BatchConfig(delay_s=0.0, min_interval_s=0.25), 900_000)
+    return Batcher("t", publish, BatchConfig(delay_s=0.0, min_interval_s=0.25), 900_000), sent
+
+
+async def test_a_batcher_paced_anew_keeps_the_new_interval(autojump_clock: trio.abc.Clock) -> None:
+    """The node paces its batches by the chain's speed (node/chain_pace.py) after each block."""
+    batcher, sent = batcher_noting_times()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(batcher.run)
         batcher.pace(2.0)
@@ -219,12 +224,7 @@ async def test_a_batcher_paced_anew_keeps_the_new_interval(autojump_clock: trio.
 async def test_a_batch_waiting_out_a_long_pace_leaves_when_the_pace_shortens(autojump_clock: trio.abc.Clock) -> None:
     """When the chain goes idle the node paces its batches back to the floor: what waits for the slow pace
     must not sit out the rest of it (nothing would carry those transactions to a proposer meanwhile)."""
-    sent: list[float] = []
-
-    async def publish(topic: str, data: bytes) -> None:
-        sent.append(trio.current_time())
-
-    batcher = Batcher("t", publish, BatchConfig(delay_s=0.0, min_interval_s=0.25), 900_000)
+    batcher, sent = batcher_noting_times()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(batcher.run)
         batcher.pace(10.0)
