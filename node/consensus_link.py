@@ -94,7 +94,7 @@ class ConsensusLinks:
         decoded once, like a gossiped message. The links run on a link host with `host`'s identity,
         listening on `listen` (default: `host`'s interface, a port the system picks)."""
         self._main = host
-        self._listen = listen or any_port_of(host.config.listen)
+        self._listen = listen
         self._validate = validate
         self._deliver = deliver
         self._links: dict[str, _Link] = {}
@@ -109,7 +109,8 @@ class ConsensusLinks:
 
     async def run(self, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve inbound links and hold the writer tasks; runs until cancelled."""
-        async with open_link_host(self._main, self._listen) as host, trio.open_nursery() as nursery:
+        listen = self._listen or any_port_of(self._main.config.listen)
+        async with open_link_host(self._main, listen) as host, trio.open_nursery() as nursery:
             host.set_stream_handler(CONSENSUS_PROTOCOL, self.serve, LIMITS)
             self._host = host
             self._nursery = nursery
