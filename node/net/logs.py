@@ -12,8 +12,10 @@ import os
 
 LIBP2P_LOGGER = "libp2p"
 # py-libp2p 0.8.1's swarm logs a connection that arrives while the host shuts down as a WARNING with a full
-# traceback (`LifecycleError: Cannot schedule task after service has stopped`): nothing went wrong, the node
-# is stopping. The record keeps its one line; the traceback is dropped.
+# traceback (`LifecycleError: Cannot schedule task after service has stopped`), formatted into the message
+# itself ("[ADDCONN_FAIL] add_conn failed for peer %s: %r\n%s"): nothing went wrong, the node is stopping
+# (peers that lost their connection redial it at once; a stopped manager logged a few). The record keeps
+# its first line; the traceback is dropped.
 SHUTDOWN_NOISE = "Cannot schedule task after service has stopped"
 # What of the library's logging we keep by default: its warnings are about dropped messages and peers.
 DEFAULT_LIBP2P_LEVEL = logging.WARNING
@@ -26,6 +28,9 @@ class ShutdownNoise(logging.Filter):
         if record.exc_info and SHUTDOWN_NOISE in str(record.exc_info[1]):
             record.exc_info = None
             record.exc_text = None
+        message = record.getMessage()
+        if SHUTDOWN_NOISE in message and "\n" in message:
+            record.msg, record.args = message.split("\n", 1)[0], ()
         return True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import traceback
 from types import SimpleNamespace
 
 import msgpack
@@ -422,10 +423,18 @@ def test_a_connection_refused_during_shutdown_logs_one_line_without_a_traceback(
     swarm = logging.getLogger("libp2p.network.swarm")
     try:
         raise RuntimeError(SHUTDOWN_NOISE)
-    except RuntimeError:
+    except RuntimeError as exc:
         swarm.warning("[ADDCONN_FAIL] add_conn failed", exc_info=True)
-    record = next(r for r in caplog.records if "ADDCONN_FAIL" in r.getMessage())
-    assert record.exc_info is None and "Traceback" not in caplog.text
+        # The library's own form: the traceback formatted into the message.
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        swarm.warning("[ADDCONN_FAIL] add_conn failed for peer %s: %r\n%s", "12D3KooWpeer", exc, text)
+    records = [r for r in caplog.records if "ADDCONN_FAIL" in r.getMessage()]
+    assert all(r.exc_info is None for r in records)
+    assert {r.getMessage() for r in records} == {
+        "[ADDCONN_FAIL] add_conn failed",
+        f"[ADDCONN_FAIL] add_conn failed for peer 12D3KooWpeer: RuntimeError({SHUTDOWN_NOISE!r})",
+    }
+    assert "Traceback" not in caplog.text
 
 
 async def test_the_handler_gets_what_the_validator_decoded_and_nothing_is_decoded_twice() -> None:
