@@ -185,8 +185,8 @@ class ConsensusLinks:
                 return
             verdict = self._validate(stream.peer_id, data)
             if isinstance(verdict, Rejected):
-                penalise = self._host.penalise if self._host is not None else self._main.penalise
-                penalise(stream.peer_id, f"invalid message on {CONSENSUS_PROTOCOL}: {verdict.reason}")
+                # Counted by the node's gossip host; a ban cuts the peer off the link host too (P2PHost.on_ban).
+                self._main.penalise(stream.peer_id, f"invalid message on {CONSENSUS_PROTOCOL}: {verdict.reason}")
                 continue
             await self._deliver(stream.peer_id, verdict)
             self.delivered += 1

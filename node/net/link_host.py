@@ -28,7 +28,6 @@ from libp2p.peer.peerinfo import PeerInfo
 from multiaddr import Multiaddr
 
 from node.net.bans import BanGate
-from node.net.config import INVALID_MESSAGE_PENALTY
 from node.net.framing import FramedStream
 from node.net.host import P2PHost, close_network, inbound_stream_handler, new_libp2p_host
 from node.net.identity import PeerId, parse_peer_id
@@ -54,7 +53,7 @@ class LinkHost:
         self._main = main
         self._host = libp2p_host
         self.peer_id: PeerId = main.peer_id
-        self._streams = StreamService(self._open_raw_stream, self.penalise)
+        self._streams = StreamService(self._open_raw_stream, main.penalise)  # a ban drops the peer here too: on_ban
         self._addresses: dict[PeerId, tuple[str, ...]] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -72,10 +71,6 @@ class LinkHost:
 
     def is_banned(self, peer_id: PeerId) -> bool:
         return self._main.is_banned(peer_id)
-
-    def penalise(self, peer_id: PeerId, reason: str, points: float = INVALID_MESSAGE_PENALTY) -> None:
-        """Counted by the node's gossip host; a ban drops the peer on both hosts (see `open_link_host`)."""
-        self._main.penalise(peer_id, reason, points)
 
     def _drop(self, peer_id: PeerId) -> None:
         if self._nursery is not None:
