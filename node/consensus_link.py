@@ -21,6 +21,7 @@ import hashlib
 import logging
 import math
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -88,12 +89,15 @@ class ConsensusLinks:
     """Outbound links to the validators we are connected to, and the inbound side of theirs."""
 
     def __init__(
-        self, host: P2PHost, validate: Validator[Any], deliver: GossipHandler[Any], listen: str | None = None
+        self, host: P2PHost, validate: Validator[Any], deliver: GossipHandler[Any], validators: Callable[[str], bool],
+        listen: str | None = None,
     ) -> None:
         """`validate` and `deliver` are the consensus topic's validator and handler: a frame is checked and
-        decoded once, like a gossiped message. The links run on a link host with `host`'s identity,
-        listening on `listen` (default: `host`'s interface, a port the system picks)."""
+        decoded once, like a gossiped message. The links run on a link host with `host`'s identity that
+        talks to the peers `validators` says are validators' only, listening on `listen` (default: `host`'s
+        interface, a port the system picks)."""
         self._main = host
+        self._validators = validators
         self._listen = listen
         self._validate = validate
         self._deliver = deliver
@@ -110,7 +114,7 @@ class ConsensusLinks:
     async def run(self, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve inbound links and hold the writer tasks; runs until cancelled."""
         listen = self._listen or any_port_of(self._main.config.listen)
-        async with open_link_host(self._main, listen) as host, trio.open_nursery() as nursery:
+        async with open_link_host(self._main, listen, self._validators) as host, trio.open_nursery() as nursery:
             host.set_stream_handler(CONSENSUS_PROTOCOL, self.serve, LIMITS)
             self._host = host
             self._nursery = nursery

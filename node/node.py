@@ -35,6 +35,7 @@ from node.keys import load_or_create_key
 from node.metrics import CountingMempool, NodeMetrics, NodeReadings
 from node.net.config import BatchConfig, HostConfig
 from node.net.host import P2PHost, open_host
+from node.net.identity import public_key_of
 from node.net.ports import ensure_listen_address_free
 from node.net.streams import StreamLimits
 from node.outbox import Outbox
@@ -183,7 +184,8 @@ class Node:
         self.links: ConsensusLinks | None = None
         if self.is_validator and config.byzantine is None:
             self.links = ConsensusLinks(
-                host, self.gossip.consensus.validate, self.gossip.consensus.handle, config.link_listen
+                host, self.gossip.consensus.validate, self.gossip.consensus.handle, self._is_validator_peer,
+                config.link_listen,
             )
             self.driver.push = self.links.send
         self.metrics.watch(NodeReadings(
@@ -191,6 +193,12 @@ class Node:
             orders=lambda: len(self.order_book), state=lambda: self.app.ledger.state, gossip=self.host.subscription_stats,
             host=self.host.counters, topic_name=lambda topic: topic.rsplit("/", 1)[-1],
         ))
+
+    def _is_validator_peer(self, peer_id: str) -> bool:
+        try:
+            return public_key_of(peer_id) in self.validators.keys
+        except ValueError:  # not an Ed25519 peer id: no validator's
+            return False
 
     # --- NodeAPI ------------------------------------------------------------------------------------
 

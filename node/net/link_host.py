@@ -18,7 +18,7 @@ node's: a peer banned by the gossip host is refused here too, and misbehaviour s
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -35,8 +35,9 @@ from node.net.streams import StreamHandler, StreamLimits, StreamService
 
 log = logging.getLogger(__name__)
 
-# Connections a link host holds: one per other validator, with room for a few being replaced and for
-# strangers (anyone may dial a listening port; what they send is checked and penalised like gossip).
+# Connections a link host holds: one per other validator, with room for a few being replaced. Anyone may
+# dial a listening port, but a peer the host does not admit (not a validator) is disconnected as soon as
+# its handshake names it, like a banned one: strangers cannot fill these slots for long.
 MAX_LINK_CONNECTIONS = 64
 
 
@@ -49,8 +50,10 @@ def any_port_of(listen: str) -> str:
 class LinkHost:
     """Opens and serves framed streams on connections of their own (see the module doc)."""
 
-    def __init__(self, main: P2PHost, libp2p_host: Any) -> None:
+    def __init__(self, main: P2PHost, libp2p_host: Any, admits: Callable[[PeerId], bool]) -> None:
+        """`admits`: the peers this host talks to at all (the validators); every other one is refused."""
         self._main = main
+        self._admits = admits
         self._host = libp2p_host
         self.peer_id: PeerId = main.peer_id
         self._streams = StreamService(self._open_raw_stream, main.penalise)  # a ban drops the peer here too: on_ban
@@ -69,8 +72,9 @@ class LinkHost:
         """Where `peer_id`'s link host listens (its latest announcement; a restarted peer has a new port)."""
         self._addresses[peer_id] = addresses
 
-    def is_banned(self, peer_id: PeerId) -> bool:
-        return self._main.is_banned(peer_id)
+    def refuses(self, peer_id: PeerId) -> bool:
+        """Banned by the node, or not admitted here."""
+        return self._main.is_banned(peer_id) or not self._admits(peer_id)
 
     def _drop(self, peer_id: PeerId) -> None:
         if self._nursery is not None:
@@ -87,15 +91,15 @@ class LinkHost:
     def set_stream_handler(self, protocol_id: str, handler: StreamHandler, limits: StreamLimits) -> None:
         """Serve `protocol_id` with `await handler(stream)` (as `P2PHost.set_stream_handler`)."""
         self._streams.register(protocol_id, limits, stream_handler=handler)
-        self._host.set_stream_handler(protocol_id, inbound_stream_handler(self._streams, protocol_id, self.is_banned, self._drop))
+        self._host.set_stream_handler(protocol_id, inbound_stream_handler(self._streams, protocol_id, self.refuses, self._drop))
 
     async def open_stream(self, peer_id: PeerId, protocol_id: str, limits: StreamLimits) -> FramedStream:
         """A new framed stream to a peer's link host, dialling it first if needed; raises `RequestError`."""
         return await self._streams.open_stream(peer_id, protocol_id, limits)
 
     async def _open_raw_stream(self, peer_id: PeerId, protocol_id: str) -> Any:
-        if self.is_banned(peer_id):
-            raise ConnectionError("the peer is banned")
+        if self.refuses(peer_id):
+            raise ConnectionError("the peer is banned, or not one this host links to")
         peer = parse_peer_id(peer_id)
         if peer_id not in self.connected_peers():
             addresses = self._addresses.get(peer_id, ())
@@ -106,8 +110,9 @@ class LinkHost:
 
 
 @asynccontextmanager
-async def open_link_host(main: P2PHost, listen: str) -> AsyncIterator[LinkHost]:
-    """Start a link host with `main`'s identity listening on `listen`; stop it on exit (bounded, as `open_host`)."""
+async def open_link_host(main: P2PHost, listen: str, admits: Callable[[PeerId], bool]) -> AsyncIterator[LinkHost]:
+    """Start a link host with `main`'s identity listening on `listen`, talking only to the peers it `admits`;
+    stop it on exit (bounded, as `open_host`)."""
     config = main.config
     libp2p_host = new_libp2p_host(
         config.seed,
@@ -121,13 +126,13 @@ async def open_link_host(main: P2PHost, listen: str) -> AsyncIterator[LinkHost]:
             high_watermark=MAX_LINK_CONNECTIONS,
         ),
     )
-    host = LinkHost(main, libp2p_host)
+    host = LinkHost(main, libp2p_host, admits)
     hard_stop = trio.CancelScope()
     with hard_stop:
         async with libp2p_host.run(listen_addrs=[Multiaddr(listen)]), trio.open_nursery() as nursery:
             host._nursery = nursery
             host._streams.nursery = nursery
-            libp2p_host.get_network().register_notifee(BanGate(host.is_banned, host._drop))
+            libp2p_host.get_network().register_notifee(BanGate(host.refuses, host._drop))
             main.on_ban.append(host._drop)
             log.info("event=link-host-started addrs=%s", ",".join(host.addrs))
             try:

@@ -19,6 +19,10 @@ def accept_votes(peer: str, data: bytes) -> bytes | Rejected:
     return data if data.startswith(b"vote") else Rejected("not a vote")
 
 
+async def ignore(peer: str, data: bytes) -> None:
+    pass
+
+
 @dataclass
 class Pair:
     """Host `b` links to host `a`; what `a`'s side delivers, with the sending peer, is in `received`."""
@@ -32,19 +36,16 @@ class Pair:
 
 @asynccontextmanager
 async def linked_pair(name: str) -> AsyncIterator[Pair]:
-    async def ignore(peer: str, data: bytes) -> None:
-        pass
-
     async with AsyncExitStack() as stack:
         a = await stack.enter_async_context(open_host(config(f"{name}-a")))
         b = await stack.enter_async_context(open_host(config(f"{name}-b")))  # no gossip connection to `a`
         nursery = await stack.enter_async_context(trio.open_nursery())
-        pair = Pair(a, b, ConsensusLinks(b, accept_votes, ignore))
+        pair = Pair(a, b, ConsensusLinks(b, accept_votes, ignore, validators=lambda peer: True))
 
         async def deliver(peer: str, data: bytes) -> None:
             pair.received.append((peer, data))
 
-        pair.receiver = ConsensusLinks(a, accept_votes, deliver)
+        pair.receiver = ConsensusLinks(a, accept_votes, deliver, validators=lambda peer: peer == b.peer_id)
         await nursery.start(pair.sender.run)
         await nursery.start(pair.receiver.run)
         pair.sender.link(a.peer_id, tuple(pair.receiver.addrs))
@@ -104,3 +105,21 @@ async def test_a_message_is_written_once_per_stream_and_again_on_a_new_one() -> 
         assert sender.send(b"vote 1") == 0  # no open stream reaches the peer: the caller gossips it too
         await wait_until(lambda: len(received()) == 4)
         assert received()[-1] == b"vote 1"
+
+
+async def test_a_peer_that_is_not_a_validator_cannot_use_the_link_port() -> None:
+    """Anyone can dial the link host's port; a peer it does not admit is disconnected and its streams are
+    refused, so strangers cannot take the validators' connection slots or feed their consensus input."""
+    async with linked_pair("stranger") as pair, open_host(config("stranger-c")) as c, trio.open_nursery() as nursery:
+        stranger = ConsensusLinks(c, accept_votes, ignore, validators=lambda peer: True)
+        await nursery.start(stranger.run)
+        assert pair.receiver is not None
+        stranger.link(pair.a.peer_id, tuple(pair.receiver.addrs))
+        stranger.send(b"vote from a stranger")
+        pair.sender.send(b"vote 1")
+        await wait_until(lambda: len(pair.received) == 1)
+        await trio.sleep(0.5)
+        assert pair.received == [(pair.b.peer_id, b"vote 1")]
+        link_host = pair.receiver._host
+        assert link_host is not None and link_host.connected_peers() == [pair.b.peer_id]
+        nursery.cancel_scope.cancel()
