@@ -45,7 +45,7 @@ from bench.consensus_sim import raw_verify_rate
 from bench.devnet_support.node_logs import CommitEvent, LogProblems, commits, problems
 from bench.devnet_support.session import ControlSession
 from devnet.cpulimit import CpuLimit, CpuLimitError
-from devnet.network import LOG_FILE, Devnet, DevnetError, NodeSpec
+from devnet.network import LOG_FILE, Devnet, DevnetError, NodeSpec, cpu_ticks
 from node.control import (
     AccountInfo,
     AccountRequest,
@@ -157,15 +157,6 @@ def running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def cpu_ticks(pid: int) -> int:
-    """User plus system CPU of a process so far, in clock ticks; 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except FileNotFoundError:
-        return 0
-    return int(fields[11]) + int(fields[12])
 
 
 def machine_ticks() -> tuple[int, int]:

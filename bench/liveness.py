@@ -57,7 +57,7 @@ from bench.devnet_support.node_logs import commits, parse_time
 from bench.devnet_support.session import ControlSession
 from bench.raw_gossip import publish_to_all_ms
 from devnet.cpulimit import CpuLimit
-from devnet.network import LOG_FILE, Devnet, DevnetError, NodeSpec
+from devnet.network import LOG_FILE, Devnet, DevnetError, NodeSpec, cpu_ticks
 from node.control import (
     AccountInfo,
     AccountRequest,
@@ -184,12 +184,7 @@ class Network:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the running node processes have used so far (from /proc)."""
-        ticks = 0
-        for node in self.nodes:
-            if node.name in self.down:
-                continue
-            fields = Path(f"/proc/{node.pid}/stat").read_text().rpartition(")")[2].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        ticks = sum(cpu_ticks(node.pid) for node in self.nodes if node.name not in self.down)
         return ticks / os.sysconf("SC_CLK_TCK")
 
     def first_commits(self) -> dict[int, float]:

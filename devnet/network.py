@@ -46,10 +46,14 @@ DEVNET_CATEGORIES = (Category(0, "XS", 5_000), Category(1, "S", 20_000), Categor
 EMPTY_BLOCK_INTERVAL_MS = 1_000
 # Each node joins this many earlier nodes: more than gossipsub's degree_low keeps the mesh connected.
 JOIN_FANOUT = 4
-# A node has this long after SIGTERM to exit, counted again each time another node exits meanwhile: nodes
-# stopping together share the machine (31 on 2 cores each logged node-stopped within 2.3 s, and several
-# were still exiting 5 s after the signal), so only nodes that stop making progress are killed.
+# A node has this long after SIGTERM to exit, counted again each time another node exits or those left use
+# CPU meanwhile: nodes stopping together share the machine (31 on 2 cores each logged node-stopped within
+# 2.3 s, and several were still exiting 5 s after the signal), so only nodes that stop making progress are
+# killed.
 STOP_GRACE_S = 5.0
+# ... and whatever still runs this long after the SIGTERM, progress or not (a node spinning in its shutdown
+# is a bug; a slow one stops within a few seconds of CPU).
+STOP_MAX_S = 60.0
 
 
 @dataclass
@@ -243,19 +247,25 @@ class Devnet:
             time.sleep(0.2)
 
     def stop(self, nodes: list[NodeSpec]) -> list[str]:
-        """SIGTERM every node, wait for them while they keep exiting (STOP_GRACE_S), SIGKILL what is left;
+        """SIGTERM every node and wait while they make progress: one exits, or those left use CPU (nodes
+        stopping together on a slow or CPU-limited machine are slow, not stuck: eleven at once inside
+        `bench.devnet --cpu-limit 0.5` took over STOP_GRACE_S before the first one exited, and were all
+        killed). SIGKILL what made no progress for STOP_GRACE_S, or is still there after STOP_MAX_S;
         return the names that had to be killed."""
         for node in nodes:
             if _alive(node.pid):
                 os.kill(node.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
+        started = time.monotonic()
+        deadline = started + STOP_GRACE_S
         alive = [n for n in nodes if _alive(n.pid)]
-        while alive and time.monotonic() < deadline:
+        used = sum(cpu_ticks(n.pid) for n in alive)
+        while alive and time.monotonic() < min(deadline, started + STOP_MAX_S):
             time.sleep(0.05)
             still = [n for n in alive if _alive(n.pid)]
-            if len(still) < len(alive):
+            still_used = sum(cpu_ticks(n.pid) for n in still)
+            if len(still) < len(alive) or still_used > used:
                 deadline = time.monotonic() + STOP_GRACE_S
-            alive = still
+            alive, used = still, still_used
         killed = []
         for node in nodes:
             if _alive(node.pid):
@@ -286,6 +296,15 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return not _zombie(pid)
+
+
+def cpu_ticks(pid: int) -> int:
+    """User plus system CPU of a process so far, in clock ticks (fields 14 and 15 of proc(5)); 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 def _zombie(pid: int) -> bool:
