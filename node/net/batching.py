@@ -73,11 +73,12 @@ class Batcher:
     """Gathers items for one topic and publishes them as batches.
 
     `add()` returns as soon as the item is queued; the flusher task publishes a batch `delay_s` after its
-    first item, but not sooner than `min_interval_s` after the previous batch (`config.min_interval_s` until
-    the owner paces it otherwise), or at once when the batch is full. `add()` waits (back-pressure) while a
-    full batch is waiting to be published, so a producer cannot queue without bound. The interval bounds the
-    messages a node sends under load, whatever the item rate, while a lone item still leaves after
-    `delay_s`: a gossip message costs every node of the network about the same CPU whatever its size.
+    first item, but not sooner than the minimum interval after the previous batch (`config.min_interval_s`
+    until the owner sets another with `pace`), or at once when the batch is full. `add()` waits
+    (back-pressure) while a full batch is waiting to be published, so a producer cannot queue without bound.
+    The interval bounds the messages a node sends under load, whatever the item rate, while a lone item
+    still leaves after `delay_s`: a gossip message costs every node of the network about the same CPU
+    whatever its size.
     """
 
     def __init__(self, topic: str, publish: Publish, config: BatchConfig, max_message_bytes: int) -> None:
@@ -115,10 +116,6 @@ class Batcher:
             self._full = True
             self._wake.set()
         self._has_items.set()
-
-    @property
-    def min_interval_s(self) -> float:
-        return self._min_interval_s
 
     def pace(self, min_interval_s: float) -> None:
         """From now on batches leave at most once per `min_interval_s`; a batch already waiting is timed
